@@ -1,0 +1,1 @@
+"""Plugins that ship with misen-core, registered through the same hooks as any other plugin."""

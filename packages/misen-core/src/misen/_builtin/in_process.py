@@ -1,0 +1,84 @@
+"""The in-process executor: every unit runs in the calling process, one after another (notebooks, tests)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import attrs
+
+from misen.executor import Executor, ExecutorSettings, Plan, RunEvents, UnitOutcome
+from misen.hookspecs import hookimpl
+from misen.workspace import Workspace
+
+__all__ = ["InProcessExecutor"]
+
+
+@attrs.define
+class InProcessSettings(ExecutorSettings):
+    """The in-process executor has nothing to configure beyond its type."""
+
+    capture: bool = attrs.field(
+        default=True,
+        metadata={"help": "Copy each task's printed output to its log in the workspace (and still show it)."},
+    )
+
+
+class InProcessExecutor(Executor):
+    """Runs units in this process, in dependency order. No parallelism, no snapshot, no time limits."""
+
+    PLUGIN_NAME = "in-process"
+    ALIASES = ("in_process", "inprocess")
+    Settings = InProcessSettings
+    SNAPSHOT = False
+
+    def execute(self, plan: Plan, workspace: Workspace, events: RunEvents) -> dict[str, UnitOutcome]:
+        from misen.worker import run_unit
+
+        outcomes: dict[str, UnitOutcome] = {}
+        where = f"in process {os.getpid()}"
+        for unit in plan.units.values():
+            bad = [d for d in unit.deps if d in outcomes and not outcomes[d].ok]
+            if bad:
+                outcome = UnitOutcome(status="skipped", error=f"dependency {plan.units[bad[0]].label} did not succeed")
+                outcomes[unit.id] = outcome
+                events.unit_finished(unit, outcome)
+                continue
+            events.unit_started(unit, where)
+            with _environment(plan.env):
+                outcome = run_unit(
+                    unit,
+                    workspace,
+                    run_id=plan.run_id,
+                    executor=self.PLUGIN_NAME,
+                    where=where,
+                    capture="python" if self.settings.capture else "none",
+                )
+            outcomes[unit.id] = outcome
+            events.unit_finished(unit, outcome)
+        return outcomes
+
+
+class _environment:
+    """Apply the project's environment files for the duration of one unit, then restore."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.saved: dict[str, Any] = {}
+
+    def __enter__(self) -> None:
+        for k, v in self.env.items():
+            self.saved[k] = os.environ.get(k)
+            os.environ[k] = v
+
+    def __exit__(self, *exc: object) -> None:
+        for k, v in self.saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@hookimpl
+def misen_add_executors() -> list[type[Executor]]:
+    return [InProcessExecutor]

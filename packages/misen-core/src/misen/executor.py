@@ -1,0 +1,185 @@
+"""The `Executor` interface and the plan it executes: work units, their dependencies and outcomes.
+
+misen turns the task graph into a `Plan` of `WorkUnit`s before calling an executor. A unit is one cacheable
+task together with the non-cacheable tasks only it needs (run inline, in the same process), or one
+non-cacheable task that a run asked for by name. Units already cached are not in the plan. An executor decides
+where and when each unit runs, and runs it with `misen.worker` (in its own process, or in a worker process it
+started); it must not start a unit before the units in its ``deps`` are done, and must skip the dependents of a
+unit that did not end ``done``/``cached``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import attrs
+
+from misen.resources import Resources
+
+if TYPE_CHECKING:
+    from misen.tasks import Task
+    from misen.workspace import Workspace
+
+__all__ = [
+    "OK_STATUSES",
+    "Executor",
+    "ExecutorSettings",
+    "Plan",
+    "RunEvents",
+    "UnitOutcome",
+    "WorkUnit",
+]
+
+#: Outcomes after which dependents may run.
+OK_STATUSES = frozenset({"done", "cached"})
+#: Every outcome status an executor may report.
+STATUSES = ("done", "cached", "failed", "timeout", "cancelled", "skipped")
+
+
+@attrs.frozen(eq=False)
+class WorkUnit:
+    """One schedulable piece of work."""
+
+    #: The unit's id: the hash of its root task.
+    id: str
+    #: The task this unit produces (cacheable, or a non-cacheable task requested by name).
+    root: Task[Any]
+    #: The root and the non-cacheable tasks it needs that run inline, dependencies first.
+    tasks: tuple[Task[Any], ...]
+    #: What the unit needs: the root's resources (the inlined tasks run inside them).
+    resources: Resources
+    #: Ids of the units this one waits for.
+    deps: tuple[str, ...]
+    #: A short human label (``"train(lr=0.1, dim=256)"``).
+    label: str
+
+
+@attrs.frozen
+class UnitOutcome:
+    """How a unit ended."""
+
+    status: str
+    error: str | None = None
+    log: str | None = None
+    duration: float = 0.0
+    where: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status in OK_STATUSES
+
+    def as_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> UnitOutcome:
+        return cls(**{k: data[k] for k in ("status", "error", "log", "duration", "where") if k in data})
+
+
+@attrs.define
+class Plan:
+    """The work of one run: units in dependency order, plus what a worker needs to execute them."""
+
+    units: dict[str, WorkUnit]
+    run_id: str
+    #: ``Workspace.spec()`` of the run's workspace, for workers to open it.
+    workspace_spec: dict[str, Any]
+    #: The snapshot workers import the project from (``None``: import from the live tree).
+    snapshot: Path | None = None
+    #: Environment from ``.env``/``.env.local`` for every task process.
+    env: dict[str, str] = attrs.field(factory=dict)
+    #: Name of the executor running the plan (recorded in provenance).
+    executor: str = ""
+
+    def dependents(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {uid: [] for uid in self.units}
+        for unit in self.units.values():
+            for dep in unit.deps:
+                out.setdefault(dep, []).append(unit.id)
+        return out
+
+    def payload(self, unit_id: str, **extra: Any) -> bytes:
+        """The bytes a worker process needs to run one unit (see `misen.worker.execute_payload`)."""
+        from misen.worker import make_payload
+
+        return make_payload(self, self.units[unit_id], **extra)
+
+
+class RunEvents:
+    """What an executor tells misen while it runs (progress display, lifecycle hooks)."""
+
+    def __init__(
+        self,
+        on_start: Callable[[WorkUnit, str], None] | None = None,
+        on_finish: Callable[[WorkUnit, UnitOutcome], None] | None = None,
+    ) -> None:
+        self._on_start = on_start
+        self._on_finish = on_finish
+        self.cancel_requested = False
+
+    def unit_started(self, unit: WorkUnit, where: str) -> None:
+        if self._on_start:
+            self._on_start(unit, where)
+
+    def unit_finished(self, unit: WorkUnit, outcome: UnitOutcome) -> None:
+        if self._on_finish:
+            self._on_finish(unit, outcome)
+
+
+@attrs.define
+class ExecutorSettings:
+    """Settings shared by all executors (plugins subclass this with their own fields)."""
+
+
+class Executor:
+    """Base class of every executor.
+
+    Class attributes: ``PLUGIN_NAME`` (``"local"``), optional ``ALIASES``, ``Settings`` (the attrs class the
+    ``[executor]`` section is structured into), and ``SNAPSHOT`` (whether units run from a snapshot of the
+    project: true for anything that starts other processes).
+    """
+
+    PLUGIN_NAME: ClassVar[str] = ""
+    ALIASES: ClassVar[tuple[str, ...]] = ()
+    Settings: ClassVar[type[Any]] = ExecutorSettings
+    SNAPSHOT: ClassVar[bool] = True
+
+    def __init__(self, settings: Any = None, **overrides: Any) -> None:
+        if settings is None:
+            from misen.settings import structure_settings
+
+            settings = structure_settings(self.Settings, overrides, where=f"{type(self).__name__}(...)")
+        elif overrides:
+            settings = attrs.evolve(settings, **overrides)
+        self.settings = settings
+
+    def check(self, plan: Plan) -> None:
+        """Reject, before anything runs, units this executor can never run (`misen.errors.ResourceError`)."""
+
+    def execute(self, plan: Plan, workspace: Workspace, events: RunEvents) -> dict[str, UnitOutcome]:
+        """Run every unit of ``plan``; block until all ended; return each unit's outcome by id.
+
+        Call ``events.unit_started``/``unit_finished`` as units start and end. Units whose dependencies did not
+        succeed end ``skipped``. When ``events.cancel_requested`` becomes true (Ctrl-C), stop started units,
+        mark the rest ``cancelled`` and return.
+        """
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return self.PLUGIN_NAME
+
+
+def ready_order(plan: Plan) -> Iterator[WorkUnit]:
+    """Units in an order where each comes after its dependencies (the plan's own order)."""
+    yield from plan.units.values()
+
+
+def skip_outcome(reason: str) -> UnitOutcome:
+    return UnitOutcome(status="skipped", error=reason, duration=0.0)
+
+
+def now() -> float:
+    return time.time()

@@ -1,0 +1,167 @@
+"""The hook specifications of misen: the whole contract between misen and its plugins.
+
+A plugin is a module (named by an entry point in the ``misen`` group) holding functions marked with
+``@misen.hookimpl`` whose names match the specs below. Registration hooks are called **once per process**, the
+first time misen needs that kind of plugin, and their answers are kept in dispatch tables; nothing here is
+called per task, per hashed value or per saved result. Call them only with keyword arguments: new information
+arrives as new keyword arguments, which an implementation may take or ignore.
+
+Four families, as the design names them: **execution**, **storage**, **serialization** and **hashing**, plus
+the lifecycle hooks that observe runs and the CLI hook.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import click
+
+    from misen.executor import Executor, UnitOutcome, WorkUnit
+    from misen.hashing import Hasher
+    from misen.serializer import Serializer
+    from misen.workspace import Workspace
+
+__all__ = ["hookimpl", "hookspec"]
+
+hookspec = pluggy.HookspecMarker("misen")
+hookimpl = pluggy.HookimplMarker("misen")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# execution
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def misen_add_executors() -> Sequence[type[Executor]]:
+    """Register executor classes.
+
+    Called once, the first time misen resolves an executor by name (``[executor] type``, ``--executor-type``,
+    ``exp.run(executor="...")``) or lists plugins.
+
+    Returns:
+        A sequence of `misen.Executor` subclasses. Each names itself with ``PLUGIN_NAME`` (``"local"``) and may
+        list ``ALIASES``; its ``Settings`` attrs class receives the ``[executor]`` section of ``.misen.toml``.
+        Two executors claiming one name is an error naming both classes. ``None`` (or an empty list) registers
+        nothing.
+    """
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# storage
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def misen_add_workspaces() -> Sequence[type[Workspace]]:
+    """Register workspace classes.
+
+    Called once, the first time misen resolves a workspace by name (``[workspace] type``,
+    ``--workspace-type``, ``workspace="..."`` arguments) or lists plugins.
+
+    Returns:
+        A sequence of `misen.Workspace` subclasses, each with ``PLUGIN_NAME`` (``"disk"``) and a ``Settings``
+        attrs class for the ``[workspace]`` section. ``None`` registers nothing.
+    """
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# serialization
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def misen_add_serializers() -> Sequence[type[Serializer]]:
+    """Register serializer classes for task results.
+
+    Called once, the first time a result is saved or loaded. Each `misen.Serializer` subclass claims types by
+    their fully qualified names in ``TYPES`` (``"numpy.ndarray"``), so registering never imports the library it
+    serializes; a subclass of a claimed type matches through its MRO. When several serializers claim a type the
+    highest ``PRIORITY`` wins; `Serializer.match` may still decline a particular value. ``PLUGIN_NAME`` is
+    recorded with every stored result and must stay stable, so old results find their serializer again.
+
+    Returns:
+        A sequence of `misen.Serializer` subclasses, or ``None``.
+    """
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# hashing
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def misen_add_hashers() -> Sequence[Hasher]:
+    """Register hashers that let values of more types be task arguments.
+
+    Called once, the first time misen meets an argument type it does not know (built-in types, enums,
+    dataclasses and attrs classes need no hasher). A `misen.Hasher` lists the qualified names of its types in
+    ``TYPES`` and reduces a value to built-in values (ints, strings, tuples, dicts) that stand for it in the
+    task identity. Reductions must be deterministic across processes and machines.
+
+    Returns:
+        A sequence of `misen.Hasher` *instances*, or ``None``.
+    """
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# lifecycle (observers: loggers, trackers, notifiers)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def misen_unit_started(unit: WorkUnit, workspace: Workspace, where: str) -> None:
+    """Observe a work unit starting, in the process that runs the experiment.
+
+    Args:
+        unit: The `misen.executor.WorkUnit` (its ``root`` task, the inlined ``tasks``, ``resources``).
+        workspace: The workspace results go to.
+        where: A short description of where it runs (``"local worker 3 (pid 1234)"``, ``"slurm job 42"``).
+
+    Called for every unit an executor starts; exceptions raised by an observer are reported and ignored.
+    """
+
+
+@hookspec
+def misen_unit_finished(unit: WorkUnit, workspace: Workspace, outcome: UnitOutcome) -> None:
+    """Observe a work unit ending, in the process that runs the experiment.
+
+    Args:
+        unit: The unit that ended.
+        workspace: The workspace results went to.
+        outcome: A `misen.executor.UnitOutcome`: ``status`` is one of ``done``, ``cached``, ``failed``,
+            ``timeout``, ``cancelled``, ``skipped``; ``error`` and ``log`` say why and where for failures.
+    """
+
+
+@hookspec
+def misen_run_finished(outcomes: dict[str, UnitOutcome], executor: Executor, workspace: Workspace) -> None:
+    """Observe the end of a whole run (``exp.run()``, ``misen ... run``).
+
+    Args:
+        outcomes: Every unit's outcome, keyed by unit id.
+        executor: The executor that ran them.
+        workspace: The workspace results went to.
+    """
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# command line
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def misen_add_commands(cli: click.Group) -> None:
+    """Add commands to the ``misen`` command line.
+
+    Called when ``misen`` runs (not on ``import misen``). Attach commands with ``cli.add_command(...)``. A plugin
+    whose hook raises is reported on standard error and skipped; the rest of the command line keeps working.
+
+    Args:
+        cli: The top-level ``misen`` click group.
+    """

@@ -1,0 +1,203 @@
+"""The plugin manager and the registries it fills: executors, workspaces, serializers and hashers by name.
+
+Entry points in the ``misen`` group are read (metadata only) and their modules imported the first time a
+registry is needed; ``import misen`` imports no plugin. ``MISEN_DISABLE_PLUGINS`` (comma-separated entry-point
+names) switches plugins off, and ``MISEN_NO_ENTRY_POINTS=1`` keeps only the built-ins.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import threading
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import pluggy
+
+from misen import hookspecs
+from misen.errors import MisenError, PluginNotFoundError
+
+if TYPE_CHECKING:
+    from misen.executor import Executor
+    from misen.hashing import Hasher
+    from misen.serializer import Serializer
+    from misen.workspace import Workspace
+
+__all__ = ["KNOWN_PROVIDERS", "PluginInfo", "Registry", "plugin_manager", "registry", "reset"]
+
+ENTRY_POINT_GROUP = "misen"
+
+#: Which distribution provides a backend that is not installed, for the "install ..." hint.
+KNOWN_PROVIDERS: dict[tuple[str, str], str] = {
+    ("executor", "local"): "misen-executor-local",
+    ("executor", "slurm"): "misen[slurm]",
+    ("workspace", "disk"): "misen-workspace-disk",
+    ("workspace", "s3"): "misen[s3]",
+    ("workspace", "gcs"): "misen[s3]",
+}
+
+BUILTIN_MODULES = ("misen._builtin.in_process", "misen._builtin.memory", "misen._builtin.stdlib")
+
+
+@attrs.frozen
+class PluginInfo:
+    """One registered class, for ``misen plugins``."""
+
+    kind: str
+    name: str
+    obj: Any
+    module: str
+    distribution: str
+    version: str
+
+
+class Registry:
+    """Dispatch tables built once from the registration hooks."""
+
+    def __init__(self, pm: pluggy.PluginManager, dists: dict[str, tuple[str, str]]) -> None:
+        self.pm = pm
+        self._dists = dists
+        self._tables: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def _table(self, kind: str) -> dict[str, Any]:
+        table = self._tables.get(kind)
+        if table is not None:
+            return table
+        with self._lock:
+            hook = {
+                "executor": self.pm.hook.misen_add_executors,
+                "workspace": self.pm.hook.misen_add_workspaces,
+                "serializer": self.pm.hook.misen_add_serializers,
+                "hasher": self.pm.hook.misen_add_hashers,
+            }[kind]
+            table = {}
+            for answer in hook():
+                for obj in answer or ():
+                    name = getattr(obj, "PLUGIN_NAME", "")
+                    if not name:
+                        raise MisenError(f"{kind} {_describe(obj)} has no PLUGIN_NAME")
+                    names = [name, *getattr(obj, "ALIASES", ())]
+                    for n in names:
+                        if n in table and table[n] is not obj:
+                            raise MisenError(
+                                f"two {kind}s are registered as {n!r}: {_describe(table[n])} and {_describe(obj)}"
+                            )
+                        table[n] = obj
+            self._tables[kind] = table
+            return table
+
+    def executors(self) -> dict[str, type[Executor]]:
+        return self._table("executor")
+
+    def workspaces(self) -> dict[str, type[Workspace]]:
+        return self._table("workspace")
+
+    def serializers(self) -> list[type[Serializer]]:
+        return list(dict.fromkeys(self._table("serializer").values()))
+
+    def hashers(self) -> list[Hasher]:
+        return list({id(h): h for h in self._table("hasher").values()}.values())
+
+    def get(self, kind: str, name: str) -> Any:
+        table = self._table(kind)
+        normalized = name.strip().lower()
+        for candidate in (normalized, normalized.replace("_", "-")):
+            if candidate in table:
+                return table[candidate]
+        installed = ", ".join(sorted({getattr(v, "PLUGIN_NAME", k) for k, v in table.items()})) or "none"
+        provider = KNOWN_PROVIDERS.get((kind, normalized))
+        hint = f'; install it with `pip install "{provider}"`' if provider else ""
+        raise PluginNotFoundError(f"unknown {kind} type {name!r} (installed: {installed}){hint}")
+
+    def infos(self) -> list[PluginInfo]:
+        rows = []
+        for kind in ("executor", "workspace", "serializer", "hasher"):
+            seen = set()
+            for name, obj in sorted(self._table(kind).items()):
+                if id(obj) in seen or name != getattr(obj, "PLUGIN_NAME", name):
+                    continue
+                seen.add(id(obj))
+                module = getattr(obj, "__module__", type(obj).__module__)
+                dist, version = self._dists.get(module.split(".")[0], ("?", "?"))
+                rows.append(PluginInfo(kind, name, obj, module, dist, version))
+        return rows
+
+
+def _describe(obj: Any) -> str:
+    tp = obj if isinstance(obj, type) else type(obj)
+    return f"{tp.__module__}.{tp.__qualname__}"
+
+
+_REGISTRY: Registry | None = None
+_LOCK = threading.Lock()
+
+
+def _top_level_dists() -> dict[str, tuple[str, str]]:
+    from importlib import metadata
+
+    found: dict[str, tuple[str, str]] = {}
+    for dist in metadata.distributions():
+        name = dist.metadata.get("Name", "")
+        if not name.startswith("misen"):
+            continue
+        top = name.replace("-", "_")
+        if name == "misen-core":
+            top = "misen"
+        found.setdefault(top, (name, dist.version))
+    return found
+
+
+def plugin_manager(extra: Iterable[Any] = ()) -> pluggy.PluginManager:
+    """A fresh plugin manager with the built-ins, the installed entry points and ``extra`` plugins."""
+    pm = pluggy.PluginManager("misen")
+    pm.add_hookspecs(hookspecs)
+    disabled = {n.strip() for n in os.environ.get("MISEN_DISABLE_PLUGINS", "").split(",") if n.strip()}
+    for modname in BUILTIN_MODULES:
+        pm.register(importlib.import_module(modname), name=modname.rsplit(".", 1)[1].replace("_", "-"))
+    if os.environ.get("MISEN_NO_ENTRY_POINTS") != "1":
+        from importlib import metadata
+
+        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name in disabled or ep.value in BUILTIN_MODULES or pm.has_plugin(ep.name):
+                continue
+            try:
+                module = ep.load()
+            except Exception as exc:
+                dist = getattr(getattr(ep, "dist", None), "name", "?")
+                print(
+                    f"misen: plugin {ep.name!r} from distribution {dist} failed to import "
+                    f"({type(exc).__name__}: {exc}); it is skipped",
+                    file=sys.stderr,
+                )
+                continue
+            pm.register(module, name=ep.name)
+    for plugin in extra:
+        pm.register(plugin)
+    pm.check_pending()
+    return pm
+
+
+def registry() -> Registry:
+    """The process-wide registry (built on first use)."""
+    global _REGISTRY
+    if _REGISTRY is None:
+        with _LOCK:
+            if _REGISTRY is None:
+                _REGISTRY = Registry(plugin_manager(), _top_level_dists())
+    return _REGISTRY
+
+
+def reset(extra: Iterable[Any] = ()) -> Registry:
+    """Rebuild the registry (tests, or after installing a plugin in a running process)."""
+    global _REGISTRY
+    from misen import hashing, serializer
+
+    with _LOCK:
+        _REGISTRY = Registry(plugin_manager(extra), _top_level_dists())
+    hashing.reset_dispatch_cache()
+    serializer.reset_dispatch_cache()
+    return _REGISTRY

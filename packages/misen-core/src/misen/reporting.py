@@ -1,0 +1,73 @@
+"""Plain, line-oriented run reports (the default outside a terminal, and for `Experiment.run()`)."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from misen.executor import Executor, Plan, UnitOutcome, WorkUnit
+    from misen.runner import RunReport
+    from misen.tasks import Task
+    from misen.workspace import Workspace
+
+__all__ = ["PlainReporter", "Reporter"]
+
+MARKS = {"done": "✓", "cached": "✓", "failed": "✗", "timeout": "✗", "cancelled": "✗", "skipped": "-"}
+MAX_STALE_LINES = 20
+
+
+class Reporter:
+    """Receives a run's events. Subclass to display them differently (the CLI's live display does)."""
+
+    def stale(self, stale: list[tuple[Task[Any], list[str]]]) -> None: ...
+    def start(self, plan: Plan, cached: int, total: int, executor: Executor, workspace: Workspace) -> None: ...
+    def unit_started(self, unit: WorkUnit, where: str) -> None: ...
+    def unit_finished(self, unit: WorkUnit, outcome: UnitOutcome) -> None: ...
+    def finish(self, report: RunReport) -> None: ...
+
+
+class PlainReporter(Reporter):
+    """One line per event, no colour."""
+
+    def __init__(self, stream: TextIO | None = None, *, verbose: bool = True) -> None:
+        self.stream = stream
+        self.verbose = verbose
+
+    def _print(self, text: str) -> None:
+        print(text, file=self.stream or sys.stderr, flush=True)
+
+    def stale(self, stale: list[tuple[Task[Any], list[str]]]) -> None:
+        self._print(f"misen: {len(stale)} task(s) have results for an earlier version of their code and will recompute")
+        if len(stale) <= MAX_STALE_LINES:
+            for task, reasons in stale:
+                self._print(f"  ~ {task!r}: {'; '.join(reasons[:3])}{' …' if len(reasons) > 3 else ''}")
+
+    def start(self, plan: Plan, cached: int, total: int, executor: Executor, workspace: Workspace) -> None:
+        if self.verbose:
+            n = len(plan.units)
+            self._print(
+                f"misen: {n} work unit(s) to run with the {executor.describe()} executor; "
+                f"{cached} task(s) already cached (workspace: {workspace.describe()})"
+            )
+
+    def unit_finished(self, unit: WorkUnit, outcome: UnitOutcome) -> None:
+        if not self.verbose and outcome.ok:
+            return
+        mark = MARKS.get(outcome.status, "?")
+        line = f"{mark} {unit.label} [{outcome.status}, {outcome.duration:.1f}s]"
+        if outcome.error:
+            line += f": {outcome.error}"
+        if outcome.log and not outcome.ok:
+            line += f" (log: {outcome.log})"
+        self._print(line)
+
+    def finish(self, report: RunReport) -> None:
+        counts = report.counts()
+        bad = sum(v for k, v in counts.items() if k not in ("done", "cached"))
+        parts = [f"{counts.get('done', 0)} ran", f"{report.already_cached + counts.get('cached', 0)} cached"]
+        for status in ("failed", "timeout", "skipped", "cancelled"):
+            if counts.get(status):
+                parts.append(f"{counts[status]} {status}")
+        verdict = "finished" if bad == 0 else "finished with failures"
+        self._print(f"misen: run {verdict} in {report.duration:.1f}s: {', '.join(parts)}")

@@ -1,0 +1,272 @@
+"""The `Serializer` interface, the type dispatch over registered serializers, and the result format.
+
+A stored result is a directory: the serializer's own files plus ``manifest.json``, which records the serializer
+(``PLUGIN_NAME`` and ``FORMAT_VERSION``), its metadata, and the size and BLAKE2b digest of every file. The
+result hash is a digest of that record, so equal results are stored once and a result that changed on disk is
+detected on load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+from misen.errors import MisenError, ResultCorruptedError
+
+__all__ = [
+    "LoadContext",
+    "SaveContext",
+    "Serializer",
+    "load_result",
+    "save_result",
+    "serializer_for",
+]
+
+MANIFEST = "manifest.json"
+RESULT_FORMAT = 1
+#: Files up to this size are checksummed on every load; larger ones are checked by size (and by `misen verify`).
+FULL_CHECK_BYTES = 64 * 1024 * 1024
+
+
+class Serializer:
+    """Writes values of some types to files in a directory and reads them back.
+
+    Subclass it, set the class attributes, implement `save` and `load`, and register the class through the
+    ``misen_add_serializers`` hook (or pass it to ``@meta(serializer=...)`` for one task).
+    """
+
+    #: Stable registry name recorded with every stored result (``"numpy.ndarray"``). Never rename it.
+    PLUGIN_NAME: ClassVar[str] = ""
+    #: Fully qualified names of the types handled (``"numpy.ndarray"``); subclasses match through their MRO.
+    TYPES: ClassVar[tuple[str, ...]] = ()
+    #: Bump when the on-disk format changes; `load` receives the version a result was written with.
+    FORMAT_VERSION: ClassVar[int] = 1
+    #: The highest priority wins among serializers claiming the same type.
+    PRIORITY: ClassVar[int] = 0
+
+    def match(self, value: Any) -> bool:
+        """Whether this serializer takes this particular value (default: every value of its types)."""
+        return True
+
+    def save(self, value: Any, directory: Path, ctx: SaveContext) -> dict[str, Any]:
+        """Write ``value`` into the empty ``directory``; return JSON-compatible metadata for `load`."""
+        raise NotImplementedError
+
+    def load(self, directory: Path, meta: dict[str, Any], ctx: LoadContext) -> Any:
+        """Read the value back from ``directory``. ``ctx.format_version`` is the version it was saved with."""
+        raise NotImplementedError
+
+
+class SaveContext:
+    """Given to `Serializer.save`: lets container serializers save their elements with the registry."""
+
+    def save_child(self, value: Any, directory: Path) -> dict[str, Any]:
+        """Save ``value`` into ``directory`` with whatever serializer fits it; return its record."""
+        directory.mkdir(parents=True, exist_ok=True)
+        ser = serializer_for(value)
+        meta = ser.save(value, directory, self)
+        return {"serializer": ser.PLUGIN_NAME, "version": ser.FORMAT_VERSION, "meta": meta}
+
+
+class LoadContext:
+    """Given to `Serializer.load`."""
+
+    def __init__(self, format_version: int = 1, mmap: bool = False) -> None:
+        self.format_version = format_version
+        #: Whether memory-mapping large arrays is welcome (the default for loads from a local workspace).
+        self.mmap = mmap
+
+    def load_child(self, directory: Path, record: dict[str, Any]) -> Any:
+        ser = serializer_named(record["serializer"])
+        ctx = LoadContext(record.get("version", 1), self.mmap)
+        _check_version(ser, ctx.format_version)
+        return ser.load(directory, record.get("meta", {}), ctx)
+
+
+_BY_TYPE: dict[type, list[Serializer]] = {}
+_BY_NAME: dict[str, Serializer] | None = None
+_CLAIMS: dict[str, list[Serializer]] | None = None
+
+
+def reset_dispatch_cache() -> None:
+    global _BY_NAME, _CLAIMS
+    _BY_NAME = None
+    _CLAIMS = None
+    _BY_TYPE.clear()
+
+
+def _load_tables() -> tuple[dict[str, Serializer], dict[str, list[Serializer]]]:
+    global _BY_NAME, _CLAIMS
+    if _BY_NAME is None or _CLAIMS is None:
+        from misen.plugins import registry
+
+        by_name: dict[str, Serializer] = {}
+        claims: dict[str, list[Serializer]] = {}
+        for cls in registry().serializers():
+            inst = cls()
+            by_name[cls.PLUGIN_NAME] = inst
+            for tname in cls.TYPES:
+                claims.setdefault(tname, []).append(inst)
+        for lst in claims.values():
+            lst.sort(key=lambda s: -s.PRIORITY)
+        _BY_NAME, _CLAIMS = by_name, claims
+    return _BY_NAME, _CLAIMS
+
+
+def serializer_named(name: str) -> Serializer:
+    by_name, _ = _load_tables()
+    ser = by_name.get(name)
+    if ser is None:
+        raise MisenError(
+            f"this result was written by serializer {name!r}, which is not installed; "
+            "install the misen-serializers package that provides it (see `misen plugins`)"
+        )
+    return ser
+
+
+def _candidates(tp: type) -> list[Serializer]:
+    found = _BY_TYPE.get(tp)
+    if found is None:
+        _, claims = _load_tables()
+        found = []
+        for base in tp.__mro__:
+            found.extend(claims.get(f"{base.__module__}.{base.__qualname__}", ()))
+        # stable: nearest class first, then priority
+        found = sorted(dict.fromkeys(found), key=lambda s: -s.PRIORITY) if len(found) > 1 else found
+        _BY_TYPE[tp] = found
+    return found
+
+
+def serializer_for(value: Any) -> Serializer:
+    """The registered serializer for ``value``: by type through the MRO, falling back to pickle, then dill."""
+    for ser in _candidates(type(value)):
+        if ser.match(value):
+            return ser
+    by_name, _ = _load_tables()
+    for name in ("pickle", "dill"):
+        ser = by_name.get(name)
+        if ser is not None and ser.match(value):
+            return ser
+    raise MisenError(f"no serializer can store a value of type {type(value).__qualname__}")
+
+
+def _as_instance(ser: Any) -> Serializer:
+    if isinstance(ser, type):
+        return ser()  # type: ignore[no-any-return]
+    return ser  # type: ignore[no-any-return]
+
+
+def _check_version(ser: Serializer, version: int) -> None:
+    if version > ser.FORMAT_VERSION:
+        raise ResultCorruptedError(
+            f"result was written in format version {version} of serializer {ser.PLUGIN_NAME!r}, newer than the "
+            f"installed version {ser.FORMAT_VERSION}; upgrade the plugin or recompute the result"
+        )
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb", buffering=0) as f:
+        buf = bytearray(8 * 1024 * 1024)
+        view = memoryview(buf)
+        while True:
+            n = f.readinto(buf)
+            if not n:
+                break
+            h.update(view[:n])
+    return h.hexdigest()
+
+
+def save_result(value: Any, directory: Path, serializer: Any = None) -> tuple[str, dict[str, Any]]:
+    """Serialize ``value`` into the empty ``directory`` and write its manifest.
+
+    Returns ``(result_hash, manifest)``. Every file is fsynced; the caller commits the directory atomically.
+    """
+    ser = _as_instance(serializer) if serializer is not None else serializer_for(value)
+    directory.mkdir(parents=True, exist_ok=True)
+    meta = ser.save(value, directory, SaveContext())
+    files: dict[str, dict[str, Any]] = {}
+    for path in sorted(directory.rglob("*")):
+        if path.is_file() and path.name != MANIFEST:
+            rel = path.relative_to(directory).as_posix()
+            files[rel] = {"size": path.stat().st_size, "blake2b": file_digest(path)}
+            _fsync(path)
+    body = {
+        "format": RESULT_FORMAT,
+        "serializer": serializer_name(ser),
+        "version": ser.FORMAT_VERSION,
+        "meta": meta,
+        "files": files,
+    }
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
+    result_hash = hashlib.blake2b(canonical, digest_size=16).hexdigest()
+    manifest = {**body, "result_hash": result_hash}
+    mpath = directory / MANIFEST
+    with open(mpath, "w") as f:
+        json.dump(manifest, f, sort_keys=True, default=str)
+        f.flush()
+        os.fsync(f.fileno())
+    return result_hash, manifest
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    try:
+        with open(directory / MANIFEST) as f:
+            manifest = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise ResultCorruptedError(f"result at {directory} has no readable manifest ({exc})") from None
+    if not isinstance(manifest, dict) or "files" not in manifest or "serializer" not in manifest:
+        raise ResultCorruptedError(f"result at {directory} has a malformed manifest")
+    return manifest
+
+
+def check_result(directory: Path, manifest: dict[str, Any] | None = None, *, full: bool = False) -> dict[str, Any]:
+    """Verify a stored result's files against its manifest (sizes always; digests of small files, or all)."""
+    manifest = manifest or read_manifest(directory)
+    for rel, info in manifest["files"].items():
+        path = directory / rel
+        try:
+            size = path.stat().st_size
+        except OSError:
+            raise ResultCorruptedError(f"result at {directory} is missing its file {rel}") from None
+        if size != info["size"]:
+            raise ResultCorruptedError(
+                f"result at {directory}: file {rel} has {size} bytes, {info['size']} expected (truncated or changed)"
+            )
+        if (full or size <= FULL_CHECK_BYTES) and file_digest(path) != info["blake2b"]:
+            raise ResultCorruptedError(f"result at {directory}: file {rel} does not match its checksum")
+    return manifest
+
+
+def serializer_name(ser: Any) -> str:
+    """The name recorded for a serializer: its ``PLUGIN_NAME``, else its qualified class name."""
+    tp = ser if isinstance(ser, type) else type(ser)
+    return getattr(tp, "PLUGIN_NAME", "") or f"{tp.__module__}.{tp.__qualname__}"
+
+
+def load_result(directory: Path, *, mmap: bool = True, verify: bool = True, serializer: Any = None) -> Any:
+    """Load the value stored in ``directory`` (checked against its manifest first).
+
+    ``serializer`` is the task's own ``@meta(serializer=...)``, used when the manifest names it.
+    """
+    manifest = read_manifest(directory)
+    if verify:
+        check_result(directory, manifest)
+    if serializer is not None and serializer_name(serializer) == manifest["serializer"]:
+        ser = _as_instance(serializer)
+    else:
+        ser = serializer_named(manifest["serializer"])
+    ctx = LoadContext(manifest.get("version", 1), mmap)
+    _check_version(ser, ctx.format_version)
+    return ser.load(directory, manifest.get("meta", {}), ctx)

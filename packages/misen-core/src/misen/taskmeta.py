@@ -1,0 +1,153 @@
+"""The ``@meta`` decorator: a task function's id, caching switch and identity rules."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any, TypeVar, overload
+
+import attrs
+
+from misen.errors import MisenError
+
+__all__ = ["TaskMeta", "get_meta", "meta"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+CODE_CHANGE_MODES = ("track", "ignore")
+
+
+@attrs.frozen
+class TaskMeta:
+    """What ``@meta`` records on a function (as ``fn.__misen_meta__``)."""
+
+    id: str | None = None
+    cache: bool = False
+    versions: Mapping[str, Mapping[Any, int]] = attrs.field(factory=dict)
+    defaults: Mapping[str, Any] = attrs.field(factory=dict)
+    exclude: frozenset[str] = frozenset()
+    serializer: Any = None
+    resources: Any = None
+    code_changes: str | None = None
+
+
+_DEFAULT_META = TaskMeta()
+
+
+def _where(fn: Callable[..., Any]) -> str:
+    code = getattr(fn, "__code__", None)
+    name = getattr(fn, "__qualname__", repr(fn))
+    if code is None:
+        return name
+    return f"{name} ({code.co_filename}:{code.co_firstlineno})"
+
+
+@overload
+def meta(fn: F, /) -> F: ...
+@overload
+def meta(
+    fn: None = None,
+    /,
+    *,
+    id: str | None = None,
+    cache: bool = False,
+    versions: Mapping[str, Mapping[Any, int]] | None = None,
+    defaults: Mapping[str, Any] | None = None,
+    exclude: set[str] | frozenset[str] | list[str] | tuple[str, ...] | None = None,
+    serializer: Any = None,
+    resources: Any = None,
+    code_changes: str | None = None,
+) -> Callable[[F], F]: ...
+
+
+def meta(
+    fn: Any = None,
+    /,
+    *,
+    id: str | None = None,
+    cache: bool = False,
+    versions: Mapping[str, Mapping[Any, int]] | None = None,
+    defaults: Mapping[str, Any] | None = None,
+    exclude: set[str] | frozenset[str] | list[str] | tuple[str, ...] | None = None,
+    serializer: Any = None,
+    resources: Any = None,
+    code_changes: str | None = None,
+) -> Any:
+    """Mark a function as a misen task.
+
+    Args:
+        id: The task's stable identifier; ``misen fill`` writes a fresh random one. A new id is a new task.
+        cache: Persist results in the workspace, keyed by the task's identity.
+        versions: ``{argument: {value: version}}``: bumps the identity of calls with that argument value.
+        defaults: ``{argument: value}``: a bound argument equal to this value is left out of the identity, so
+            adding a parameter with a default keeps existing results.
+        exclude: argument names left out of the identity.
+        serializer: a `misen.Serializer` subclass or instance used for this task's results.
+        resources: a dict of `misen.Resources` fields, or a callable of the task's arguments returning one.
+        code_changes: ``"track"`` (include a fingerprint of the code in the identity) or ``"ignore"`` (identity
+            is the id and arguments only); ``None`` follows ``[cache] code_changes`` in ``.misen.toml``.
+
+    The function itself is returned unchanged, so it can still be called directly.
+    """
+
+    def decorate(func: F) -> F:
+        if not callable(func):
+            raise MisenError(f"@meta must decorate a function, got {type(func).__name__}")
+        if id is not None and (not isinstance(id, str) or not id.strip()):
+            raise MisenError(f"@meta(id=...) of {_where(func)} must be a non-empty string, got {id!r}")
+        if code_changes not in (None, *CODE_CHANGE_MODES):
+            raise MisenError(
+                f"@meta(code_changes=...) of {_where(func)} must be one of {CODE_CHANGE_MODES}, got {code_changes!r}"
+            )
+        try:
+            params = set(inspect.signature(func).parameters)
+            has_var_kw = any(
+                p.kind is inspect.Parameter.VAR_KEYWORD for p in inspect.signature(func).parameters.values()
+            )
+        except (TypeError, ValueError):
+            params, has_var_kw = set(), True
+        excl = frozenset(exclude or ())
+        vers = {k: dict(v) for k, v in (versions or {}).items()}
+        dfl = dict(defaults or {})
+        for label, names in (("exclude", excl), ("versions", vers), ("defaults", dfl)):
+            unknown = sorted(set(names) - params)
+            if unknown and not has_var_kw:
+                raise MisenError(
+                    f"@meta({label}=...) of {_where(func)} names argument(s) {', '.join(map(repr, unknown))} "
+                    f"that the function does not take"
+                )
+        for name, table in vers.items():
+            if not isinstance(table, Mapping):
+                raise MisenError(f"@meta(versions=...) of {_where(func)}: versions[{name!r}] must be a dict of value -> int")
+            for value, ver in table.items():
+                if not isinstance(value, Hashable) or not isinstance(ver, int):
+                    raise MisenError(
+                        f"@meta(versions=...) of {_where(func)}: versions[{name!r}][{value!r}] must map a value to an int"
+                    )
+        if resources is not None and not callable(resources):
+            from misen.resources import Resources
+
+            try:
+                Resources.coerce(resources, where=f"@meta(resources=...) of {_where(func)}")
+            except (TypeError, ValueError) as exc:
+                raise MisenError(str(exc)) from None
+        func.__misen_meta__ = TaskMeta(  # type: ignore[attr-defined]
+            id=id,
+            cache=bool(cache),
+            versions=vers,
+            defaults=dfl,
+            exclude=excl,
+            serializer=serializer,
+            resources=resources,
+            code_changes=code_changes,
+        )
+        return func
+
+    if fn is not None:
+        return decorate(fn)
+    return decorate
+
+
+def get_meta(fn: Callable[..., Any]) -> TaskMeta:
+    """The `TaskMeta` of ``fn``; functions without ``@meta`` get the defaults (no id, not cached)."""
+    return getattr(fn, "__misen_meta__", _DEFAULT_META)
