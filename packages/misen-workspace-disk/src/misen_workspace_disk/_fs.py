@@ -1,0 +1,229 @@
+"""File-system helpers of the disk workspace: atomic small writes, fast reads, fsync, clear storage errors."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+from pathlib import Path
+from typing import Any
+
+from misen.errors import MisenError
+
+__all__ = [
+    "WorkspaceStorageError",
+    "atomic_write_bytes",
+    "check_name",
+    "fsync_dir",
+    "pid_alive",
+    "read_json",
+    "remove_tree",
+    "storage_error",
+    "tree_size",
+]
+
+HOST = socket.gethostname()
+
+# Names that become path components: hashes, record kinds, attempt names. No separators, no "..", no leading dot
+# (dot files are this workspace's own temporaries).
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=-]{0,199}")
+
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+class WorkspaceStorageError(MisenError, OSError):
+    """The workspace could not read or write a file: permission denied, read-only or full disk, I/O error.
+
+    It is an `OSError` too (``errno`` and ``filename`` are set), so code that handles OS errors still does.
+    """
+
+    def __init__(self, message: str, code: int | None = None, path: str | None = None) -> None:
+        OSError.__init__(self, code or 0, message, path)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> Any:
+        return (type(self), (self.message, self.errno, self.filename))
+
+
+def storage_error(exc: OSError, path: str | os.PathLike[str], action: str) -> WorkspaceStorageError:
+    """One clear message for an `OSError` met while ``action`` (``"write the record"``) at ``path``."""
+    if isinstance(exc, WorkspaceStorageError):
+        return exc
+    where = str(exc.filename or path)
+    code = exc.errno
+    if code in _FULL:
+        why = "the disk is full or a size/quota limit was reached"
+        hint = "free some space (`misen gc` lists results no record refers to) or move the workspace"
+    elif code in _DENIED:
+        why = "permission denied" if code != errno.EROFS else "the file system is read-only"
+        hint = "fix the permissions or set [workspace] directory in .misen.toml to a writable place"
+    else:
+        why = exc.strerror or type(exc).__name__
+        hint = "check the file system"
+    return WorkspaceStorageError(f"disk workspace: cannot {action} at {where}: {why}; {hint}", code, where)
+
+
+def check_name(name: str, what: str) -> str:
+    """Return ``name`` if it is safe as one path component, else raise `MisenError` naming ``what``."""
+    if type(name) is not str or _NAME.fullmatch(name) is None:
+        raise MisenError(f"disk workspace: {what} {name!r} is not a valid name (letters, digits, '_', '-', '.')")
+    return name
+
+
+def is_name(name: object) -> bool:
+    return type(name) is str and _NAME.fullmatch(name) is not None
+
+
+def token() -> str:
+    return secrets.token_hex(6)
+
+
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """Make a rename or creation inside ``path`` durable (best effort where directories cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str, data: bytes, *, fsync: bool, action: str, mode: int = 0o666) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same directory and a rename.
+
+    A reader sees the old content or the new, never a mix; on any error the temporary file is removed and a
+    `WorkspaceStorageError` naming ``path`` is raised. Missing parent directories are created.
+    """
+    directory, _, base = path.rpartition("/")
+    tmp = f"{directory}/.{base}.{token()}.tmp"
+    try:
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        except FileNotFoundError:
+            os.makedirs(directory, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except OSError as exc:
+        raise storage_error(exc, path, action) from None
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            if fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise storage_error(exc, path, action) from None
+        raise
+
+
+def read_bytes(path: str) -> bytes | None:
+    """The content of ``path``, or ``None`` if it (or a parent directory) does not exist. Never writes."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        data = os.read(fd, 65536)
+        if len(data) == 65536:
+            chunks = [data]
+            while chunk := os.read(fd, 1 << 20):
+                chunks.append(chunk)
+            data = b"".join(chunks)
+        return data
+    finally:
+        os.close(fd)
+
+
+def read_json(path: str) -> dict[str, Any] | None:
+    """A JSON object from ``path``; ``None`` if it is missing or not a readable JSON object."""
+    try:
+        data = read_bytes(path)
+    except OSError as exc:
+        raise storage_error(exc, path, "read") from None
+    if data is None:
+        return None
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def dump_json(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+def remove_tree(path: str | os.PathLike[str]) -> None:
+    """Remove a directory tree, ignoring what is already gone."""
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def tree_size(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """``(bytes, files)`` under ``path`` (0, 0 if it does not exist); symlinks are not followed."""
+    total = files = 0
+    stack = [os.fspath(path)]
+    while stack:
+        try:
+            it = os.scandir(stack.pop())
+        except OSError:
+            continue
+        with it:
+            for entry in it:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                    else:
+                        total += entry.stat(follow_symlinks=False).st_size
+                        files += 1
+                except OSError:
+                    continue
+    return total, files
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def process_started_after(pid: int, when: float) -> bool:
+    """Whether process ``pid`` on this host started after ``when`` (a reused pid); ``False`` if unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        ticks = int(stat.rsplit(")", 1)[1].split()[19])
+        btime = next(
+            float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime")
+        )
+    except (OSError, ValueError, IndexError, StopIteration):
+        return False
+    started = btime + ticks / os.sysconf("SC_CLK_TCK")
+    # btime has a one-second resolution: allow for it.
+    return started > when + 2.0

@@ -1,0 +1,410 @@
+"""`DiskWorkspace`: misen's default workspace, a directory (``.misen/``) on a local or shared file system.
+
+It implements the storage primitives of `misen.workspace.Workspace`; the caching rules come from the base class.
+The layout is described in this package's README and in `DiskWorkspace`'s docstring.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import attrs
+from misen.errors import MisenError
+from misen.workspace import LockHolder, LogEntry, Workspace, WorkspaceSettings
+
+from misen_workspace_disk import _fs
+from misen_workspace_disk._fs import (
+    HOST,
+    WorkspaceStorageError,
+    atomic_write_bytes,
+    check_name,
+    dump_json,
+    fsync_dir,
+    is_name,
+    read_bytes,
+    read_json,
+    remove_tree,
+    storage_error,
+)
+from misen_workspace_disk._locks import hold_lock, probe_holder
+
+__all__ = ["DiskWorkspace", "DiskWorkspaceSettings", "WorkspaceStorageError"]
+
+#: Subdirectories of the workspace root.
+AREAS = ("records", "results", "tmp", "locks", "logs", "work", "snapshots")
+
+
+def _absolute(value: str | os.PathLike[str]) -> str:
+    path = Path(os.path.expanduser(os.fspath(value)))
+    if not path.is_absolute():
+        try:
+            from misen.settings import project_root
+
+            base = project_root()
+        except ImportError:
+            base = Path.cwd()
+        path = base / path
+    return os.path.normpath(str(path))
+
+
+@attrs.define
+class DiskWorkspaceSettings(WorkspaceSettings):
+    """The ``[workspace]`` section when ``type = "disk"``."""
+
+    directory: str = attrs.field(
+        default=".misen",
+        converter=_absolute,
+        metadata={
+            "help": "Where the workspace lives. A relative path is taken from the project root (the directory "
+            "holding .misen.toml or pyproject.toml) and stored absolute, so workers started elsewhere find it. "
+            "It may be on a shared file system (NFS, Lustre with flock) for multi-machine runs."
+        },
+    )
+    lock_timeout: float = attrs.field(
+        default=0.0,
+        metadata={
+            "help": "Seconds to wait for a task lock held by another run before failing with an error naming the "
+            "holder. 0 fails at once, as misen promises for duplicate runs."
+        },
+    )
+    fsync: bool = attrs.field(
+        default=True,
+        metadata={
+            "help": "fsync every result and record before publishing it, so a power cut cannot leave a damaged "
+            "result. Turn off only for throw-away workspaces on slow file systems."
+        },
+    )
+    stale_tmp_after: float = attrs.field(
+        default=86400.0,
+        metadata={
+            "help": "Seconds after which leftovers in tmp/ (staging and scratch directories of processes that "
+            "crashed) are removed. Directories of live processes on this host are never removed."
+        },
+    )
+
+
+class DiskWorkspace(Workspace):
+    """A workspace in a directory. Everything is a plain file; nothing needs a server.
+
+    Layout under ``directory``::
+
+        records/<kind>/<key[:2]>/<key>.json     records (task, resolved, key, failure, ...): small JSON files
+        results/<hash[:2]>/<hash>/              results: a directory with manifest.json, content addressed
+        tmp/                                    staging and non-persistent scratch (same file system: rename)
+        locks/<key[:2]>/<key>.lock              flock of a running task; <key>.holder.json names its holder
+        logs/<task|unit>/<key[:2]>/<key>/       <attempt>.log per attempt, and ``latest`` naming the newest
+        work/<key>/                             persistent WORK_DIR of a cacheable task
+        snapshots/                              code snapshots (written by misen's core)
+
+    Opening a workspace and every query (`get_record`, `has_result`, `lock_holder`, `list_logs`) write nothing;
+    directories are made when something is first written.
+    """
+
+    PLUGIN_NAME: ClassVar[str] = "disk"
+    Settings: ClassVar[type[Any]] = DiskWorkspaceSettings
+
+    settings: DiskWorkspaceSettings
+
+    def __init__(self, settings: Any = None, **overrides: Any) -> None:
+        if settings is None and not overrides:
+            settings = DiskWorkspaceSettings()
+        super().__init__(settings, **overrides)
+        self.root = self.settings.directory
+        self._records = self.root + "/records"
+        self._results = self.root + "/results"
+        self._tmp = self.root + "/tmp"
+        self._locks = self.root + "/locks"
+        self._logs = self.root + "/logs"
+        self._swept = False
+
+    def describe(self) -> str:
+        return f"disk workspace {self.root}"
+
+    def __repr__(self) -> str:
+        return f"DiskWorkspace({self.root!r})"
+
+    def local_root(self) -> Path:
+        return Path(self.root)
+
+    # --- records ------------------------------------------------------------------------------------------------
+
+    def _record_path(self, kind: str, key: str) -> str:
+        check_name(kind, "record kind")
+        check_name(key, "record key")
+        return f"{self._records}/{kind}/{key[:2]}/{key}.json"
+
+    def get_record(self, kind: str, key: str) -> dict[str, Any] | None:
+        return read_json(self._record_path(kind, key))
+
+    def get_records(self, kind: str, keys: list[str]) -> dict[str, dict[str, Any]]:
+        check_name(kind, "record kind")
+        base = f"{self._records}/{kind}/"
+        out: dict[str, dict[str, Any]] = {}
+        loads = _fs.json.loads
+        for key in keys:
+            check_name(key, "record key")
+            path = f"{base}{key[:2]}/{key}.json"
+            try:
+                data = read_bytes(path)
+            except OSError as exc:
+                raise storage_error(exc, path, "read the record") from None
+            if data is None:
+                continue
+            try:
+                value = loads(data)
+            except ValueError:
+                continue
+            if isinstance(value, dict):
+                out[key] = value
+        return out
+
+    def put_record(self, kind: str, key: str, value: dict[str, Any]) -> None:
+        path = self._record_path(kind, key)
+        atomic_write_bytes(path, dump_json(value), fsync=self.settings.fsync, action=f"write the {kind} record")
+
+    def delete_record(self, kind: str, key: str) -> None:
+        path = self._record_path(kind, key)
+        try:
+            os.unlink(path)
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        except OSError as exc:
+            raise storage_error(exc, path, f"delete the {kind} record") from None
+
+    def iter_records(self, kind: str) -> Iterator[str]:
+        check_name(kind, "record kind")
+        for shard in _subdirs(f"{self._records}/{kind}"):
+            for name in _names(shard):
+                if name.endswith(".json") and not name.startswith("."):
+                    yield name[:-5]
+
+    def record_kinds(self) -> list[str]:
+        """The kinds that have at least a directory of records."""
+        return sorted(os.path.basename(p) for p in _subdirs(self._records))
+
+    # --- results ------------------------------------------------------------------------------------------------
+
+    def _result_path(self, result_hash: str) -> str:
+        check_name(result_hash, "result hash")
+        return f"{self._results}/{result_hash[:2]}/{result_hash}"
+
+    def has_result(self, result_hash: str) -> bool:
+        if not is_name(result_hash):
+            return False
+        return os.path.isdir(f"{self._results}/{result_hash[:2]}/{result_hash}")
+
+    @contextlib.contextmanager
+    def staging_dir(self) -> Iterator[Path]:
+        """A fresh directory under ``tmp/`` (same file system as ``results/``, so committing is a rename)."""
+        if not self._swept:
+            self._swept = True
+            self.sweep_tmp()
+        path = self._tmp_entry("stage")
+        try:
+            yield Path(path)
+        finally:
+            remove_tree(path)
+
+    def _tmp_entry(self, prefix: str) -> str:
+        # pid and host in the name let a sweep tell a crashed process's leftovers from a live one's.
+        path = f"{self._tmp}/{prefix}-{os.getpid()}-{_fs.token()}-{HOST}"
+        try:
+            try:
+                os.mkdir(path)
+            except FileNotFoundError:
+                os.makedirs(self._tmp, exist_ok=True)
+                os.mkdir(path)
+        except OSError as exc:
+            raise storage_error(exc, path, "create a temporary directory") from None
+        return path
+
+    def commit_result(self, result_hash: str, staged: Path) -> None:
+        """Rename the staged directory into ``results/`` (no copy); an equal stored result wins."""
+        target = self._result_path(result_hash)
+        manifest = read_json(os.path.join(staged, "manifest.json"))
+        if manifest is None or manifest.get("result_hash", result_hash) != result_hash:
+            raise MisenError(f"disk workspace: {staged} is not a complete result with hash {result_hash}")
+        parent = os.path.dirname(target)
+        try:
+            if not os.path.isdir(parent):
+                os.makedirs(parent, exist_ok=True)
+                fsync_dir(self._results)
+            os.rename(staged, target)
+        except OSError as exc:
+            if exc.errno in (errno.EEXIST, errno.ENOTEMPTY) and os.path.isdir(target):
+                remove_tree(staged)
+                return
+            raise storage_error(exc, target, "store the result") from None
+        if self.settings.fsync:
+            fsync_dir(parent)
+
+    def open_result(self, result_hash: str) -> Path | None:
+        if not self.has_result(result_hash):
+            return None
+        return Path(self._result_path(result_hash))
+
+    def delete_result(self, result_hash: str) -> None:
+        """Remove a result: first renamed away (it vanishes at once, whole), then deleted."""
+        target = self._result_path(result_hash)
+        doomed = f"{self._tmp}/del-{os.getpid()}-{_fs.token()}-{HOST}"
+        try:
+            try:
+                os.rename(target, doomed)
+            except FileNotFoundError:
+                if not os.path.isdir(target):
+                    return
+                os.makedirs(self._tmp, exist_ok=True)
+                os.rename(target, doomed)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise storage_error(exc, target, "delete the result") from None
+        remove_tree(doomed)
+
+    def iter_results(self) -> Iterator[str]:
+        for shard in _subdirs(self._results):
+            for name in _names(shard):
+                if is_name(name):
+                    yield name
+
+    def result_dir(self, result_hash: str) -> Path:
+        """Where result ``result_hash`` lives (whether or not it is stored)."""
+        return Path(self._result_path(result_hash))
+
+    # --- locks ------------------------------------------------------------------------------------------------
+
+    def lock(self, key: str, holder: LockHolder) -> contextlib.AbstractContextManager[None]:
+        check_name(key, "lock key")
+        return hold_lock(self._locks, key, holder, timeout=self.settings.lock_timeout, fsync=False)
+
+    def lock_holder(self, key: str) -> LockHolder | None:
+        check_name(key, "lock key")
+        return probe_holder(self._locks, key)
+
+    # --- logs ---------------------------------------------------------------------------------------------------
+
+    def _log_dir(self, kind: str, key: str) -> str:
+        check_name(kind, "log kind")
+        check_name(key, "log key")
+        return f"{self._logs}/{kind}/{key[:2]}/{key}"
+
+    def log_path(self, kind: str, key: str, attempt: str) -> Path:
+        """``logs/<kind>/<key[:2]>/<key>/<attempt>.log``; records ``attempt`` as the newest in ``latest``."""
+        check_name(attempt, "log attempt")
+        directory = self._log_dir(kind, key)
+        atomic_write_bytes(f"{directory}/latest", attempt.encode(), fsync=False, action="write the log pointer")
+        return Path(f"{directory}/{attempt}.log")
+
+    def list_logs(self, kind: str, key: str) -> list[LogEntry]:
+        directory = self._log_dir(kind, key)
+        entries: list[LogEntry] = []
+        try:
+            it = os.scandir(directory)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        except OSError as exc:
+            raise storage_error(exc, directory, "list the logs") from None
+        with it:
+            for entry in it:
+                if entry.name.endswith(".log") and not entry.name.startswith("."):
+                    with contextlib.suppress(OSError):
+                        mtime = entry.stat().st_mtime
+                        entries.append(LogEntry(attempt=entry.name[:-4], path=Path(entry.path), mtime=mtime))
+        latest = self.latest_attempt(kind, key)
+        entries.sort(key=lambda e: (e.attempt == latest, e.mtime, e.attempt), reverse=True)
+        return entries
+
+    def latest_attempt(self, kind: str, key: str) -> str | None:
+        """The attempt whose log was started last, read from the ``latest`` pointer (no directory listing)."""
+        try:
+            data = read_bytes(f"{self._log_dir(kind, key)}/latest")
+        except OSError:
+            return None
+        return data.decode(errors="replace").strip() if data else None
+
+    # --- scratch ------------------------------------------------------------------------------------------------
+
+    def work_dir(self, key: str, *, persistent: bool = True) -> Path:
+        """``work/<key>/`` (kept across runs), or a fresh ``tmp/work-...`` directory when not persistent."""
+        check_name(key, "work directory key")
+        if not persistent:
+            return Path(self._tmp_entry("work"))
+        path = f"{self.root}/work/{key}"
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as exc:
+            raise storage_error(exc, path, "create the work directory") from None
+        return Path(path)
+
+    # --- housekeeping -------------------------------------------------------------------------------------------
+
+    def sweep_tmp(self, *, older_than: float | None = None, dry_run: bool = False) -> list[tuple[str, int]]:
+        """Remove leftovers in ``tmp/`` of crashed processes; returns ``(path, bytes)`` of what was (or would be)
+        removed.
+
+        An entry goes when it is older than ``older_than`` seconds (default: the ``stale_tmp_after`` setting)
+        and, when it was made on this host, its process is gone (other hosts' entries are judged by age alone). Half-written
+        record files (``records/**/.*.tmp``) of the same age go too.
+        """
+        limit = time.time() - (self.settings.stale_tmp_after if older_than is None else older_than)
+        removed: list[tuple[str, int]] = []
+        for name in _names(self._tmp):
+            path = f"{self._tmp}/{name}"
+            try:
+                mtime = os.lstat(path).st_mtime
+            except OSError:
+                continue
+            if mtime > limit:
+                continue
+            parts = name.split("-", 3)
+            if len(parts) == 4 and parts[3] == HOST and parts[1].isdigit() and _fs.pid_alive(int(parts[1])):
+                continue
+            removed.append((path, _fs.tree_size(path)[0]))
+            if not dry_run:
+                if os.path.isdir(path) and not os.path.islink(path):
+                    remove_tree(path)
+                else:
+                    with contextlib.suppress(OSError):
+                        os.unlink(path)
+        for kind_dir in _subdirs(self._records):
+            for shard in _subdirs(kind_dir):
+                for name in _names(shard):
+                    if name.startswith(".") and name.endswith(".tmp"):
+                        path = f"{shard}/{name}"
+                        with contextlib.suppress(OSError):
+                            st = os.lstat(path)
+                            if st.st_mtime <= limit:
+                                removed.append((path, st.st_size))
+                                if not dry_run:
+                                    os.unlink(path)
+        return removed
+
+
+def _names(directory: str) -> list[str]:
+    try:
+        return os.listdir(directory)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as exc:
+        raise storage_error(exc, directory, "list") from None
+
+
+def _subdirs(directory: str) -> list[str]:
+    out = []
+    try:
+        it = os.scandir(directory)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as exc:
+        raise storage_error(exc, directory, "list") from None
+    with it:
+        for entry in it:
+            if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False):
+                out.append(entry.path)
+    return out
