@@ -1,0 +1,113 @@
+"""Records, settings and the rule that queries never write."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from misen.errors import MisenError
+from misen.workspace import Workspace
+from misen_workspace_disk import DiskWorkspace, DiskWorkspaceSettings
+
+
+def test_record_round_trip_and_layout(workspace: DiskWorkspace) -> None:
+    workspace.put_record("task", "ab12cd", {"result": "r1", "name": "train"})
+    assert workspace.get_record("task", "ab12cd") == {"result": "r1", "name": "train"}
+    path = Path(workspace.root) / "records" / "task" / "ab" / "ab12cd.json"
+    assert json.loads(path.read_text()) == {"result": "r1", "name": "train"}
+    workspace.put_record("task", "ab12cd", {"result": "r2"})
+    assert workspace.get_record("task", "ab12cd") == {"result": "r2"}
+    # no temporary file is left next to the record
+    assert sorted(os.listdir(path.parent)) == ["ab12cd.json"]
+    assert workspace.get_record("task", "ffff") is None
+    assert workspace.get_record("failure", "ab12cd") is None
+
+
+def test_get_records_iter_delete(workspace: DiskWorkspace) -> None:
+    keys = [f"{i:032x}" for i in range(50)]
+    for k in keys[:30]:
+        workspace.put_record("key", k, {"task": k, "result": None})
+    got = workspace.get_records("key", keys)
+    assert sorted(got) == keys[:30]
+    assert got[keys[3]] == {"task": keys[3], "result": None}
+    assert sorted(workspace.iter_records("key")) == keys[:30]
+    workspace.delete_record("key", keys[0])
+    workspace.delete_record("key", keys[0])  # twice is fine
+    workspace.delete_record("nokind", keys[0])
+    assert workspace.get_record("key", keys[0]) is None
+    assert sorted(workspace.iter_records("key")) == keys[1:30]
+    assert list(workspace.iter_records("absent")) == []
+
+
+@pytest.mark.parametrize("bad", ["../x", "a/b", "", ".hidden", "x" * 300, "a\x00b"])
+def test_unsafe_names_are_refused(workspace: DiskWorkspace, bad: str) -> None:
+    with pytest.raises(MisenError, match="not a valid name"):
+        workspace.put_record("task", bad, {})
+    with pytest.raises(MisenError, match="not a valid name"):
+        workspace.put_record(bad, "abc", {})
+    assert workspace.has_result(bad) is False
+    assert not Path(workspace.root).exists()
+
+
+def test_queries_never_write(workspace: DiskWorkspace, snapshot_tree) -> None:
+    from misen.workspace import LockHolder
+
+    root = Path(workspace.root)
+    # on a workspace that does not exist yet
+    assert workspace.get_record("task", "abc") is None
+    assert workspace.get_records("task", ["abc", "abd"]) == {}
+    assert workspace.has_result("abc") is False
+    assert workspace.open_result("abc") is None
+    assert workspace.lock_holder("abc") is None
+    assert workspace.list_logs("task", "abc") == []
+    assert list(workspace.iter_results()) == []
+    assert not root.exists()
+    # on a populated one
+    workspace.put_record("task", "abc", {"result": "r"})
+    with workspace.lock("abc", LockHolder.current()):
+        pass
+    workspace.log_path("task", "abc", "1").write_text("log")
+    before = snapshot_tree(root)
+    assert workspace.get_record("task", "abc") == {"result": "r"}
+    assert workspace.lock_holder("abc") is None
+    assert [e.attempt for e in workspace.list_logs("task", "abc")] == ["1"]
+    assert workspace.has_result("r") is False
+    assert snapshot_tree(root) == before
+
+
+def test_directory_is_absolute_and_travels_in_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = tmp_path / "proj"
+    (project / "sub").mkdir(parents=True)
+    (project / "pyproject.toml").write_text("[project]\nname='p'\n")
+    monkeypatch.chdir(project / "sub")
+    from misen import settings
+
+    settings._ROOTS.clear()
+    ws = DiskWorkspace(DiskWorkspaceSettings())
+    assert ws.root == str(project.resolve() / ".misen")
+    ws2 = DiskWorkspace(DiskWorkspaceSettings(directory="data/ws"))
+    assert ws2.root == str(project.resolve() / "data" / "ws")
+    spec = ws2.spec()
+    assert spec["type"] == "disk" and spec["settings"]["directory"] == ws2.root
+    monkeypatch.chdir(tmp_path)
+    settings._ROOTS.clear()
+    reopened = Workspace.from_spec(spec)
+    assert isinstance(reopened, DiskWorkspace) and reopened.root == ws2.root
+
+
+def test_settings_errors_name_the_key() -> None:
+    from misen.errors import ConfigError
+    from misen.settings import structure_settings
+
+    with pytest.raises(ConfigError, match="director"):
+        structure_settings(DiskWorkspaceSettings, {"directroy": "x"}, where=".misen.toml [workspace]")
+    ws = DiskWorkspace(structure_settings(DiskWorkspaceSettings, {"directory": "/tmp/x", "fsync": False}, where="t"))
+    assert ws.root == "/tmp/x" and ws.settings.fsync is False
+
+
+def test_registered_as_disk() -> None:
+    from misen.plugins import registry
+
+    assert registry().get("workspace", "disk") is DiskWorkspace
