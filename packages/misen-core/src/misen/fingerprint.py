@@ -1,0 +1,695 @@
+"""Code fingerprints: a digest of a task function's normalized code and of the project code it reaches.
+
+Owns the normalizer (the AST without docstrings, annotations, ``@meta`` and formatting), the walk over the
+project's functions, classes and module-level constants, and the per-process caches behind `function_fingerprint`.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import linecache
+import os
+import symtable
+import sys
+import sysconfig
+import types
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from misen.taskmeta import meta as _meta_decorator
+
+__all__ = ["ClosureItem", "Fingerprint", "function_fingerprint"]
+
+_MISSING: Any = object()
+
+
+@attrs.frozen
+class ClosureItem:
+    """One function, class or module-level constant in a task's code closure.
+
+    Attributes:
+        name: Qualified name, e.g. ``my_project.models.train`` or ``my_project.config.LR``; a function defined
+            in ``__main__`` run as ``python -m pkg.mod`` is named as in ``pkg.mod``.
+        kind: ``"function"``, ``"class"`` or ``"constant"``.
+        file: The source file, relative to the working directory when it lies below it (for people; never
+            part of a digest).
+        line: The first line of the definition (for people; never part of a digest).
+        digest: Hex digest of this item's normalized code (or, for a constant without an assignment in the
+            source, of its canonical value) alone.
+    """
+
+    name: str
+    kind: str
+    file: str
+    line: int
+    digest: str
+
+
+@attrs.frozen
+class Fingerprint:
+    """The code fingerprint of a task function.
+
+    Attributes:
+        digest: 32 hex characters (blake2b, 16 bytes) over the sorted ``(name, kind, digest)`` of all items.
+        items: The code closure, sorted by name; includes the task function itself.
+    """
+
+    digest: str
+    items: tuple[ClosureItem, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-able form: ``{"digest": ..., "items": {name: {"kind", "file", "line", "digest"}}}``."""
+        return {
+            "digest": self.digest,
+            "items": {i.name: {"kind": i.kind, "file": i.file, "line": i.line, "digest": i.digest} for i in self.items},
+        }
+
+    @staticmethod
+    def diff(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
+        """What changed between two `as_dict` forms, one human line per item, sorted by name.
+
+        Lines read ``changed: NAME (FILE:LINE)``, ``added: NAME (FILE:LINE)`` or ``removed: NAME (FILE:LINE)``
+        (a removed item shows where it was). ``old=None`` (no fingerprint was recorded) lists every item of
+        ``new`` as added. Equal fingerprints give an empty list.
+        """
+        before: dict[str, Any] = (old or {}).get("items", {})
+        after: dict[str, Any] = new.get("items", {})
+        lines = []
+        for name in sorted(set(before) | set(after)):
+            a, b = before.get(name), after.get(name)
+            if a is None:
+                lines.append(f"added: {name} ({b['file']}:{b['line']})")
+            elif b is None:
+                lines.append(f"removed: {name} ({a['file']}:{a['line']})")
+            elif a.get("digest") != b.get("digest") or a.get("kind") != b.get("kind"):
+                lines.append(f"changed: {name} ({b['file']}:{b['line']})")
+        return lines
+
+
+def function_fingerprint(fn: Any) -> Fingerprint | None:
+    """The code fingerprint of ``fn``, computed once per function object per process.
+
+    The fingerprint covers ``fn``'s normalized source and, transitively, the functions, classes (their whole
+    bodies) and module-level constants of the project that it references by name, as ``module.attr`` chains,
+    through ``from x import y``/``import x.y as z`` (also inside the function) and through closure cells. Code
+    of the standard library, of installed distributions (anything under ``site-packages``/``dist-packages``) and
+    of misen itself is not walked. A module belongs to the project when it shares the task module's top-level
+    package or its file lies outside the standard library and installed distributions.
+
+    Normalization ignores comments, formatting, docstrings, line numbers, argument and return annotations,
+    annotations of local variables, and the ``@meta(...)`` decorator (its options enter the identity
+    separately). Class-level annotations are kept, because attrs and dataclasses make fields of them.
+
+    Returns:
+        The `Fingerprint`, or ``None`` for callables without readable Python source (builtins, C functions,
+        code typed at a bare ``python -c``). It never raises.
+    """
+    try:
+        return _CACHE[fn]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable callable: compute, don't cache
+        return _safe_fingerprint(fn)
+    fp = _CACHE[fn] = _safe_fingerprint(fn)
+    return fp
+
+
+_CACHE: dict[Any, Fingerprint | None] = {}
+
+
+def _safe_fingerprint(fn: Any) -> Fingerprint | None:
+    try:
+        return _fingerprint(fn)
+    except Exception:  # it runs inside Task(...): odd input means "no fingerprint", never an error
+        return None
+
+
+# --- sources ---------------------------------------------------------------------------------------------------
+
+
+@attrs.define(eq=False)
+class _Source:
+    """One parsed file: its tree, symbol tables and indexes, built once per process."""
+
+    tree: ast.Module
+    defs: dict[tuple[str, int], list[ast.AST]] = attrs.Factory(dict)  # (name, first line) -> def/lambda nodes
+    classes: dict[str, list[ast.ClassDef]] = attrs.Factory(dict)  # qualname -> class nodes
+    tables: dict[tuple[str, int], list[symtable.SymbolTable]] = attrs.Factory(dict)
+    bindings: dict[str, list[ast.stmt]] = attrs.Factory(dict)  # module-level name -> statements binding it
+
+
+_SOURCES: dict[str, _Source | None] = {}
+
+
+def _source(filename: str, module_globals: dict[str, Any] | None) -> _Source | None:
+    try:
+        return _SOURCES[filename]
+    except KeyError:
+        pass
+    src = None
+    lines = linecache.getlines(filename, module_globals)
+    if lines:
+        text = "".join(lines)
+        try:
+            src = _Source(ast.parse(text, filename))
+            _index_tables(symtable.symtable(text, filename, "exec"), src)
+        except (SyntaxError, ValueError):
+            src = None
+        else:
+            _index_tree(src.tree, "", src)
+            _index_bindings(src.tree.body, src)
+    _SOURCES[filename] = src
+    return src
+
+
+def _index_tree(node: ast.AST, qual: str, src: _Source) -> None:
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+            first = min([child.lineno, *(d.lineno for d in child.decorator_list)])
+            src.defs.setdefault((child.name, first), []).append(child)
+            _index_tree(child, f"{qual}{child.name}.<locals>.", src)
+        elif isinstance(child, ast.ClassDef):
+            src.classes.setdefault(qual + child.name, []).append(child)
+            _index_tree(child, f"{qual}{child.name}.", src)
+        elif isinstance(child, ast.Lambda):
+            src.defs.setdefault(("<lambda>", child.lineno), []).append(child)
+            _index_tree(child, f"{qual}<lambda>.<locals>.", src)
+        else:
+            _index_tree(child, qual, src)
+
+
+def _index_tables(table: symtable.SymbolTable, src: _Source) -> None:
+    for child in table.get_children():
+        src.tables.setdefault((child.get_name(), child.get_lineno()), []).append(child)
+        _index_tables(child, src)
+
+
+def _index_bindings(body: list[ast.stmt], src: _Source) -> None:
+    """Module-level statements that bind or mutate a name (also inside top-level if/try/with/for blocks)."""
+    for stmt in body:
+        targets: list[ast.expr] = []
+        if isinstance(stmt, ast.Assign):
+            targets = stmt.targets
+        elif isinstance(stmt, ast.AnnAssign | ast.AugAssign):
+            targets = [stmt.target]
+        elif isinstance(stmt, ast.Import | ast.ImportFrom):
+            for alias in stmt.names:
+                name = alias.asname or alias.name.split(".")[0]
+                src.bindings.setdefault(name, []).append(stmt)
+        elif isinstance(stmt, ast.If | ast.Try | ast.With | ast.For | ast.While):
+            for field in ("body", "orelse", "finalbody"):
+                _index_bindings(getattr(stmt, field, []), src)
+            for handler in getattr(stmt, "handlers", []):
+                _index_bindings(handler.body, src)
+        for name in {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}:
+            src.bindings.setdefault(name, []).append(stmt)
+
+
+# --- normalization ---------------------------------------------------------------------------------------------
+
+_SKIP_FIELDS = frozenset({"type_comment", "kind", "type_params", "returns"})
+
+
+def _is_docstring(stmt: ast.stmt) -> bool:
+    return isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str)
+
+
+def _chain(node: ast.expr) -> tuple[str, ...] | None:
+    """``a.b.c`` as ``("a", "b", "c")``; None when the chain does not start at a name."""
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    parts.append(node.id)
+    return tuple(reversed(parts))
+
+
+class _Dumper:
+    """A canonical text of an AST that skips what does not change behaviour, collecting the names it loads.
+
+    The text names node types and non-empty fields only, so it reads the same across Python versions that add
+    optional fields, and it never contains line numbers.
+    """
+
+    def __init__(self, is_meta: Callable[[ast.expr], bool]) -> None:
+        self.out: list[str] = []
+        self.chains: set[tuple[str, ...]] = set()
+        self.is_meta = is_meta
+        self.where = "module"
+
+    def stmts(self, body: list[ast.stmt], doc: bool) -> None:
+        if doc and body and _is_docstring(body[0]):
+            body = body[1:]
+        self.out.append("[")
+        for stmt in body:
+            if isinstance(stmt, ast.AnnAssign) and self.where != "class":
+                if stmt.value is None:
+                    continue  # a bare annotation of a local or module name does nothing at run time
+                stmt = ast.Assign(targets=[stmt.target], value=stmt.value)
+            self.node(stmt)
+            self.out.append(";")
+        self.out.append("]")
+
+    def scope(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef, where: str) -> None:
+        out = self.out
+        out.append(f"{type(node).__name__}({node.name}")
+        decorators = [d for d in node.decorator_list if not self.is_meta(d)]
+        if decorators:
+            self.value(decorators)
+        if isinstance(node, ast.ClassDef):
+            self.value(node.bases)
+            self.value(node.keywords)
+        else:
+            self.node(node.args)
+        outer, self.where = self.where, where
+        self.stmts(node.body, doc=True)
+        self.where = outer
+        out.append(")")
+
+    def value(self, v: Any) -> None:
+        if isinstance(v, ast.AST):
+            self.node(v)
+        elif isinstance(v, list):
+            if v and isinstance(v[0], ast.stmt):
+                self.stmts(v, doc=False)
+                return
+            self.out.append("[")
+            for x in v:
+                self.value(x)
+                self.out.append(",")
+            self.out.append("]")
+        else:
+            self.out.append(repr(v))
+
+    def node(self, n: ast.AST) -> None:
+        t = type(n)
+        if t is ast.Name:
+            self.out.append(f"N({n.id})")  # type: ignore[attr-defined]
+            if type(n.ctx) is ast.Load:  # type: ignore[attr-defined]
+                self.chains.add((n.id,))  # type: ignore[attr-defined]
+            return
+        if t is ast.Constant:
+            v = n.value  # type: ignore[attr-defined]
+            self.out.append(f"C({type(v).__name__}:{v!r})")
+            return
+        if t is ast.arg:
+            self.out.append(f"arg({n.arg})")  # type: ignore[attr-defined]
+            return
+        if t is ast.FunctionDef or t is ast.AsyncFunctionDef:
+            self.scope(n, "function")  # type: ignore[arg-type]
+            return
+        if t is ast.ClassDef:
+            self.scope(n, "class")  # type: ignore[arg-type]
+            return
+        if t is ast.Attribute and type(n.ctx) is ast.Load:  # type: ignore[attr-defined]
+            chain = _chain(n)  # type: ignore[arg-type]
+            if chain:
+                self.chains.add(chain)
+        out = self.out
+        out.append(t.__name__ + "(")
+        for field in n._fields:
+            if field in _SKIP_FIELDS:
+                continue
+            v = getattr(n, field, None)
+            if v is None or v == []:
+                continue
+            out.append(field + "=")
+            self.value(v)
+            out.append(",")
+        out.append(")")
+
+
+def _digest(kind: str, text: str) -> str:
+    return hashlib.blake2b(f"{kind}\x00{text}".encode(), digest_size=16).hexdigest()
+
+
+def _canonical(v: Any, depth: int = 0) -> str | None:
+    """A deterministic text of a simple value (None, numbers, strings, bytes and containers of them)."""
+    t = type(v)
+    if v is None or t in (bool, int, float, complex, str, bytes):
+        return f"{t.__name__}:{v!r}"
+    if depth > 20 or t not in (tuple, list, set, frozenset, dict):
+        return None
+    if t is dict:
+        pairs = [(_canonical(k, depth + 1), _canonical(x, depth + 1)) for k, x in v.items()]
+        if any(a is None or b is None for a, b in pairs):
+            return None
+        return "dict{" + ",".join(sorted(f"{a}:{b}" for a, b in pairs)) + "}"
+    parts = [_canonical(x, depth + 1) for x in v]
+    if None in parts:
+        return None
+    if t in (set, frozenset):
+        parts.sort()  # type: ignore[arg-type]
+    return f"{t.__name__}[" + ",".join(parts) + "]"  # type: ignore[arg-type]
+
+
+
+# --- the walk --------------------------------------------------------------------------------------------------
+
+
+@attrs.define(eq=False)
+class _Namespace:
+    """A module's globals with the module's importable name (``__main__`` mapped to what ``-m`` ran)."""
+
+    name: str
+    globals: dict[str, Any]
+    file: str | None
+    package: str | None
+
+
+@attrs.define(eq=False)
+class _Node:
+    """A closure item and the objects it references (``redirect``: the name is really defined elsewhere)."""
+
+    item: ClosureItem | None
+    refs: tuple[Any, ...] = ()
+    redirect: Any = None
+
+
+_NAMESPACES: dict[int, tuple[dict[str, Any], _Namespace]] = {}
+_NODES: dict[Any, _Node | None] = {}
+_OUTSIDE_INSTALLED: dict[str, bool] = {}
+_STDLIB_DIRS: list[str] = []
+
+
+def _module_name(name: str) -> str:
+    if name == "__main__":
+        spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+        return getattr(spec, "name", None) or name
+    return name
+
+
+def _namespace(g: dict[str, Any]) -> _Namespace:
+    hit = _NAMESPACES.get(id(g))
+    if hit is not None and hit[0] is g:
+        return hit[1]
+    ns = _Namespace(_module_name(str(g.get("__name__") or "?")), g, g.get("__file__"), g.get("__package__"))
+    _NAMESPACES[id(g)] = (g, ns)
+    return ns
+
+
+def _in_project(module: str, file: str | None, top: str) -> bool:
+    first = module.partition(".")[0]
+    if first == top:
+        return True
+    if first == "misen" or first.startswith("misen_") or not file or file.startswith("<"):
+        return False
+    try:
+        return _OUTSIDE_INSTALLED[file]
+    except KeyError:
+        pass
+    if not _STDLIB_DIRS:
+        paths = sysconfig.get_paths()
+        dirs = {paths.get("stdlib"), paths.get("platstdlib"), os.path.dirname(os.__file__)}
+        _STDLIB_DIRS.extend(os.path.realpath(d) + os.sep for d in dirs if d)
+    path = os.path.realpath(file)
+    parts = path.split(os.sep)
+    outside = (
+        "site-packages" not in parts
+        and "dist-packages" not in parts
+        and not any(path.startswith(d) for d in _STDLIB_DIRS)
+    )
+    _OUTSIDE_INSTALLED[file] = outside
+    return outside
+
+
+def _display(file: str) -> str:
+    try:
+        rel = os.path.relpath(file, os.getcwd())
+    except (ValueError, OSError):
+        return file
+    return file if rel.startswith("..") else rel
+
+
+def _as_definition(obj: Any) -> Any:
+    """The function or class behind ``obj`` (unwrapping methods and ``functools.wraps``), else None."""
+    try:
+        if isinstance(obj, type):
+            return obj
+        if isinstance(obj, types.MethodType):
+            obj = obj.__func__
+        if not isinstance(obj, types.FunctionType) and hasattr(obj, "__wrapped__"):
+            obj = inspect.unwrap(obj)
+    except Exception:
+        return None
+    return obj if isinstance(obj, types.FunctionType | type) else None
+
+
+def _is_meta(decorator: ast.expr, g: dict[str, Any]) -> bool:
+    chain = _chain(decorator.func if isinstance(decorator, ast.Call) else decorator)
+    if chain is None:
+        return False
+    obj = g.get(chain[0], _MISSING)
+    for attr in chain[1:]:
+        if obj is _MISSING:
+            break
+        try:
+            obj = getattr(obj, attr, _MISSING)
+        except Exception:
+            obj = _MISSING
+    if obj is _MISSING:
+        return chain[-1] == "meta"
+    return obj is _meta_decorator or (isinstance(obj, types.ModuleType) and obj.__name__ == "misen.meta")
+
+
+def _module_attr(mod: types.ModuleType, attr: str) -> Any:
+    value = mod.__dict__.get(attr, _MISSING)
+    if value is _MISSING:
+        value = sys.modules.get(f"{mod.__name__}.{attr}", _MISSING)
+    return value
+
+
+def _classify(obj: Any, ns: _Namespace, attr: str, rest: tuple[str, ...]) -> Any:
+    """Follow ``rest`` through modules from ``obj`` (bound as ``attr`` in ``ns``) to a reference, or None."""
+    for a in rest:
+        if not isinstance(obj, types.ModuleType):
+            break
+        ns, attr = _namespace(obj.__dict__), a
+        obj = _module_attr(obj, a)
+        if obj is _MISSING:
+            return None
+    if isinstance(obj, types.ModuleType):
+        return None  # a module used whole: nothing to pin down
+    definition = _as_definition(obj)
+    return definition if definition is not None else ("constant", ns, attr)
+
+
+def _local_imports(node: ast.AST, ns: _Namespace) -> dict[str, tuple[Any, _Namespace, str]]:
+    """Names bound by imports inside a function or class body, as (object, owner namespace, name there)."""
+    found: dict[str, tuple[Any, _Namespace, str]] = {}
+    for n in ast.walk(node):
+        if isinstance(n, ast.Import):
+            for alias in n.names:
+                mod = sys.modules.get(alias.name if alias.asname else alias.name.split(".")[0])
+                if mod is not None:
+                    found[alias.asname or alias.name.split(".")[0]] = (mod, ns, "")
+        elif isinstance(n, ast.ImportFrom):
+            try:
+                base = importlib.util.resolve_name("." * n.level + (n.module or ""), ns.package)
+            except (ImportError, ValueError):
+                continue
+            mod = sys.modules.get(base)
+            if mod is None:
+                continue
+            for alias in n.names:
+                value = _module_attr(mod, alias.name)
+                if value is not _MISSING:
+                    found[alias.asname or alias.name] = (value, _namespace(mod.__dict__), alias.name)
+    return found
+
+
+def _header_names(node: ast.AST, ns: _Namespace) -> set[str]:
+    """Names loaded by what a definition evaluates in its enclosing scope: decorators, defaults, bases."""
+    if isinstance(node, ast.ClassDef):
+        parts: list[Any] = [*node.bases, *node.keywords, *node.decorator_list]
+    elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+        parts = [*node.args.defaults, *(d for d in node.args.kw_defaults if d is not None)]
+        if not isinstance(node, ast.Lambda):
+            parts += [d for d in node.decorator_list if not _is_meta(d, ns.globals)]
+    else:
+        parts = []
+    return {n.id for p in parts for n in ast.walk(p) if isinstance(n, ast.Name)}
+
+
+def _scope_globals(src: _Source, node: ast.AST) -> set[str]:
+    name = "lambda" if isinstance(node, ast.Lambda) else node.name  # type: ignore[attr-defined]
+    out: set[str] = set()
+    stack = list(src.tables.get((name, node.lineno), []))  # type: ignore[attr-defined]
+    while stack:
+        table = stack.pop()
+        out.update(s.get_name() for s in table.get_symbols() if s.is_global() and s.is_referenced())
+        stack.extend(table.get_children())
+    return out
+
+
+def _definition_node(kind: str, name: str, file: str, nodes: list[Any], src: _Source, ns: _Namespace) -> _Node:
+    dumper = _Dumper(lambda d: _is_meta(d, ns.globals))
+    allowed: set[str] = set()
+    local: dict[str, tuple[Any, _Namespace, str]] = {}
+    for n in nodes:
+        dumper.where = "module"
+        dumper.node(n)
+        allowed |= _scope_globals(src, n) | _header_names(n, ns)
+        local.update(_local_imports(n, ns))
+    refs = []
+    for chain in sorted(dumper.chains):
+        root = chain[0]
+        if root in allowed and root in ns.globals:
+            ref = _classify(ns.globals[root], ns, root, chain[1:])
+        elif root in local and root not in allowed:
+            obj, owner, attr = local[root]
+            ref = _classify(obj, owner, attr or root, chain[1:])
+        else:
+            continue
+        if ref is not None:
+            refs.append(ref)
+    line = min(getattr(n, "lineno", 0) for n in nodes)
+    if not isinstance(nodes[0], ast.ClassDef | ast.Lambda):
+        line = min([line, *(d.lineno for n in nodes for d in n.decorator_list)])
+    item = ClosureItem(name, kind, _display(file), line, _digest(kind, "".join(dumper.out)))
+    return _Node(item, tuple(refs))
+
+
+def _function_node(fn: types.FunctionType) -> _Node | None:
+    code = fn.__code__
+    ns = _namespace(fn.__globals__)
+    src = _source(code.co_filename, fn.__globals__)
+    nodes = src.defs.get((code.co_name, code.co_firstlineno)) if src else None
+    if not nodes or src is None:
+        return None
+    node = _definition_node("function", f"{ns.name}.{fn.__qualname__}", code.co_filename, nodes, src, ns)
+    cells = []
+    for var, cell in zip(code.co_freevars, fn.__closure__ or (), strict=False):
+        try:
+            value = cell.cell_contents
+        except ValueError:  # an empty cell (a name assigned after the function was made)
+            continue
+        definition = _as_definition(value)
+        if definition is not None:
+            cells.append(definition)
+        elif (text := _canonical(value)) is not None:
+            cells.append(("value", f"{node.item.name}.<closure>.{var}", text, ns))  # type: ignore[union-attr]
+    node.refs += tuple(cells)
+    return node
+
+
+def _class_node(cls: type) -> _Node | None:
+    mod = sys.modules.get(cls.__module__)
+    file = getattr(mod, "__file__", None)
+    if mod is None or not file:
+        return None
+    ns = _namespace(mod.__dict__)
+    src = _source(file, ns.globals)
+    nodes = src.classes.get(cls.__qualname__) if src else None
+    if not nodes or src is None:
+        return None
+    # A class defined twice under one name: the last definition is the one that usually wins.
+    return _definition_node("class", f"{ns.name}.{cls.__qualname__}", file, nodes[-1:], src, ns)
+
+
+def _constant_node(ns: _Namespace, attr: str) -> _Node | None:
+    src = _source(ns.file, ns.globals) if ns.file else None
+    stmts = src.bindings.get(attr, []) if src else []
+    assigns = [s for s in stmts if not isinstance(s, ast.Import | ast.ImportFrom)]
+    if not assigns and stmts:
+        last = stmts[-1]
+        if isinstance(last, ast.ImportFrom):  # `from .config import LR`: the constant lives over there
+            base = importlib.util.resolve_name("." * last.level + (last.module or ""), ns.package)
+            mod = sys.modules.get(base)
+            for alias in last.names:
+                if (alias.asname or alias.name) == attr and mod is not None:
+                    return _Node(None, redirect=("constant", _namespace(mod.__dict__), alias.name))
+        return None
+    name = f"{ns.name}.{attr}"
+    if not assigns:
+        text = _canonical(ns.globals.get(attr, _MISSING))
+        if text is None:
+            return None
+        return _Node(ClosureItem(name, "constant", _display(ns.file or "?"), 0, _digest("constant", text)))
+    dumper = _Dumper(lambda d: False)
+    dumper.stmts(assigns, doc=False)
+    refs = [_classify(ns.globals[c[0]], ns, c[0], c[1:]) for c in sorted(dumper.chains) if c[0] in ns.globals]
+    digest = _digest("constant", "".join(dumper.out))
+    item = ClosureItem(name, "constant", _display(ns.file or "?"), assigns[0].lineno, digest)
+    return _Node(item, tuple(r for r in refs if r is not None))
+
+
+def _where(ref: Any) -> tuple[str, str | None] | None:
+    if isinstance(ref, types.FunctionType):
+        return _namespace(ref.__globals__).name, ref.__code__.co_filename
+    if isinstance(ref, type):
+        mod = sys.modules.get(ref.__module__)
+        return (_namespace(mod.__dict__).name, getattr(mod, "__file__", None)) if mod is not None else None
+    ns = ref[1] if ref[0] == "constant" else ref[3]
+    return ns.name, ns.file
+
+
+def _node(ref: Any) -> _Node | None:
+    try:
+        return _NODES[ref]
+    except KeyError:
+        pass
+    node: _Node | None
+    if isinstance(ref, types.FunctionType):
+        node = _function_node(ref)
+    elif isinstance(ref, type):
+        node = _class_node(ref)
+    elif ref[0] == "constant":
+        node = _constant_node(ref[1], ref[2])
+    else:
+        _, name, text, ns = ref
+        node = _Node(ClosureItem(name, "constant", _display(ns.file or "?"), 0, _digest("constant", text)))
+    _NODES[ref] = node
+    return node
+
+
+def _fingerprint(fn: Any) -> Fingerprint | None:
+    root = _as_definition(fn)
+    if root is None and isinstance(getattr(fn, "func", None), types.FunctionType):  # functools.partial
+        root = fn.func
+    root_node = _node(root) if root is not None else None
+    if root_node is None or root_node.item is None:
+        return None
+    where = _where(root)
+    top = where[0].partition(".")[0] if where else ""
+    found = [root_node.item]
+    seen = {root}
+    stack = list(root_node.refs)
+    while stack:
+        ref = stack.pop()
+        if ref in seen:
+            continue
+        seen.add(ref)
+        where = _where(ref)
+        if where is None or not _in_project(where[0], where[1], top):
+            continue
+        node = _node(ref)
+        if node is None:
+            continue
+        if node.redirect is not None:
+            stack.append(node.redirect)
+            continue
+        if node.item is not None:
+            found.append(node.item)
+        stack.extend(node.refs)
+    groups: dict[str, list[ClosureItem]] = {}
+    for item in found:
+        groups.setdefault(item.name, []).append(item)
+    items = []
+    for name in sorted(groups):
+        group = sorted(groups[name], key=lambda i: (i.kind, i.digest, i.file, i.line))
+        digests = sorted({i.digest for i in group})
+        digest = digests[0] if len(digests) == 1 else _digest("merged", ",".join(digests))
+        items.append(attrs.evolve(group[0], digest=digest))
+    h = hashlib.blake2b(digest_size=16)
+    for i in items:
+        h.update(f"{i.name}\x00{i.kind}\x00{i.digest}\n".encode())
+    return Fingerprint(h.hexdigest(), tuple(items))
