@@ -1,0 +1,108 @@
+"""Serializers for NumPy: arrays as ``.npy`` (memory-mapped on load), scalars and dtypes.
+
+NumPy is imported inside `save`/`load` only, when a NumPy value is met; registering imports nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from misen.serializer import LoadContext, SaveContext, Serializer
+
+__all__ = ["DtypeSerializer", "NDArraySerializer", "ScalarSerializer"]
+
+ARRAY_FILE = "array.npy"
+
+
+class NDArraySerializer(Serializer):
+    """`numpy.ndarray` (and `numpy.memmap`) as one ``.npy`` file.
+
+    Saving streams the array into the file with ``np.save`` (no intermediate copy); loading memory-maps it
+    copy-on-write when the workspace allows (``ctx.mmap``): the array is paged in as it is read, and writing to
+    it never touches the stored result. Object arrays are the one case that needs pickle: they are written with
+    ``allow_pickle=True``, recorded as such, and loaded fully (never memory-mapped). Other subclasses (masked
+    arrays, ``np.matrix``) are declined and fall back to pickle, which keeps their type.
+    """
+
+    PLUGIN_NAME = "numpy.ndarray"
+    TYPES = ("numpy.ndarray",)
+    FORMAT_VERSION = 1
+
+    def match(self, value: Any) -> bool:
+        import numpy as np
+
+        return type(value) in (np.ndarray, np.memmap)
+
+    def save(self, value: Any, directory: Path, ctx: SaveContext) -> dict[str, Any]:
+        import numpy as np
+
+        is_object = value.dtype.hasobject
+        with open(directory / ARRAY_FILE, "wb") as f:
+            np.save(f, value, allow_pickle=is_object)
+        return {"dtype": str(value.dtype), "shape": list(value.shape), "object": bool(is_object)}
+
+    def load(self, directory: Path, meta: dict[str, Any], ctx: LoadContext) -> Any:
+        import numpy as np
+
+        path = directory / ARRAY_FILE
+        if meta.get("object"):
+            return np.load(path, allow_pickle=True)
+        if ctx.mmap and path.stat().st_size > 4096:
+            array = np.load(path, mmap_mode="c", allow_pickle=False)
+            if array.size:
+                return array
+        return np.load(path, allow_pickle=False)
+
+
+class ScalarSerializer(Serializer):
+    """NumPy scalars (`numpy.generic`: ``np.float32(1)``, ``np.datetime64(...)``, ``np.str_``…), kept exactly.
+
+    Stored as a 0-d ``.npy``; the load gives back a scalar of the same NumPy type. Inside a container a scalar
+    stays in the container's pickle.
+    """
+
+    PLUGIN_NAME = "numpy.scalar"
+    TYPES = ("numpy.generic",)
+    FORMAT_VERSION = 1
+    CONTAINER_INLINE: ClassVar[bool] = True
+
+    def match(self, value: Any) -> bool:
+        return not value.dtype.hasobject
+
+    def save(self, value: Any, directory: Path, ctx: SaveContext) -> dict[str, Any]:
+        import numpy as np
+
+        arr = np.asarray(value)
+        with open(directory / "scalar.npy", "wb") as f:
+            np.save(f, arr, allow_pickle=False)
+        return {"dtype": str(arr.dtype)}
+
+    def load(self, directory: Path, meta: dict[str, Any], ctx: LoadContext) -> Any:
+        import numpy as np
+
+        return np.load(directory / "scalar.npy", allow_pickle=False)[()]
+
+
+class DtypeSerializer(Serializer):
+    """`numpy.dtype` (structured ones included), as the header of an empty ``.npy``."""
+
+    PLUGIN_NAME = "numpy.dtype"
+    TYPES = ("numpy.dtype",)
+    FORMAT_VERSION = 1
+    CONTAINER_INLINE: ClassVar[bool] = True
+
+    def match(self, value: Any) -> bool:
+        return not value.hasobject
+
+    def save(self, value: Any, directory: Path, ctx: SaveContext) -> dict[str, Any]:
+        import numpy as np
+
+        with open(directory / "dtype.npy", "wb") as f:
+            np.save(f, np.empty(0, dtype=value), allow_pickle=False)
+        return {"dtype": str(value)}
+
+    def load(self, directory: Path, meta: dict[str, Any], ctx: LoadContext) -> Any:
+        import numpy as np
+
+        return np.load(directory / "dtype.npy", allow_pickle=False).dtype
