@@ -78,7 +78,15 @@ def _describe_error(exc: Exception, where: str, cls: type) -> str:
 
     lines: list[str] = []
     if isinstance(exc, cattrs.BaseValidationError):
-        for msg in cattrs.transform_error(exc, path="$"):
+        from cattrs.v import format_exception
+
+        def describe(e: BaseException, tp: type | None) -> str:
+            # A validator's or converter's own ValueError message says more than cattrs' "invalid value".
+            if isinstance(e, ValueError) and not isinstance(e, cattrs.BaseValidationError) and str(e):
+                return str(e)
+            return format_exception(e, tp)
+
+        for msg in cattrs.transform_error(exc, path="$", format_exception=describe):
             m = re.match(r"(.*) @ \$(?:\.(.+))?$", msg)
             if m:
                 text, path = m.group(1), m.group(2)

@@ -1,0 +1,94 @@
+"""Configuration: the merge chain, explicit files, and clear errors for every mistake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from misen import settings
+from misen.errors import ConfigError, PluginNotFoundError
+from misen.runner import resolve_executor, resolve_workspace
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_project_overrides_user(isolated_project: Path, tmp_path: Path) -> None:
+    write(tmp_path / "xdg" / "misen.toml", '[executor]\ntype = "in-process"\n[cache]\ncode_changes = "ignore"\n')
+    write(isolated_project / ".misen.toml", '[cache]\ncode_changes = "track"\n')
+    s = settings.load_settings()
+    assert s.executor["type"] == "in-process"
+    assert s.cache.code_changes == "track"
+    assert s.source("cache", "code_changes").endswith(".misen.toml")
+    assert s.source("executor", "type").endswith("misen.toml") and "xdg" in s.source("executor", "type")
+
+
+def test_explicit_config_replaces_the_chain(isolated_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(isolated_project / ".misen.toml", '[executor]\ntype = "in-process"\n')
+    env_cfg = write(tmp_path / "env.toml", '[cache]\ncode_changes = "ignore"\n')
+    cli_cfg = write(tmp_path / "cli.toml", '[workspace]\ntype = "memory"\n')
+    monkeypatch.setenv("MISEN_CONFIG", str(env_cfg))
+    s = settings.load_settings()
+    assert s.executor == {} and s.cache.code_changes == "ignore"
+    settings.set_config_override(cli_cfg)
+    s = settings.load_settings()
+    assert s.workspace == {"type": "memory"} and s.cache.code_changes == "track" and s.executor == {}
+
+
+def test_another_backend_type_replaces_the_lower_section(isolated_project: Path, tmp_path: Path) -> None:
+    write(tmp_path / "xdg" / "misen.toml", '[workspace]\ntype = "memory"\nname = "user"\n')
+    write(isolated_project / ".misen.toml", '[workspace]\ntype = "other"\n')
+    assert settings.load_settings().workspace == {"type": "other"}
+
+
+def test_unknown_section_names_file(isolated_project: Path) -> None:
+    cfg = write(isolated_project / ".misen.toml", "[executr]\ntype = 'local'\n")
+    with pytest.raises(ConfigError, match=r"\.misen\.toml: unknown section \[executr\]") as info:
+        settings.load_settings()
+    assert str(cfg) in str(info.value)
+
+
+def test_bad_toml(isolated_project: Path) -> None:
+    write(isolated_project / ".misen.toml", "[executor\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        settings.load_settings()
+
+
+def test_unknown_key_names_file_section_and_key(isolated_project: Path) -> None:
+    write(isolated_project / ".misen.toml", '[executor]\ntype = "in-process"\ncaptur = true\n')
+    with pytest.raises(ConfigError) as info:
+        resolve_executor()
+    msg = str(info.value)
+    assert ".misen.toml" in msg and "[executor]" in msg and "'captur'" in msg and "capture" in msg
+
+
+def test_wrong_type_names_the_key(isolated_project: Path) -> None:
+    write(isolated_project / ".misen.toml", '[cache]\ncode_changes = "sometimes"\n')
+    with pytest.raises(ConfigError) as info:
+        settings.load_settings()
+    assert "[cache]" in str(info.value) and "code_changes" in str(info.value)
+
+
+def test_unknown_backend_lists_installed_and_provider(isolated_project: Path) -> None:
+    with pytest.raises(PluginNotFoundError) as info:
+        resolve_executor("nonesuch")
+    assert "in-process" in str(info.value)
+    write(isolated_project / ".misen.toml", '[workspace]\ntype = "gcs"\n')
+    with pytest.raises(PluginNotFoundError) as info:
+        resolve_workspace()
+    assert "installed:" in str(info.value)
+
+
+def test_names_accept_underscores(isolated_project: Path) -> None:
+    assert resolve_executor("in_process").PLUGIN_NAME == "in-process"
+    assert resolve_executor("In-Process").PLUGIN_NAME == "in-process"
+
+
+def test_missing_explicit_file(tmp_path: Path) -> None:
+    settings.set_config_override(tmp_path / "nope.toml")
+    with pytest.raises(ConfigError, match="does not exist"):
+        settings.load_settings()

@@ -1,0 +1,80 @@
+"""The plugin manager: built-ins through the hooks, discovery, duplicates, disabling, cheap import."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import types
+
+import pytest
+
+from misen import hookimpl, plugins
+from misen.errors import MisenError
+from misen.executor import Executor
+
+
+@pytest.fixture(autouse=True)
+def fresh_registry():
+    yield
+    plugins.reset()
+
+
+def test_builtins_are_registered_through_hooks() -> None:
+    reg = plugins.reset()
+    assert reg.get("executor", "in-process").PLUGIN_NAME == "in-process"
+    assert reg.get("workspace", "memory").PLUGIN_NAME == "memory"
+    assert any(s.PLUGIN_NAME == "pickle" for s in reg.serializers())
+    kinds = {(i.kind, i.name) for i in reg.infos()}
+    assert ("executor", "in-process") in kinds and ("workspace", "memory") in kinds
+
+
+def test_duplicate_names_fail_naming_both() -> None:
+    class Other(Executor):
+        PLUGIN_NAME = "in-process"
+
+    mod = types.ModuleType("dupe_plugin")
+
+    @hookimpl
+    def misen_add_executors():
+        return [Other]
+
+    mod.misen_add_executors = misen_add_executors  # type: ignore[attr-defined]
+    reg = plugins.reset([mod])
+    with pytest.raises(MisenError) as info:
+        reg.executors()
+    assert "InProcessExecutor" in str(info.value) and "Other" in str(info.value)
+
+
+def test_misspelt_hook_is_caught() -> None:
+    mod = types.ModuleType("typo_plugin")
+
+    @hookimpl
+    def misen_add_executor():  # missing "s"
+        return []
+
+    mod.misen_add_executor = misen_add_executor  # type: ignore[attr-defined]
+    with pytest.raises(Exception, match="misen_add_executor"):
+        plugins.reset([mod])
+
+
+def test_disable_plugins_by_entry_point_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MISEN_NO_ENTRY_POINTS", "1")
+    reg = plugins.reset()
+    assert set(reg.executors()) >= {"in-process"}
+    assert "local" not in reg.executors()
+
+
+def test_import_misen_is_light() -> None:
+    code = "import misen, sys; from misen import Task, meta; print(sorted(m for m in sys.modules if m.split('.')[0] in {'numpy','torch','s3fs','rich','pandas','misen_executor_local','misen_workspace_s3'}))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out
+
+
+def test_importtime_has_no_heavy_modules() -> None:
+    err = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import misen"], capture_output=True, text=True, check=True
+    ).stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in err.splitlines() if "|" in line}
+    for heavy in ("numpy", "torch", "s3fs", "rich.live"):
+        assert heavy not in imported
+    assert "misen" in imported
