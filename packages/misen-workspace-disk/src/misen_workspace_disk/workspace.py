@@ -208,6 +208,9 @@ class DiskWorkspace(Workspace):
         path = self._tmp_entry("stage")
         try:
             yield Path(path)
+        except OSError as exc:
+            # A serializer that hits a full disk or a permission error: one clear message, nothing left behind.
+            raise storage_error(exc, path, "write the result") from None
         finally:
             remove_tree(path)
 

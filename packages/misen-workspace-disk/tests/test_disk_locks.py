@@ -1,0 +1,144 @@
+"""Task locks between real processes: one winner, the holder named, killed holders recovered."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from misen.errors import TaskLockedError
+from misen.workspace import LockHolder
+from misen_workspace_disk import DiskWorkspace, DiskWorkspaceSettings
+
+CTX = multiprocessing.get_context("fork")
+TRIALS = 50
+
+
+def _racer(root: str, barrier, results, name: str) -> None:
+    ws = DiskWorkspace(DiskWorkspaceSettings(directory=root))
+    for i in range(TRIALS):
+        key = f"{i:032x}"
+        barrier.wait()
+        try:
+            with ws.lock(key, LockHolder.current(task=f"t{i}")):
+                results.put((i, name, "won", os.getpid()))
+                barrier.wait()  # hold until the other one has tried
+        except TaskLockedError as exc:
+            holder = exc.holder
+            results.put((i, name, str(exc), holder.pid if holder else None))
+            barrier.wait()
+
+
+def test_two_processes_race_for_one_lock(tmp_path: Path) -> None:
+    root = str(tmp_path / "ws")
+    barrier, results = CTX.Barrier(2, timeout=60), CTX.Queue()
+    procs = [CTX.Process(target=_racer, args=(root, barrier, results, n)) for n in "ab"]
+    for p in procs:
+        p.start()
+    rows = [results.get(timeout=60) for _ in range(2 * TRIALS)]
+    for p in procs:
+        p.join(30)
+        assert p.exitcode == 0
+    by_trial: dict[int, list[tuple[str, str, int | None]]] = {}
+    for i, name, what, pid in rows:
+        by_trial.setdefault(i, []).append((name, what, pid))
+    assert len(by_trial) == TRIALS
+    for i, pair in by_trial.items():
+        winners = [r for r in pair if r[1] == "won"]
+        losers = [r for r in pair if r[1] != "won"]
+        assert len(winners) == 1 and len(losers) == 1, pair
+        message, named_pid = losers[0][1], losers[0][2]
+        assert named_pid == winners[0][2]
+        assert f"pid {named_pid}" in message and socket.gethostname() in message and f"t{i}" in message
+
+
+HOLD = """
+import sys, time
+from misen.workspace import LockHolder
+from misen_workspace_disk import DiskWorkspace, DiskWorkspaceSettings
+ws = DiskWorkspace(DiskWorkspaceSettings(directory=sys.argv[1]))
+with ws.lock(sys.argv[2], LockHolder.current(task="holder-task")):
+    print("locked", flush=True)
+    time.sleep(600)
+"""
+
+
+def _start_holder(root: str, key: str) -> subprocess.Popen[str]:
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, root, key], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_holder_seen_and_killed_holder_recovered(workspace: DiskWorkspace) -> None:
+    key = "ab" * 16
+    proc = _start_holder(workspace.root, key)
+    try:
+        holder = workspace.lock_holder(key)
+        assert holder is not None and holder.pid == proc.pid and holder.task == "holder-task"
+        with pytest.raises(TaskLockedError, match=f"pid {proc.pid}") as info:
+            with workspace.lock(key, LockHolder.current()):
+                pytest.fail("took a lock another process holds")
+        assert "holder-task" in str(info.value)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    # the holder note is still there, but the dead process no longer holds the lock
+    assert (Path(workspace.root) / "locks" / key[:2] / f"{key}.holder.json").exists()
+    assert workspace.lock_holder(key) is None
+    with workspace.lock(key, LockHolder.current(task="second")):
+        assert workspace.lock_holder(key).pid == os.getpid()
+    assert workspace.lock_holder(key) is None
+
+
+def test_stale_holder_note_never_blocks(workspace: DiskWorkspace) -> None:
+    key = "cd" * 16
+    note = Path(workspace.root) / "locks" / key[:2] / f"{key}.holder.json"
+    note.parent.mkdir(parents=True)
+    # a live pid on this host (our own), as after a crash on a shared file system: only the flock counts
+    note.write_text(json.dumps(LockHolder.current(task="ghost").as_dict()))
+    assert workspace.lock_holder(key) is None
+    with workspace.lock(key, LockHolder.current(task="real")):
+        assert workspace.lock_holder(key).task == "real"
+    # a note from another host, without a lock file at all
+    (note.parent / f"{key}.lock").unlink()
+    note.write_text(json.dumps({"host": "elsewhere", "pid": 1, "since": time.time()}))
+    assert workspace.lock_holder(key) is None
+    with workspace.lock(key, LockHolder.current()):
+        pass
+
+
+def test_same_process_second_lock_fails(workspace: DiskWorkspace) -> None:
+    key = "ef" * 16
+    with workspace.lock(key, LockHolder.current(task="first")):
+        with pytest.raises(TaskLockedError, match="first"), workspace.lock(key, LockHolder.current()):
+            pass
+    with workspace.lock(key, LockHolder.current()):
+        pass
+
+
+def test_lock_timeout_waits_for_release(tmp_path: Path) -> None:
+    ws = DiskWorkspace(DiskWorkspaceSettings(directory=str(tmp_path / "ws"), lock_timeout=30))
+    key = "12" * 16
+    proc = _start_holder(ws.root, key)
+    try:
+        killer = CTX.Process(target=_kill_later, args=(proc.pid, 0.5))
+        killer.start()
+        with ws.lock(key, LockHolder.current()):
+            assert proc.poll() is not None or proc.wait(5) is not None
+        killer.join()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+def _kill_later(pid: int, delay: float) -> None:
+    time.sleep(delay)
+    os.kill(pid, signal.SIGKILL)
