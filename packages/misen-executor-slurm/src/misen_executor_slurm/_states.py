@@ -1,0 +1,94 @@
+"""What a SLURM job state means for a work unit: still going, or which outcome (failed, timeout, cancelled...).
+
+The worker inside a job writes its own outcome file, which wins whenever it exists. SLURM's state only decides
+when the job ended without one: killed for time or memory, cancelled, its node failed, or it vanished.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from misen.executor import UnitOutcome
+from misen_executor_slurm._cli import JobState
+
+__all__ = ["ACTIVE_STATES", "is_active", "outcome_from_state", "read_outcome"]
+
+#: States of a job that has not ended (``COMPLETING``: ended, epilog running; its outcome file may exist).
+ACTIVE_STATES = frozenset(
+    {
+        "PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
+        "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED", "RESV_DEL_HOLD", "SPECIAL_EXIT", "POWER_UP_NODE",
+    }
+)  # fmt: skip
+_MEMORY_MARKERS = ("Exceeded job memory limit", "exceeded memory limit", "oom-kill", "Out Of Memory", "OUT_OF_MEMORY")
+
+
+def is_active(state: JobState | None) -> bool:
+    return state is not None and state.state in ACTIVE_STATES
+
+
+def read_outcome(path: Path, *, job: str, log: Path) -> UnitOutcome | None:
+    """The outcome the worker wrote, with the job log filled in when the worker had none; ``None`` if absent."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        return UnitOutcome(status="failed", error=f"job {job} wrote an unreadable outcome {path} ({exc})", log=str(log))
+    outcome = UnitOutcome.from_dict(data)
+    if outcome.log is None or not outcome.where:
+        import attrs
+
+        outcome = attrs.evolve(outcome, log=outcome.log or str(log), where=outcome.where or f"slurm job {job}")
+    return outcome
+
+
+def _log_tail(log: Path, size: int = 16384) -> str:
+    try:
+        with open(log, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - size))
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def outcome_from_state(job: str, state: JobState | None, log: Path) -> UnitOutcome:
+    """The outcome of a job that ended without writing an outcome file (``state`` None: SLURM forgot it)."""
+    where = f"slurm job {job}"
+    if state is None:
+        return UnitOutcome(
+            status="failed",
+            error=f"job {job} vanished without writing an outcome (cancelled, OOM-killed or node failure); see {log}",
+            log=str(log),
+            where=where,
+        )
+    name, reason = state.state, state.reason
+    detail = f" ({reason})" if reason else ""
+    exit_code = f", exit code {state.exit_code}" if state.exit_code and state.exit_code != "0:0" else ""
+    tail = _log_tail(log)
+    if name == "TIMEOUT":
+        return UnitOutcome(status="timeout", error=f"job {job} reached its time limit (TIMEOUT)", log=str(log), where=where)
+    if name in ("CANCELLED", "DEADLINE") and reason == "DependencyNeverSatisfied":
+        return UnitOutcome(
+            status="skipped", error=f"job {job} was cancelled by SLURM: a dependency failed", log=str(log), where=where
+        )
+    if name == "OUT_OF_MEMORY" or any(m in tail for m in _MEMORY_MARKERS):
+        return UnitOutcome(
+            status="failed", error=f"job {job} ran out of memory ({name}{exit_code}); raise the task's memory",
+            log=str(log), where=where,
+        )  # fmt: skip
+    if name == "CANCELLED":
+        return UnitOutcome(status="cancelled", error=f"job {job} was cancelled{detail}", log=str(log), where=where)
+    if name == "NODE_FAIL":
+        return UnitOutcome(status="failed", error=f"job {job} failed: its node failed (NODE_FAIL{detail})", log=str(log), where=where)
+    if name == "PREEMPTED":
+        return UnitOutcome(status="failed", error=f"job {job} was preempted (PREEMPTED)", log=str(log), where=where)
+    if name == "BOOT_FAIL":
+        return UnitOutcome(status="failed", error=f"job {job} failed: its node did not boot (BOOT_FAIL)", log=str(log), where=where)
+    if name == "COMPLETED":
+        return UnitOutcome(
+            status="failed", error=f"job {job} completed but its worker wrote no outcome; see {log}", log=str(log), where=where
+        )
+    return UnitOutcome(status="failed", error=f"job {job} ended {name}{detail}{exit_code}; see {log}", log=str(log), where=where)

@@ -1,0 +1,26 @@
+"""Hook implementations of misen_executor_slurm: the ``slurm`` executor and the ``misen slurm`` commands."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from misen.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    import click
+
+    from misen.executor import Executor
+
+
+@hookimpl
+def misen_add_executors() -> list[type[Executor]]:
+    from misen_executor_slurm.executor import SlurmExecutor
+
+    return [SlurmExecutor]
+
+
+@hookimpl
+def misen_add_commands(cli: click.Group) -> None:
+    from misen_executor_slurm._commands import slurm_group
+
+    cli.add_command(slurm_group)
