@@ -9,7 +9,6 @@ import stat
 from pathlib import Path
 
 import pytest
-
 from misen import _fill
 from misen._fill import ID_ALPHABET, FillChange, duplicate_ids, fill_paths, new_id, project_files
 from misen.errors import MisenError
@@ -166,8 +165,17 @@ def test_fill_inserts_ids_and_keeps_everything_else(tmp_path: Path) -> None:
     path = _write(tmp_path / "tasks.py", FORMS)
     changes = fill_paths([path])
     names = [c.function for c in changes]
-    assert names == ["bare", "empty_call", "one_kw", "spaced", "multi_line", "comment_first", "Model.fit",
-                     "outer.<locals>.inner", "stacked"]
+    assert names == [
+        "bare",
+        "empty_call",
+        "one_kw",
+        "spaced",
+        "multi_line",
+        "comment_first",
+        "Model.fit",
+        "outer.<locals>.inner",
+        "stacked",
+    ]
     assert all(c.old_id is None and ID_RE.match(c.new_id) and c.path == path.resolve() for c in changes)
     assert len({c.new_id for c in changes} | {"KEEPTHIS22"}) == len(changes) + 1
     assert path.read_text() == EXPECTED.format(*(c.new_id for c in changes))
@@ -212,7 +220,8 @@ def test_renew_replaces_only_the_named_ids(tmp_path: Path) -> None:
     after = path.read_text()
     assert '"BBBBBBBBBB"' in after and '"CCCCCCCCCC"' not in after
     assert after == text.replace("CCCCCCCCCC", change.new_id).replace(
-        "AAAAAAAAAA", re.search(r'id="(\w+)", cache=True\)\ndef train', after).group(1)  # type: ignore[union-attr]
+        "AAAAAAAAAA",
+        re.search(r'id="(\w+)", cache=True\)\ndef train', after).group(1),  # type: ignore[union-attr]
     )
 
 
@@ -237,7 +246,9 @@ def test_ids_are_unique_across_files(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 def test_duplicate_ids_are_reported(tmp_path: Path) -> None:
     a = _write(tmp_path / "a.py", 'from misen import meta\n@meta(id="SAMESAME22")\ndef a(): ...\n')
-    b = _write(tmp_path / "b.py", '\nfrom misen import meta\n@meta(cache=True, id="SAMESAME22")\ndef b(): ...\n')
+    b = _write(
+        tmp_path / "b.py", '\nfrom misen import meta\n@meta(cache=True, id="SAMESAME22")\ndef b(): ...\n'
+    )
     assert duplicate_ids([tmp_path]) == {"SAMESAME22": [(a.resolve(), 2, "a"), (b.resolve(), 3, "b")]}
 
 
@@ -260,24 +271,36 @@ def test_permissions_line_endings_and_encoding_are_kept(tmp_path: Path) -> None:
     crlf.write_bytes(b"from misen import meta\r\n@meta(\r\n    cache=True,\r\n)\r\ndef a(): ...\r\n")
     os.chmod(crlf, 0o640)
     latin = tmp_path / "latin.py"
-    latin.write_bytes("# -*- coding: latin-1 -*-\nfrom misen import meta\n@meta  # café\ndef b(): return 'é'\n"
-                      .encode("latin-1"))
+    latin.write_bytes(
+        "# -*- coding: latin-1 -*-\nfrom misen import meta\n@meta  # café\ndef b(): return 'é'\n".encode(
+            "latin-1"
+        )
+    )
     changes = {c.function: c.new_id for c in fill_paths([tmp_path])}
-    assert crlf.read_bytes() == (
-        f'from misen import meta\r\n@meta(\r\n    id="{changes["a"]}",\r\n    cache=True,\r\n)\r\ndef a(): ...\r\n'
-    ).encode()
+    assert (
+        crlf.read_bytes()
+        == (
+            f'from misen import meta\r\n@meta(\r\n    id="{changes["a"]}",\r\n    cache=True,\r\n)\r\ndef a(): ...\r\n'
+        ).encode()
+    )
     assert stat.S_IMODE(crlf.stat().st_mode) == 0o640
     assert latin.read_bytes() == (
-        f"# -*- coding: latin-1 -*-\nfrom misen import meta\n@meta(id=\"{changes['b']}\")  # café\n"
+        f'# -*- coding: latin-1 -*-\nfrom misen import meta\n@meta(id="{changes["b"]}")  # café\n'
         "def b(): return 'é'\n"
     ).encode("latin-1")
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left
 
 
 def test_empty_or_none_id_counts_as_missing(tmp_path: Path) -> None:
-    path = _write(tmp_path / "t.py", 'from misen import meta\n@meta(id=None)\ndef a(): ...\n@meta(id="")\ndef b(): ...\n')
+    path = _write(
+        tmp_path / "t.py",
+        'from misen import meta\n@meta(id=None)\ndef a(): ...\n@meta(id="")\ndef b(): ...\n',
+    )
     a, b = fill_paths([path])
-    assert path.read_text() == f'from misen import meta\n@meta(id="{a.new_id}")\ndef a(): ...\n@meta(id="{b.new_id}")\ndef b(): ...\n'
+    assert (
+        path.read_text()
+        == f'from misen import meta\n@meta(id="{a.new_id}")\ndef a(): ...\n@meta(id="{b.new_id}")\ndef b(): ...\n'
+    )
 
 
 def test_a_meta_from_elsewhere_is_not_touched(tmp_path: Path) -> None:
@@ -289,9 +312,16 @@ def test_a_meta_from_elsewhere_is_not_touched(tmp_path: Path) -> None:
 
 def test_project_files_finds_the_package(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "my-project"\n')
-    files = ["src/my_project/__init__.py", "src/my_project/models/train.py", "src/other/__init__.py",
-             "tests/test_x.py", ".venv/lib/python3.11/site-packages/x/y.py", "src/my_project/.hidden/z.py",
-             "build/lib/my_project/a.py", "setup.py"]
+    files = [
+        "src/my_project/__init__.py",
+        "src/my_project/models/train.py",
+        "src/other/__init__.py",
+        "tests/test_x.py",
+        ".venv/lib/python3.11/site-packages/x/y.py",
+        "src/my_project/.hidden/z.py",
+        "build/lib/my_project/a.py",
+        "setup.py",
+    ]
     for f in files:
         (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / f).write_text("")
@@ -301,7 +331,9 @@ def test_project_files_finds_the_package(tmp_path: Path) -> None:
     ]
     (tmp_path / "pyproject.toml").write_text("[tool.something]\n")
     assert [p.relative_to(tmp_path.resolve()).as_posix() for p in project_files(tmp_path)] == [
-        "src/my_project/__init__.py", "src/my_project/models/train.py", "src/other/__init__.py",
+        "src/my_project/__init__.py",
+        "src/my_project/models/train.py",
+        "src/other/__init__.py",
     ]
 
 

@@ -60,7 +60,9 @@ def new_id(existing: set[str]) -> str:
 
 
 def _pruned(name: str, path: Path) -> bool:
-    return name.startswith(".") or name in _PRUNE or name.endswith(".egg-info") or (path / "pyvenv.cfg").exists()
+    return (
+        name.startswith(".") or name in _PRUNE or name.endswith(".egg-info") or (path / "pyvenv.cfg").exists()
+    )
 
 
 def _python_files(top: Path) -> Iterator[Path]:
@@ -108,11 +110,15 @@ def project_files(root: Path) -> list[Path]:
                 roots += [
                     d
                     for d in sorted(base.iterdir())
-                    if d.is_dir() and (d / "__init__.py").is_file() and not _pruned(d.name, d)
+                    if d.is_dir()
+                    and (d / "__init__.py").is_file()
+                    and not _pruned(d.name, d)
                     and d.name not in _NOT_PACKAGES
                 ]
     if not roots:
-        roots = [p for p in sorted(root.glob("*.py")) if p.name not in ("setup.py", "conftest.py", "noxfile.py")]
+        roots = [
+            p for p in sorted(root.glob("*.py")) if p.name not in ("setup.py", "conftest.py", "noxfile.py")
+        ]
     return sorted({p for r in roots for p in _python_files(r)})
 
 
@@ -197,9 +203,17 @@ def _find_tasks(tree: ast.Module) -> list[_Task]:
                 qual = prefix + node.name
                 deco = next((d for d in node.decorator_list if is_meta(d)), None)
                 if deco is not None:
-                    kw = next((k for k in deco.keywords if k.arg == "id"), None) if isinstance(deco, ast.Call) else None
+                    kw = (
+                        next((k for k in deco.keywords if k.arg == "id"), None)
+                        if isinstance(deco, ast.Call)
+                        else None
+                    )
                     value = kw.value if kw is not None else None
-                    text = value.value if isinstance(value, ast.Constant) and isinstance(value.value, str) else None
+                    text = (
+                        value.value
+                        if isinstance(value, ast.Constant) and isinstance(value.value, str)
+                        else None
+                    )
                     found.append(_Task(qual, deco.lineno, deco, value, text or None))
                 visit(node.body, qual + ".<locals>.")
             elif isinstance(node, ast.ClassDef):
@@ -225,7 +239,9 @@ def _read(path: Path) -> _File:
             f"misen fill: {path}:{exc.lineno or 0}: syntax error ({exc.msg}); no file was changed"
         ) from None
     except (UnicodeDecodeError, ValueError) as exc:
-        raise MisenError(f"misen fill: {path}: cannot decode the source ({exc}); no file was changed") from None
+        raise MisenError(
+            f"misen fill: {path}: cannot decode the source ({exc}); no file was changed"
+        ) from None
     text = source.encode("utf-8")
     starts = [0]
     for line in text.splitlines(keepends=True):
@@ -325,7 +341,9 @@ def _names(f: _File, task: _Task) -> set[str]:
     return {short, task.qualname, f"{f.module}.{task.qualname}", f"{f.module}:{task.qualname}"}
 
 
-def fill_paths(paths: list[Path], *, renew: set[str] | None = None, dry_run: bool = False) -> list[FillChange]:
+def fill_paths(
+    paths: list[Path], *, renew: set[str] | None = None, dry_run: bool = False
+) -> list[FillChange]:
     """Give every ``@meta`` function in ``paths`` that has no ``id=`` a fresh, unique one.
 
     ``@meta`` is recognised under any spelling bound by the file's imports of misen: ``@meta``,
@@ -387,7 +405,9 @@ def fill_paths(paths: list[Path], *, renew: set[str] | None = None, dry_run: boo
         try:
             ast.parse(source, str(f.path))
         except SyntaxError as exc:  # a bug here must never damage a user's file
-            raise MisenError(f"misen fill: {f.path}: the edit would break the file ({exc.msg}); not written") from None
+            raise MisenError(
+                f"misen fill: {f.path}: the edit would break the file ({exc.msg}); not written"
+            ) from None
         _write(f.path, source.encode(f.encoding))
     return changes
 

@@ -67,7 +67,10 @@ class Fingerprint:
         """A JSON-able form: ``{"digest": ..., "items": {name: {"kind", "file", "line", "digest"}}}``."""
         return {
             "digest": self.digest,
-            "items": {i.name: {"kind": i.kind, "file": i.file, "line": i.line, "digest": i.digest} for i in self.items},
+            "items": {
+                i.name: {"kind": i.kind, "file": i.file, "line": i.line, "digest": i.digest}
+                for i in self.items
+            },
         }
 
     @staticmethod
@@ -217,7 +220,11 @@ _SKIP_FIELDS = frozenset({"type_comment", "kind", "type_params", "returns"})
 
 
 def _is_docstring(stmt: ast.stmt) -> bool:
-    return isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str)
+    return (
+        isinstance(stmt, ast.Expr)
+        and isinstance(stmt.value, ast.Constant)
+        and isinstance(stmt.value.value, str)
+    )
 
 
 def _chain(node: ast.expr) -> tuple[str, ...] | None:
@@ -349,7 +356,6 @@ def _canonical(v: Any, depth: int = 0) -> str | None:
     if t in (set, frozenset):
         parts.sort()  # type: ignore[arg-type]
     return f"{t.__name__}[" + ",".join(parts) + "]"  # type: ignore[arg-type]
-
 
 
 # --- the walk --------------------------------------------------------------------------------------------------
@@ -530,7 +536,9 @@ def _scope_globals(src: _Source, node: ast.AST) -> set[str]:
     return out
 
 
-def _definition_node(kind: str, name: str, file: str, nodes: list[Any], src: _Source, ns: _Namespace) -> _Node:
+def _definition_node(
+    kind: str, name: str, file: str, nodes: list[Any], src: _Source, ns: _Namespace
+) -> _Node:
     dumper = _Dumper(lambda d: _is_meta(d, ns.globals))
     allowed: set[str] = set()
     local: dict[str, tuple[Any, _Namespace, str]] = {}
