@@ -124,6 +124,14 @@ def _copy_containers(v: Any) -> Any:
 
 
 _TASK_TAG = b"misen.task/1\x00"
+_FINGERPRINTS: dict[Any, tuple[Any, bytes]] = {}
+
+
+def _fingerprint_of(fn: Callable[..., Any]) -> tuple[Any, bytes]:
+    from misen.fingerprint import function_fingerprint
+
+    fp = function_fingerprint(fn)
+    return fp, (b"code:" + fp.digest.encode() if fp is not None else b"")
 _config_cache: dict[str, Any] = {}
 
 
@@ -236,14 +244,13 @@ class Task(Generic[R]):
         blake = hashing.hashlib.blake2b
         self._key_bytes = blake(head + b"".join([p if type(p) is bytes else p._key_bytes for p in parts]), digest_size=16).digest()
         track = m.code_changes == "track" if m.code_changes is not None else _track_code_default()
-        self._fingerprint = None
-        self._fp_bytes = b""
         if track:
-            from misen.fingerprint import function_fingerprint
-
-            self._fingerprint = function_fingerprint(fn)
-            if self._fingerprint is not None:
-                self._fp_bytes = b"code:" + self._fingerprint.digest.encode()
+            cached = _FINGERPRINTS.get(fn)
+            if cached is None:
+                cached = _FINGERPRINTS[fn] = _fingerprint_of(fn)
+            self._fingerprint, self._fp_bytes = cached
+        else:
+            self._fingerprint, self._fp_bytes = None, b""
         self._id_bytes = blake(
             head + self._fp_bytes + b"\x00" + b"".join([p if type(p) is bytes else p._id_bytes for p in parts]),
             digest_size=16,
