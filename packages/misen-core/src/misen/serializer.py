@@ -120,7 +120,8 @@ def serializer_named(name: str) -> Serializer:
     by_name, _ = _load_tables()
     ser = by_name.get(name)
     if ser is None:
-        raise MisenError(
+        # a result nobody here can read counts as not cached (recomputed), never as an error that stops a run
+        raise ResultCorruptedError(
             f"this result was written by serializer {name!r}, which is not installed; "
             "install the misen-serializers package that provides it (see `misen plugins`)"
         )
