@@ -31,7 +31,7 @@ __all__ = ["hold_lock", "probe_holder"]
 
 # A probe by `probe_holder` holds a shared flock for a few microseconds; an acquirer retries this long so such a
 # probe never makes it fail.
-PROBE_GRACE = 0.05
+PROBE_GRACE = 0.02
 _BUSY = {errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES}
 
 

@@ -41,7 +41,7 @@ def workspace_info(ws: DiskWorkspace) -> dict[str, Any]:
     records = {kind: sum(1 for _ in ws.iter_records(kind)) for kind in ws.record_kinds()}
     locks_dir = os.path.join(ws.root, "locks")
     lock_files = held = 0
-    for dirpath, _, files in os.walk(locks_dir):
+    for _, _, files in os.walk(locks_dir):
         for name in files:
             if name.endswith(".lock"):
                 lock_files += 1
@@ -56,7 +56,7 @@ def workspace_info(ws: DiskWorkspace) -> dict[str, Any]:
         "areas": {area: {"bytes": size, "files": files} for area, (size, files) in areas.items()},
         "results": sum(1 for _ in ws.iter_results()),
         "records": records,
-        "logs": areas["logs"][1],
+        "logs": sum(name.endswith(".log") for _, _, files in os.walk(os.path.join(ws.root, "logs")) for name in files),
         "locks": {"files": lock_files, "held": held},
         "snapshots": snapshots,
     }
