@@ -1,0 +1,1 @@
+"""Named configs: pinned experiment parameters (run one with ``python -m digits_study.configs.NAME``)."""
