@@ -163,7 +163,11 @@ def _meta_spellings(tree: ast.Module) -> tuple[set[str], set[str]]:
     names: set[str] = set()
     modules: set[str] = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module in ("misen", "misen.meta"):
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.level == 0
+            and node.module in ("misen", "misen.taskmeta")
+        ):
             for alias in node.names:
                 if alias.name == "meta":
                     names.add(alias.asname or "meta")
@@ -192,7 +196,7 @@ def _find_tasks(tree: ast.Module) -> list[_Task]:
     def is_meta(d: ast.expr) -> bool:
         chain = _chain(d.func if isinstance(d, ast.Call) else d)
         return (len(chain) == 1 and chain[0] in names) or (
-            len(chain) in (2, 3) and chain[0] in modules and chain[1:] in (("meta",), ("meta", "meta"))
+            len(chain) in (2, 3) and chain[0] in modules and chain[1:] in (("meta",), ("taskmeta", "meta"))
         )
 
     found: list[_Task] = []

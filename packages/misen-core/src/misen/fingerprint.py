@@ -463,7 +463,7 @@ def _is_meta(decorator: ast.expr, g: dict[str, Any]) -> bool:
             obj = _MISSING
     if obj is _MISSING:
         return chain[-1] == "meta"
-    return obj is _meta_decorator or (isinstance(obj, types.ModuleType) and obj.__name__ == "misen.meta")
+    return obj is _meta_decorator
 
 
 def _module_attr(mod: types.ModuleType, attr: str) -> Any:
