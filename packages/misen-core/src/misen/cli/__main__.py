@@ -1,0 +1,5 @@
+"""``python -m misen.cli`` runs the ``misen`` command."""
+
+from misen.cli import main
+
+main()

@@ -1,0 +1,210 @@
+"""An experiment's command line: options from its typed parameters, and ``run`` (the default), ``list``,
+``tree``, ``incomplete``, ``count``, ``logs``, ``result``, ``why``, ``accept`` and ``verify``.
+
+Parameters and ``--executor-type``/``--workspace-type``/``--config`` are accepted before and after the
+subcommand (after wins).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import click
+from click.core import ParameterSource
+
+from misen.cli._errors import invoke
+from misen.cli._params import ParamOption, options_for
+from misen.errors import MisenError
+from misen.experiment import Experiment, parameters
+
+if TYPE_CHECKING:
+    from misen.tasks import Task
+    from misen.workspace import Workspace
+
+__all__ = ["build_cli", "main_for"]
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
+_COMMON_NAMES = {"--executor-type", "--workspace-type", "--config"}
+
+
+def _common_options() -> list[click.Option]:
+    return [
+        click.Option(
+            ["--executor-type", "m__executor_type"],
+            metavar="NAME",
+            help="Executor to run with (local, in-process, slurm, ...); default: [executor] type in .misen.toml.",
+        ),
+        click.Option(
+            ["--workspace-type", "m__workspace_type"],
+            metavar="NAME",
+            help="Workspace to use (disk, memory, s3, ...); default: [workspace] type in .misen.toml.",
+        ),
+        click.Option(
+            ["--config", "m__config"],
+            metavar="PATH",
+            help="Use only this configuration file (replaces .misen.toml and the user file; wins over $MISEN_CONFIG).",
+        ),
+    ]
+
+
+@attrs.define
+class State:
+    """What the command line said: the experiment's class, its base instance and the values given."""
+
+    cls: type[Experiment]
+    base: Experiment | None
+    given: dict[str, Any] = attrs.field(factory=dict)
+    common: dict[str, Any] = attrs.field(factory=dict)
+    _experiment: Experiment | None = None
+
+    def absorb(self, ctx: click.Context) -> None:
+        for param in ctx.command.params:
+            source = ctx.get_parameter_source(param.name or "")
+            if source in (None, ParameterSource.DEFAULT) or param.name is None:
+                continue
+            value = ctx.params.get(param.name)
+            if isinstance(param, ParamOption):
+                self.given[param.param_name] = param.to_value(value)
+            elif param.name.startswith("m__"):
+                self.common[param.name[3:]] = value
+        self._experiment = None
+
+    def apply_config(self) -> None:
+        from misen.settings import set_config_override
+
+        if self.common.get("config"):
+            set_config_override(self.common["config"])
+
+    @property
+    def experiment(self) -> Experiment:
+        if self._experiment is None:
+            if self.base is not None:
+                self._experiment = attrs.evolve(self.base, **self.given)
+            else:
+                self._experiment = self.cls(**self.given)
+        return self._experiment
+
+    @property
+    def executor(self) -> str | None:
+        return self.common.get("executor_type")
+
+    def workspace(self) -> Workspace:
+        from misen.runner import resolve_workspace
+
+        return resolve_workspace(self.common.get("workspace_type"))
+
+    def named(self, names: tuple[str, ...] | list[str] = ()) -> dict[str, Task[Any]]:
+        exp = self.experiment
+        all_named = exp.named_tasks()
+        if not names:
+            return all_named
+        return {n: exp[n] for n in names}
+
+
+def _defaults(cls: type[Experiment], base: Experiment | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in attrs.fields(cls):
+        if base is not None:
+            out[f.name] = getattr(base, f.name)
+        elif isinstance(f.default, attrs.Factory):  # type: ignore[arg-type]
+            out[f.name] = f.default.factory()  # type: ignore[union-attr]
+        else:
+            out[f.name] = f.default
+    return out
+
+
+class _ExperimentGroup(click.Group):
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_usage(ctx.command_path, "[PARAMETERS] [COMMAND] [ARGS]...")
+
+
+def build_cli(cls: type[Experiment], base: Experiment | None = None) -> click.Group:
+    """The click group of ``cls``'s command line (``base``'s parameters as defaults when given)."""
+    params = parameters(cls)
+    defaults = _defaults(cls, base)
+    doc = (cls.__doc__ or "").strip() if cls.__doc__ is not Experiment.__doc__ else ""
+    title = f"{cls.__qualname__}" + (f" with {base!r}" if base is not None else "")
+
+    def group_callback(**_: Any) -> Any:
+        ctx = click.get_current_context()
+        state = State(cls, base)
+        state.absorb(ctx)
+        ctx.obj = state
+        if ctx.invoked_subcommand is None:
+            state.apply_config()
+            from misen.cli._commands import do_run
+
+            return do_run(state, ())
+        return None
+
+    group = _ExperimentGroup(
+        name=cls.__qualname__,
+        callback=group_callback,
+        params=[*options_for(params, defaults, _COMMON_NAMES), *_common_options()],
+        invoke_without_command=True,
+        context_settings=CONTEXT,
+        help=f"{title}.\n\n{doc}\n\nWithout a command, runs the experiment (`run`).".replace("\n\n\n", "\n\n"),
+        no_args_is_help=False,
+    )
+    from misen.cli._commands import COMMANDS
+
+    for spec in COMMANDS:
+        group.add_command(_command(spec, params, defaults))
+    return group
+
+
+def _command(spec: Any, params: dict[str, Any], defaults: dict[str, Any]) -> click.Command:
+    own: list[click.Parameter] = list(spec.params())
+    reserved = set(_COMMON_NAMES)
+    for p in own:
+        reserved.update(getattr(p, "opts", ()))
+        reserved.update(getattr(p, "secondary_opts", ()))
+    fn: Callable[..., int] = spec.fn
+    own_names = [p.name for p in own]
+
+    def callback(**kwargs: Any) -> int:
+        ctx = click.get_current_context()
+        parent = ctx.find_object(State)
+        if parent is None:  # pragma: no cover - the group always sets it
+            raise MisenError("internal error: no experiment state")
+        state = State(parent.cls, parent.base, dict(parent.given), dict(parent.common))
+        state.absorb(ctx)
+        state.apply_config()
+        return fn(state, **{n: kwargs[n] for n in own_names if n is not None})
+
+    return click.Command(
+        spec.name,
+        callback=callback,
+        params=[*own, *options_for(params, defaults, reserved), *_common_options()],
+        help=spec.help,
+        short_help=spec.help.splitlines()[0],
+        context_settings=CONTEXT,
+    )
+
+
+def main_for(
+    cls: type[Experiment],
+    base: Experiment | None,
+    args: list[str] | None = None,
+    *,
+    prog_name: str | None = None,
+    standalone: bool = True,
+) -> int:
+    """Run the command line of ``cls`` (or of the configured instance ``base``); exit unless not standalone."""
+    if not (isinstance(cls, type) and issubclass(cls, Experiment)):
+        raise MisenError(f"{cls!r} is not an Experiment subclass")
+    try:
+        group = build_cli(cls, base)
+    except MisenError as exc:
+        from misen.cli._errors import error_line
+
+        error_line(str(exc))
+        code = 1
+    else:
+        code = invoke(group, args, prog_name)
+    if standalone:
+        sys.exit(code)
+    return code
