@@ -18,6 +18,14 @@ from misen.fingerprint import ClosureItem, Fingerprint, function_fingerprint
 
 PROJECT = {
     "src/mypkg/__init__.py": "",
+    "src/mypkg/lazy.py": """\
+        def far(x):
+            return x
+
+
+        def away(x):
+            return -x
+        """,
     "src/mypkg/config.py": """\
         LR = 0.1
         BATCH = 32
@@ -65,7 +73,7 @@ PROJECT = {
     "src/mypkg/tasks.py": '''\
         from __future__ import annotations
 
-        import numpy as np
+        import attrs
 
         import mypkg
         import mypkg.util
@@ -132,7 +140,18 @@ PROJECT = {
 
 
         def third_party(x):
-            return np.sum(x)
+            return attrs.asdict(x)
+
+
+        def lazy_submodule(x):
+            return mypkg.lazy.far(x)
+
+
+        def lazy_import(x):
+            import mypkg.lazy
+            from mypkg.lazy import away
+
+            return away(x) + mypkg.lazy.far(x)
 
 
         def unreachable():
@@ -159,6 +178,8 @@ TARGETS = [
     "with_nested",
     "local_import",
     "third_party",
+    "lazy_submodule",
+    "lazy_import",
 ]
 
 SCRIPT = """\
@@ -217,7 +238,10 @@ def test_the_closure_holds_exactly_the_project_code_reached(project: tuple[Path,
     assert names["with_lambda"] == ["mypkg.tasks.with_lambda", "mypkg.util.inner"]
     assert names["with_nested"] == ["mypkg.tasks.with_nested", "mypkg.util.inner"]
     assert names["local_import"] == ["mypkg.tasks.local_import", "mypkg.util.inner"]
-    assert names["third_party"] == ["mypkg.tasks.third_party"]  # numpy is not walked
+    assert names["third_party"] == ["mypkg.tasks.third_party"]  # attrs is not walked
+    # Reached though nothing imported mypkg.lazy when the task was made: the same in every process.
+    assert names["lazy_submodule"] == ["mypkg.lazy.far", "mypkg.tasks.lazy_submodule"]
+    assert names["lazy_import"] == ["mypkg.lazy.away", "mypkg.lazy.far", "mypkg.tasks.lazy_import"]
     via_from = fps["via_from"]["items"]["mypkg.tasks.via_from"]
     assert via_from["kind"] == "function" and via_from["file"] == os.path.join("src", "mypkg", "tasks.py")
     assert via_from["line"] == 13  # the decorator's line
@@ -251,7 +275,8 @@ EDITS = [
     ("src/mypkg/tasks.py", "return ping(n)", "return ping(n - 1)", {"ping"}),
     ("src/mypkg/tasks.py", "f = lambda v: u.inner(v)", "f = lambda v: u.inner(v + 1)", {"with_lambda"}),
     ("src/mypkg/tasks.py", "return mypkg.util.inner(y)", "return mypkg.util.inner(-y)", {"with_nested"}),
-    ("src/mypkg/tasks.py", "return np.sum(x)", "return np.mean(x)", {"third_party"}),
+    ("src/mypkg/tasks.py", "return attrs.asdict(x)", "return attrs.astuple(x)", {"third_party"}),
+    ("src/mypkg/lazy.py", "return x\n", "return x + 1\n", {"lazy_submodule", "lazy_import"}),
     ("src/mypkg/tasks.py", "def unreachable():\n    return 1", "def unreachable():\n    return 2", set()),
     # Neither comments, docstrings, formatting, annotations nor @meta's options change anything.
     ("src/mypkg/tasks.py", "  # a comment", "  # another comment", set()),
@@ -269,7 +294,7 @@ EDITS = [
 
 
 @pytest.mark.parametrize(
-    "batch", [EDITS[:8], EDITS[8:16], EDITS[16:]], ids=["util", "config-tasks", "neutral"]
+    "batch", [EDITS[:8], EDITS[8:17], EDITS[17:]], ids=["util", "config-tasks", "neutral"]
 )
 def test_edits_change_exactly_the_tasks_that_reach_them(
     project: tuple[Path, dict[str, Any]], batch: list[tuple[str, str, str, set[str]]], tmp_path: Path
@@ -292,7 +317,7 @@ def test_edits_change_exactly_the_tasks_that_reach_them(
 def test_undoing_an_edit_gives_the_old_fingerprint_back(
     project: tuple[Path, dict[str, Any]], tmp_path: Path
 ) -> None:
-    root, base = project
+    _, base = project
     copy = tmp_path / "copy"
     _write_project(copy, PROJECT)
     util = copy / "src/mypkg/util.py"

@@ -466,10 +466,34 @@ def _is_meta(decorator: ast.expr, g: dict[str, Any]) -> bool:
     return obj is _meta_decorator
 
 
+def _import_project(name: str) -> types.ModuleType | None:
+    """``sys.modules[name]``, importing it first when it is project code not imported yet.
+
+    A submodule reached as ``pkg.sub.f`` or imported inside a function may not be imported when the task is
+    made; importing it here keeps the fingerprint independent of the order in which modules were imported.
+    """
+    mod = sys.modules.get(name)
+    if mod is not None or not name:
+        return mod
+    top = name.partition(".")[0]
+    try:
+        top_mod = sys.modules.get(top)
+        origin = (
+            getattr(top_mod, "__file__", None)
+            if top_mod
+            else getattr(importlib.util.find_spec(top), "origin", None)
+        )
+        if origin and _in_project(top, origin, "\0"):
+            return importlib.import_module(name)
+    except Exception:  # whatever the module raises: it is just not followed
+        pass
+    return None
+
+
 def _module_attr(mod: types.ModuleType, attr: str) -> Any:
     value = mod.__dict__.get(attr, _MISSING)
-    if value is _MISSING:
-        value = sys.modules.get(f"{mod.__name__}.{attr}", _MISSING)
+    if value is _MISSING and hasattr(mod, "__path__"):
+        value = _import_project(f"{mod.__name__}.{attr}") or _MISSING
     return value
 
 
@@ -494,6 +518,7 @@ def _local_imports(node: ast.AST, ns: _Namespace) -> dict[str, tuple[Any, _Names
     for n in ast.walk(node):
         if isinstance(n, ast.Import):
             for alias in n.names:
+                _import_project(alias.name)
                 mod = sys.modules.get(alias.name if alias.asname else alias.name.split(".")[0])
                 if mod is not None:
                     found[alias.asname or alias.name.split(".")[0]] = (mod, ns, "")
@@ -502,7 +527,7 @@ def _local_imports(node: ast.AST, ns: _Namespace) -> dict[str, tuple[Any, _Names
                 base = importlib.util.resolve_name("." * n.level + (n.module or ""), ns.package)
             except (ImportError, ValueError):
                 continue
-            mod = sys.modules.get(base)
+            mod = _import_project(base)
             if mod is None:
                 continue
             for alias in n.names:
@@ -611,7 +636,7 @@ def _constant_node(ns: _Namespace, attr: str) -> _Node | None:
         last = stmts[-1]
         if isinstance(last, ast.ImportFrom):  # `from .config import LR`: the constant lives over there
             base = importlib.util.resolve_name("." * last.level + (last.module or ""), ns.package)
-            mod = sys.modules.get(base)
+            mod = _import_project(base)
             for alias in last.names:
                 if (alias.asname or alias.name) == attr and mod is not None:
                     return _Node(None, redirect=("constant", _namespace(mod.__dict__), alias.name))
