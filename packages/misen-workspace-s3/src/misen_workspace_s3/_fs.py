@@ -87,10 +87,9 @@ class Remote:
     def _open(self) -> tuple[Any, str]:
         from fsspec.core import url_to_fs
 
-        opts: dict[str, Any] = {"use_listings_cache": False, "skip_instance_cache": True}
+        opts: dict[str, Any] = {"use_listings_cache": False}
         if self.kind == "s3":
             # One layer of retries (ours, with backoff): botocore's and s3fs's own are switched off.
-            opts["retries"] = 1
             opts["config_kwargs"] = {
                 "retries": {"max_attempts": 1, "mode": "standard"},
                 "connect_timeout": 10,
@@ -112,6 +111,8 @@ class Remote:
             ) from None
         except ValueError as exc:
             raise S3WorkspaceError(f"workspace url {self.url!r}: {exc}") from None
+        if self.kind == "s3":
+            fs.retries = 1  # s3fs's own retry loop: off, ours does it (a class attribute, not an argument)
         return fs, root.rstrip("/")
 
     def path(self, rel: str) -> str:

@@ -268,7 +268,12 @@ class S3Workspace(Workspace):
             for name in names:
                 if ".." in name.split("/") or name.startswith("/"):
                     raise ResultCorruptedError(f"result {result_hash}: manifest names a file outside it: {name!r}")
-                self.remote.get_file(f"{rel}/{name}", tmp / name)
+                try:
+                    self.remote.get_file(f"{rel}/{name}", tmp / name)
+                except FileNotFoundError:
+                    raise ResultCorruptedError(
+                        f"result {result_hash} in {self.describe()} is missing its file {name}"
+                    ) from None
             (tmp / MANIFEST).write_bytes(raw)
             check_result(tmp, manifest, full=True)  # every byte, once: later loads trust sizes and small digests
             target = self._cached(result_hash)
