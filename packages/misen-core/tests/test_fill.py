@@ -304,7 +304,10 @@ def test_empty_or_none_id_counts_as_missing(tmp_path: Path) -> None:
 
 
 def test_a_meta_from_elsewhere_is_not_touched(tmp_path: Path) -> None:
-    text = "from other_library import meta\n@meta\ndef a(): ...\n"
+    text = (
+        "from other_library import meta\n@meta\ndef a(): ...\n"
+        "import misen\n@misen.meta(**OPTIONS)\ndef b(): ...\n"  # may hold an id: left alone
+    )
     path = _write(tmp_path / "t.py", text)
     assert fill_paths([path]) == []
     assert path.read_text() == text

@@ -356,7 +356,7 @@ def fill_paths(
     ``@meta(id="...", cache=True)``, and a call laid out over several lines gets ``id="...",`` on a line of its
     own, indented like the argument that follows. Nothing else in the file changes, byte for byte. Existing
     ids are never touched, except for the functions named in ``renew``; an ``id=None`` or ``id=""`` counts as
-    missing. New ids are unique across all the files given and their existing ids.
+    missing; a call with ``**options`` is left alone (they may hold an id). New ids are unique across all the files given and their existing ids.
 
     Every file is parsed before any is written, so an error leaves all files as they were. Files are replaced
     atomically, keeping their permissions and encoding.
@@ -388,6 +388,9 @@ def fill_paths(
             matched |= hit
             if task.id is not None and not hit:
                 continue
+            if task.id_value is None and isinstance(task.decorator, ast.Call):
+                if any(k.arg is None for k in task.decorator.keywords):
+                    continue  # `@meta(**options)` may carry an id already: inserting one could duplicate it
             ident = new_id(existing)
             existing.add(ident)
             edits.append(_edit(f, task, ident))

@@ -85,7 +85,8 @@ class Fingerprint:
         after: dict[str, Any] = new.get("items", {})
         lines = []
         for name in sorted(set(before) | set(after)):
-            a, b = before.get(name), after.get(name)
+            a: Any = before.get(name)
+            b: Any = after.get(name)
             if a is None:
                 lines.append(f"added: {name} ({b['file']}:{b['line']})")
             elif b is None:
@@ -108,6 +109,11 @@ def function_fingerprint(fn: Any) -> Fingerprint | None:
     Normalization ignores comments, formatting, docstrings, line numbers, argument and return annotations,
     annotations of local variables, and the ``@meta(...)`` decorator (its options enter the identity
     separately). Class-level annotations are kept, because attrs and dataclasses make fields of them.
+
+    What is seen is what the code names: a module passed around whole, ``getattr(mod, name)`` with a computed
+    name, or code reached through an object's attributes at run time (``self.model.fit`` of an argument) is not
+    followed. A project submodule reached as ``pkg.sub.f``, or imported inside the function, is imported if it
+    was not yet, so that the fingerprint does not depend on what happened to be imported before.
 
     Returns:
         The `Fingerprint`, or ``None`` for callables without readable Python source (builtins, C functions,
