@@ -1,0 +1,148 @@
+"""The executor's side of a worker process: starting it, sending it units, reading its outcomes, stopping it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from misen_executor_local._machine import Allocation
+from misen_executor_local._worker import HEADER, PARENT_VARIABLE
+
+__all__ = ["Busy", "WorkerProcess"]
+
+
+class Busy:
+    """The unit a worker is running, and how it is being stopped, if it is."""
+
+    def __init__(self, unit: Any, alloc: Allocation, where: str, limit: float | None) -> None:
+        self.unit = unit
+        self.alloc = alloc
+        self.where = where
+        self.start = time.time()
+        #: When the unit's time limit runs out (``None``: no limit).
+        self.deadline = self.start + limit if limit is not None else None
+        #: Why the worker was sent SIGTERM (``"timeout"``, ``"cancelled"``), and when.
+        self.stopping: str | None = None
+        self.term_sent = 0.0
+        self.killed = False
+        #: The outcome the worker reported, if it did.
+        self.outcome: dict[str, Any] | None = None
+
+
+class WorkerProcess:
+    """One worker process, bound to the thread counts and devices of its ``key`` for its whole life."""
+
+    def __init__(self, index: int, key: tuple[Any, ...], env: dict[str, str]) -> None:
+        self.index = index
+        self.key = key
+        full = dict(os.environ)
+        full.update(env)
+        full[PARENT_VARIABLE] = str(os.getpid())
+        # -P: the current directory must not shadow the snapshot the worker imports the project from.
+        self.proc = subprocess.Popen(
+            [sys.executable, "-P", "-m", "misen_executor_local._worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=full,
+            start_new_session=True,
+            close_fds=True,
+        )
+        self.pid = self.proc.pid
+        assert self.proc.stdout is not None and self.proc.stdin is not None
+        self.fd = self.proc.stdout.fileno()
+        self._buffer = bytearray()
+        self.busy: Busy | None = None
+        self.units_run = 0
+        self.eof = False
+
+    def send(self, message: bytes) -> bool:
+        """Send an encoded request; ``False`` if the worker is gone."""
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(message)
+            self.proc.stdin.flush()
+            return True
+        except (BrokenPipeError, OSError):
+            return False
+
+    def read_available(self) -> list[Any]:
+        """Messages that arrived (call when the fd is readable); sets `eof` when the worker closed its end."""
+        import pickle
+
+        try:
+            chunk = os.read(self.fd, 1 << 16)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self.eof = True
+            return []
+        self._buffer += chunk
+        out = []
+        while len(self._buffer) >= HEADER.size:
+            (size,) = HEADER.unpack_from(self._buffer)
+            if len(self._buffer) < HEADER.size + size:
+                break
+            out.append(pickle.loads(bytes(self._buffer[HEADER.size : HEADER.size + size])))
+            del self._buffer[: HEADER.size + size]
+        return out
+
+    def signal(self, sig: int) -> None:
+        """Signal the worker's process group: the worker and the processes its task started."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, sig)
+
+    def close_input(self) -> None:
+        """Ask the worker to exit once idle (end of input)."""
+        with contextlib.suppress(Exception):
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def reap(self) -> int:
+        """Wait for the worker to exit (it must be exiting) and release its pipes."""
+        code = self.proc.wait()
+        with contextlib.suppress(Exception):
+            assert self.proc.stdout is not None
+            self.proc.stdout.close()
+        self.close_input()
+        return code
+
+    def describe_exit(self, code: int) -> str:
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            text = f"the worker process (pid {self.pid}) was killed by {name}"
+            if -code == signal.SIGKILL:
+                text += " (out of memory, or killed from outside)"
+            return text
+        return f"the worker process (pid {self.pid}) exited with code {code} while running the task"
+
+
+def stop_all(workers: list[WorkerProcess], grace: float) -> None:
+    """Terminate every worker (SIGTERM, then SIGKILL after ``grace`` seconds) and reap them.
+
+    A second Ctrl-C while waiting skips the rest of the grace period.
+    """
+    for w in workers:
+        w.signal(signal.SIGTERM)
+        w.close_input()
+    deadline = time.time() + grace
+    try:
+        while time.time() < deadline and any(w.poll() is None for w in workers):
+            time.sleep(0.02)
+    except KeyboardInterrupt:
+        pass
+    for w in workers:
+        if w.poll() is None:
+            w.signal(signal.SIGKILL)
+    for w in workers:
+        w.reap()

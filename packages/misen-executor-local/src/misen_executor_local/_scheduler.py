@@ -1,0 +1,333 @@
+"""One run of the local executor: dispatch ready units to workers as resources free up, watch time limits,
+turn dead workers into failures, skip the dependents of failed units, and stop everything on Ctrl-C."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import pickle
+import selectors
+import signal
+import socket
+import time
+from typing import TYPE_CHECKING, Any
+
+import attrs
+from misen.executor import Plan, RunEvents, UnitOutcome, WorkUnit
+
+from misen_executor_local._machine import DEVICE_VARIABLES, THREAD_VARIABLES, Allocation, binding_env
+from misen_executor_local._pool import Busy, WorkerProcess, stop_all
+from misen_executor_local._worker import HEADER
+
+if TYPE_CHECKING:
+    from misen.workspace import Workspace
+
+    from misen_executor_local.executor import LocalExecutor
+
+__all__ = ["Scheduler"]
+
+_DEVICE_NAMES = frozenset(n for names in DEVICE_VARIABLES.values() for n in names)
+#: Longest sleep between checks of time limits and of ``events.cancel_requested``.
+_TICK = 0.25
+#: Idle workers of other device sets/thread counts kept beyond ``max_workers`` before the oldest is retired.
+_SPARE_WORKERS = 2
+_attempts = itertools.count()
+
+
+class Scheduler:
+    """Runs one plan to the end; `run` returns every unit's outcome."""
+
+    def __init__(self, executor: LocalExecutor, plan: Plan, workspace: Workspace, events: RunEvents) -> None:
+        self.settings = executor.settings
+        self.machine = executor.machine()
+        self.plan = plan
+        self.ws = workspace
+        self.events = events
+        # The executor's device binding wins over device variables in the project's .env files; thread counts
+        # the project set there are the project's choice.
+        if _DEVICE_NAMES & set(plan.env):
+            plan = attrs.evolve(plan, env={k: v for k, v in plan.env.items() if k not in _DEVICE_NAMES})
+        self.payload_plan = plan
+        self.keep = frozenset(plan.env) & frozenset(THREAD_VARIABLES)
+        self.limit = self.settings.max_workers or len(self.machine.cpus)
+        self.node = socket.gethostname()
+        self.outcomes: dict[str, UnitOutcome] = {}
+        self.waiting = {uid: len({d for d in u.deps if d in plan.units}) for uid, u in plan.units.items()}
+        self.dependents = plan.dependents()
+        self.ready = [uid for uid, n in self.waiting.items() if n == 0]
+        self.workers: list[WorkerProcess] = []
+        self.retired: list[WorkerProcess] = []
+        self.selector = selectors.DefaultSelector()
+        self.next_index = 1
+
+    # --- the loop --------------------------------------------------------------------------------------------------
+
+    def run(self) -> dict[str, UnitOutcome]:
+        try:
+            while True:
+                if self.events.cancel_requested:
+                    self._stop_running()
+                    for uid in self.plan.units:
+                        self.outcomes.setdefault(uid, UnitOutcome(status="cancelled", error="run cancelled"))
+                    break
+                self._dispatch()
+                if not any(w.busy for w in self.workers):
+                    if not self.ready:
+                        break
+                    # Unreachable while check() holds (an idle machine fits every unit); never spin.
+                    for uid in self.ready:
+                        unit = self.plan.units[uid]
+                        self._conclude(unit, UnitOutcome(status="failed", error="its resources never became free"))
+                    self.ready = []
+                    continue
+                self._wait()
+        except KeyboardInterrupt:
+            self._stop_running()
+            raise
+        finally:
+            self._close_workers()
+        return self.outcomes
+
+    def _dispatch(self) -> None:
+        if not self.ready:
+            return
+        left: list[str] = []
+        for i, uid in enumerate(self.ready):
+            if sum(1 for w in self.workers if w.busy) >= self.limit or not self.machine.free_cpus:
+                left.extend(self.ready[i:])
+                break
+            unit = self.plan.units[uid]
+            alloc = self.machine.try_take(unit.resources)
+            if alloc is None:
+                left.append(uid)
+                continue
+            self._start(unit, alloc)
+        self.ready = left
+
+    def _start(self, unit: WorkUnit, alloc: Allocation) -> None:
+        try:
+            payload = self.payload_plan.payload(unit.id)
+        except Exception as exc:
+            self.machine.give_back(alloc)
+            error = f"could not send the unit to a worker process ({type(exc).__name__}: {exc})"
+            with contextlib.suppress(Exception):
+                self.ws.record_failure(unit.root, status="failed", error=error, log=None)
+            self._conclude(unit, UnitOutcome(status="failed", error=error))
+            return
+        worker = self._worker_for(alloc)
+        where = f"worker {worker.index} (pid {worker.pid}), {alloc.describe()}"
+        minutes = unit.resources.time
+        worker.busy = Busy(unit, alloc, where, minutes * 60 if minutes is not None else None)
+        request = {
+            "unit": unit.id,
+            "payload": payload,
+            "where": where,
+            "cpus": alloc.cpus,
+            "gpus": alloc.gpus,
+            "gpu_runtime": alloc.gpu_runtime,
+            "memory": alloc.memory,
+            "env": binding_env(alloc, self.keep),
+            "node": self.node,
+        }
+        data = pickle.dumps(request, protocol=5)
+        self.events.unit_started(unit, where)
+        # A worker that died before reading shows up as end of output, and is handled as a death there.
+        worker.send(HEADER.pack(len(data)) + data)
+
+    def _worker_for(self, alloc: Allocation) -> WorkerProcess:
+        key = alloc.worker_key()
+        for w in self.workers:
+            if w.busy is None and w.key == key and not w.eof:
+                return w
+        idle = [w for w in self.workers if w.busy is None]
+        if idle and len(self.workers) >= self.limit + _SPARE_WORKERS:
+            self._retire(idle[0])
+        worker = WorkerProcess(self.next_index, key, binding_env(alloc, self.keep))
+        self.next_index += 1
+        self.workers.append(worker)
+        self.selector.register(worker.fd, selectors.EVENT_READ, worker)
+        return worker
+
+    def _retire(self, worker: WorkerProcess) -> None:
+        self._forget(worker)
+        worker.close_input()
+        self.retired.append(worker)
+
+    def _forget(self, worker: WorkerProcess) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(worker.fd)
+        with contextlib.suppress(ValueError):
+            self.workers.remove(worker)
+
+    def _wait(self) -> None:
+        now = time.time()
+        timeout = _TICK
+        for w in self.workers:
+            b = w.busy
+            if b is None:
+                continue
+            if b.stopping and not b.killed:
+                timeout = min(timeout, b.term_sent + self.settings.grace_period - now)
+            elif b.deadline is not None and not b.stopping:
+                timeout = min(timeout, b.deadline - now)
+        for key, _ in self.selector.select(max(0.0, timeout)):
+            worker: WorkerProcess = key.data
+            for message in worker.read_available():
+                self._on_message(worker, message)
+            if worker.eof:
+                self._on_death(worker)
+        self._enforce_limits()
+
+    def _on_message(self, worker: WorkerProcess, message: Any) -> None:
+        busy = worker.busy
+        if message[0] != "outcome" or busy is None or message[1] != busy.unit.id:
+            return
+        if busy.stopping:
+            busy.outcome = message[2]  # it is being stopped: the outcome is settled when the process is gone
+            return
+        worker.busy = None
+        worker.units_run += 1
+        self._settle(busy, UnitOutcome.from_dict(message[2]))
+
+    def _on_death(self, worker: WorkerProcess) -> None:
+        self._forget(worker)
+        code = worker.reap()
+        busy = worker.busy
+        worker.busy = None
+        if busy is None:
+            return
+        unit = busy.unit
+        if busy.outcome is not None and busy.outcome.get("status") in ("done", "cached"):
+            self._settle(busy, UnitOutcome.from_dict(busy.outcome))
+            return
+        log = self._task_log(unit, busy.start)
+        if busy.stopping == "timeout":
+            status = "timeout"
+            error = f"passed its time limit of {unit.resources.time:g} min and was stopped (SIGTERM"
+            error += f", then SIGKILL after {self.settings.grace_period:g}s)" if busy.killed else ")"
+        elif busy.stopping == "cancelled":
+            status, error = "cancelled", "run interrupted"
+        else:
+            status, error = "failed", worker.describe_exit(code)
+        with contextlib.suppress(Exception):
+            self.ws.record_failure(unit.root, status=status, error=error, log=log)
+        self._settle(
+            busy, UnitOutcome(status=status, error=error, log=log, duration=time.time() - busy.start, where=busy.where)
+        )
+
+    def _enforce_limits(self) -> None:
+        now = time.time()
+        for w in self.workers:
+            b = w.busy
+            if b is None:
+                continue
+            if not b.stopping and b.deadline is not None and now >= b.deadline:
+                b.stopping, b.term_sent = "timeout", now
+                w.signal(signal.SIGTERM)
+            elif b.stopping and not b.killed and now >= b.term_sent + self.settings.grace_period:
+                b.killed = True
+                w.signal(signal.SIGKILL)
+
+    # --- outcomes --------------------------------------------------------------------------------------------------
+
+    def _settle(self, busy: Busy, outcome: UnitOutcome) -> None:
+        self.machine.give_back(busy.alloc)
+        self._unit_log(busy, outcome)
+        self._conclude(busy.unit, outcome)
+
+    def _conclude(self, unit: WorkUnit, outcome: UnitOutcome) -> None:
+        self.outcomes[unit.id] = outcome
+        self.events.unit_finished(unit, outcome)
+        if outcome.ok:
+            for dep in self.dependents.get(unit.id, ()):
+                if dep in self.waiting and dep not in self.outcomes:
+                    self.waiting[dep] -= 1
+                    if self.waiting[dep] == 0:
+                        self.ready.append(dep)
+            return
+        todo = [(d, unit) for d in self.dependents.get(unit.id, ())]
+        while todo:
+            uid, cause = todo.pop()
+            if uid in self.outcomes:
+                continue
+            skipped = self.plan.units[uid]
+            self.outcomes[uid] = o = UnitOutcome(status="skipped", error=f"dependency {cause.label} did not succeed")
+            self.events.unit_finished(skipped, o)
+            todo.extend((d, skipped) for d in self.dependents.get(uid, ()))
+
+    def _task_log(self, unit: WorkUnit, since: float) -> str | None:
+        """The task log the worker was writing when it died (the newest one, begun after the unit started)."""
+        with contextlib.suppress(Exception):
+            for entry in self.ws.list_logs("task", unit.root.hash):
+                if entry.mtime >= since - 1.0:
+                    return str(entry.path)
+                break
+        return None
+
+    def _unit_log(self, busy: Busy, outcome: UnitOutcome) -> None:
+        """A short record of where the unit ran and how it ended (``misen logs --job``)."""
+        unit = busy.unit
+        attempt = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{next(_attempts)}"
+        with contextlib.suppress(Exception):
+            path = self.ws.log_path("unit", unit.id, attempt)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(busy.start))
+            lines = [
+                f"unit {unit.label} ({unit.id})",
+                f"tasks: {', '.join(t.name for t in unit.tasks)}",
+                f"run {self.plan.run_id} on {self.node}, {busy.where}, started {started}",
+                f"ended {outcome.status} after {time.time() - busy.start:.2f}s"
+                + (f": {outcome.error}" if outcome.error else ""),
+            ]
+            if outcome.log:
+                lines.append(f"task log: {outcome.log}")
+            path.write_text("\n".join(lines) + "\n")
+            self.ws.publish_log("unit", unit.id, attempt, path, final=True)
+
+    # --- stopping --------------------------------------------------------------------------------------------------
+
+    def _stop_running(self) -> None:
+        """Ctrl-C or a cancel request: stop every worker and report the units they were running as cancelled."""
+        busy = [w for w in self.workers if w.busy is not None]
+        for w in busy:
+            assert w.busy is not None
+            w.busy.stopping = "cancelled"
+        workers = list(self.workers)
+        for w in workers:
+            self._forget(w)
+        stop_all(workers, self.settings.grace_period)
+        for w in busy:
+            b = w.busy
+            assert b is not None
+            w.busy = None
+            unit = b.unit
+            if b.outcome is not None and b.outcome.get("status") in ("done", "cached"):
+                self._settle(b, UnitOutcome.from_dict(b.outcome))
+                continue
+            log = self._task_log(unit, b.start)
+            with contextlib.suppress(Exception):
+                if not self.ws.is_cached(unit.root):
+                    self.ws.record_failure(unit.root, status="cancelled", error="run interrupted", log=log)
+            outcome = UnitOutcome(
+                status="cancelled", error="run interrupted", log=log, duration=time.time() - b.start, where=b.where
+            )
+            self.machine.give_back(b.alloc)
+            self._unit_log(b, outcome)
+            self.outcomes[unit.id] = outcome
+            self.events.unit_finished(unit, outcome)
+
+    def _close_workers(self) -> None:
+        """End of the run: idle workers exit at end of input; any that do not within a second are killed."""
+        workers = self.workers + self.retired
+        self.workers, self.retired = [], []
+        for w in workers:
+            w.close_input()
+        deadline = time.time() + 1.0
+        while time.time() < deadline and any(w.poll() is None for w in workers):
+            time.sleep(0.005)
+        for w in workers:
+            if w.poll() is None:
+                w.signal(signal.SIGKILL)
+            w.reap()
+        self.selector.close()

@@ -1,0 +1,105 @@
+"""The worker process: ``python -P -m misen_executor_local._worker``, started and fed by the local executor.
+
+It reads requests from its stdin and writes outcomes to its stdout, each a pickle prefixed by its 8-byte length.
+A request carries one unit's payload (`misen.executor.Plan.payload`) and its binding (CPU indices, devices,
+environment); the worker pins itself to the CPUs, sets the variables and runs the unit with
+`misen.worker.execute_payload`. SIGTERM interrupts the running task the way Ctrl-C would (the task is recorded
+as cancelled, its lock released) and ends the process. End of input ends it too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import signal
+import struct
+import sys
+from typing import Any, BinaryIO
+
+__all__ = ["main", "read_message", "write_message"]
+
+HEADER = struct.Struct(">Q")
+#: Names the executor's process, so a worker whose parent died ends too (see `_die_with_parent`).
+PARENT_VARIABLE = "MISEN_LOCAL_EXECUTOR_PID"
+
+
+def write_message(stream: BinaryIO, message: Any) -> None:
+    data = pickle.dumps(message, protocol=5)
+    stream.write(HEADER.pack(len(data)) + data)
+    stream.flush()
+
+
+def read_message(stream: BinaryIO) -> Any:
+    """The next message, or ``None`` at end of input."""
+    header = stream.read(HEADER.size)
+    if len(header) < HEADER.size:
+        return None
+    (size,) = HEADER.unpack(header)
+    data = stream.read(size)
+    if len(data) < size:
+        return None
+    return pickle.loads(data)
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to send us SIGTERM when the executor dies, so no worker outlives an aborted run."""
+    parent = os.environ.get(PARENT_VARIABLE)
+    if not sys.platform.startswith("linux") or not parent:
+        return
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
+    if str(os.getppid()) != parent:
+        # The parent died before prctl took effect.
+        os._exit(1)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+
+def main() -> None:
+    # The protocol gets private descriptors: the task's output is redirected at fds 1 and 2 while it runs, and
+    # anything printed between units goes to the executor's stderr rather than into the protocol stream.
+    requests = os.fdopen(os.dup(0), "rb", buffering=1 << 16)
+    replies = os.fdopen(os.dup(1), "wb", buffering=0)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    os.dup2(2, 1)
+    signal.signal(signal.SIGTERM, _interrupt)
+    _die_with_parent()
+    from misen.resources import AssignedResources
+    from misen.worker import execute_payload
+
+    try:
+        while True:
+            request = read_message(requests)
+            if request is None:
+                break
+            os.environ.update(request["env"])
+            with contextlib.suppress(AttributeError, OSError):
+                os.sched_setaffinity(0, request["cpus"])
+            assigned = AssignedResources(
+                cpus=tuple(request["cpus"]),
+                gpus=tuple(request["gpus"]),
+                gpu_runtime=request["gpu_runtime"],
+                memory=request["memory"],
+                node=request.get("node", ""),
+            )
+            outcome = execute_payload(request["payload"], where=request["where"], capture="fd", assigned=assigned)
+            write_message(replies, ("outcome", request["unit"], outcome.as_dict()))
+    except KeyboardInterrupt:
+        # Skip interpreter teardown: a task's leftover non-daemon threads must not keep the process alive.
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        os._exit(143)
+    except BrokenPipeError:
+        os._exit(1)
+
+
+if __name__ == "__main__":
+    main()
