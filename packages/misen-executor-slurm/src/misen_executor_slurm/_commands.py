@@ -72,5 +72,5 @@ def runs_command() -> None:
         click.echo("no slurm runs recorded")
     for r in runs:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.submitted))
-        state = "finished" if r.finished else ("detached" if r.detached else "open")
+        state = "open" if r.is_open() else "finished"
         click.echo(f"{r.run_id}  {when}  {state:9}  {len(r.units)} unit(s) in {len(r.jobs)} job(s)")

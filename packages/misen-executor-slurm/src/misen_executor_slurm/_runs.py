@@ -41,6 +41,12 @@ class RunRecord:
         tmp.write_text(json.dumps(data, indent=1))
         os.replace(tmp, self.directory / RECORD)
 
+    def is_open(self) -> bool:
+        """Not marked finished, and some unit has no outcome yet (a detached run stays open until it ends)."""
+        if self.finished:
+            return False
+        return not self.units or any(not (self.directory / "units" / f"{u}.outcome.json").exists() for u in self.units)
+
     @classmethod
     def load(cls, directory: Path) -> RunRecord:
         data: dict[str, Any] = json.loads((directory / RECORD).read_text())
@@ -67,7 +73,7 @@ def find_run(bases: list[Path], run_id: str | None) -> RunRecord | None:
     """The run ``run_id`` (a unique prefix is enough), or the latest unfinished run when ``run_id`` is None."""
     runs = [r for base in bases for r in list_runs(base)]
     if run_id is None:
-        open_runs = [r for r in runs if not r.finished]
+        open_runs = [r for r in runs if r.is_open()]
         return max(open_runs, key=lambda r: r.submitted) if open_runs else None
     matches = [r for r in runs if r.run_id == run_id] or [r for r in runs if r.run_id.startswith(run_id)]
     return matches[0] if len(matches) == 1 else None
