@@ -29,6 +29,9 @@ PROJECT = {
     "src/mypkg/config.py": """\
         LR = 0.1
         BATCH = 32
+        OPTIONS = {"depth": 2}
+        OPTIONS["width"] = 8
+        KEYS = ["a"]
         """,
     "src/mypkg/util.py": '''\
         """Helpers."""
@@ -79,6 +82,7 @@ PROJECT = {
         import mypkg.util
         import mypkg.util as u
         from misen import meta
+        from . import config
         from .config import LR
         from .util import helper
 
@@ -103,6 +107,10 @@ PROJECT = {
         @meta(id="T4")
         def reads_constant(x):
             return x * LR
+
+
+        def reads_options():
+            return config.OPTIONS
 
 
         def uses_model(x):
@@ -180,6 +188,7 @@ TARGETS = [
     "third_party",
     "lazy_submodule",
     "lazy_import",
+    "reads_options",
 ]
 
 SCRIPT = """\
@@ -232,6 +241,7 @@ def test_the_closure_holds_exactly_the_project_code_reached(project: tuple[Path,
     assert names["via_alias"] == ["mypkg.tasks.via_alias", *helper]
     assert names["via_dotted"] == ["mypkg.tasks.via_dotted", *helper]
     assert names["reads_constant"] == ["mypkg.config.LR", "mypkg.tasks.reads_constant"]
+    assert names["reads_options"] == ["mypkg.config.OPTIONS", "mypkg.tasks.reads_options"]
     assert names["uses_model"] == ["mypkg.tasks.uses_model", "mypkg.util.Model"]
     assert names["recursive"] == ["mypkg.tasks.recursive"]
     assert names["ping"] == ["mypkg.tasks.ping", "mypkg.tasks.pong"]
@@ -244,7 +254,7 @@ def test_the_closure_holds_exactly_the_project_code_reached(project: tuple[Path,
     assert names["lazy_import"] == ["mypkg.lazy.away", "mypkg.lazy.far", "mypkg.tasks.lazy_import"]
     via_from = fps["via_from"]["items"]["mypkg.tasks.via_from"]
     assert via_from["kind"] == "function" and via_from["file"] == os.path.join("src", "mypkg", "tasks.py")
-    assert via_from["line"] == 13  # the decorator's line
+    assert via_from["line"] == 14  # the decorator's line
     assert fps["reads_constant"]["items"]["mypkg.config.LR"]["kind"] == "constant"
     assert fps["uses_model"]["items"]["mypkg.util.Model"]["kind"] == "class"
 
@@ -270,6 +280,8 @@ EDITS = [
     ("src/mypkg/util.py", '"""A model."""', '"""A model, documented better."""', set()),
     ("src/mypkg/config.py", "LR = 0.1", "LR = 0.2", {"reads_constant"}),
     ("src/mypkg/config.py", "BATCH = 32", "BATCH = 64", set()),
+    ("src/mypkg/config.py", 'OPTIONS["width"] = 8', 'OPTIONS["width"] = 16', {"reads_options"}),
+    ("src/mypkg/config.py", 'KEYS = ["a"]', 'KEYS = ["b"]', set()),
     ("src/mypkg/tasks.py", "return y\n", "return y + 0\n", {"via_from"}),
     ("src/mypkg/tasks.py", "return 1 if n <= 1", "return 2 if n <= 1", {"recursive"}),
     ("src/mypkg/tasks.py", "return ping(n)", "return ping(n - 1)", {"ping"}),
@@ -294,7 +306,7 @@ EDITS = [
 
 
 @pytest.mark.parametrize(
-    "batch", [EDITS[:8], EDITS[8:17], EDITS[17:]], ids=["util", "config-tasks", "neutral"]
+    "batch", [EDITS[:8], EDITS[8:19], EDITS[19:]], ids=["util", "config-tasks", "neutral"]
 )
 def test_edits_change_exactly_the_tasks_that_reach_them(
     project: tuple[Path, dict[str, Any]], batch: list[tuple[str, str, str, set[str]]], tmp_path: Path

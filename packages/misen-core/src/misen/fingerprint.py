@@ -216,8 +216,19 @@ def _index_bindings(body: list[ast.stmt], src: _Source) -> None:
                 _index_bindings(getattr(stmt, field, []), src)
             for handler in getattr(stmt, "handlers", []):
                 _index_bindings(handler.body, src)
-        for name in {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}:
+        for name in sorted({n for t in targets for n in _target_names(t)}):
             src.bindings.setdefault(name, []).append(stmt)
+
+
+def _target_names(target: ast.expr) -> list[str]:
+    """The module names an assignment target binds or mutates: ``X``, ``A, B``, ``CONFIG["k"]``, ``OBJ.attr``."""
+    if isinstance(target, ast.Tuple | ast.List):
+        return [n for t in target.elts for n in _target_names(t)]
+    if isinstance(target, ast.Starred):
+        return _target_names(target.value)
+    while isinstance(target, ast.Subscript | ast.Attribute):
+        target = target.value
+    return [target.id] if isinstance(target, ast.Name) else []
 
 
 # --- normalization ---------------------------------------------------------------------------------------------
