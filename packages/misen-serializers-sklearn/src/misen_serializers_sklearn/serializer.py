@@ -5,6 +5,9 @@
 from __future__ import annotations
 
 import importlib
+import os
+import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,19 @@ from misen.serializer import LoadContext, SaveContext, Serializer
 __all__ = ["EstimatorSerializer", "importable"]
 
 SKOPS_FILE = "estimator.skops"
+
+
+def _normalize_zip(path: Path) -> None:
+    """Rewrite the zip skops wrote with fixed timestamps, so equal estimators give equal result hashes."""
+    tmp = path.with_name(path.name + ".tmp")
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(tmp, "w") as dst:
+        for info in src.infolist():
+            fixed = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
+            fixed.compress_type = info.compress_type
+            fixed.external_attr = info.external_attr
+            with src.open(info) as fin, dst.open(fixed, "w") as fout:
+                shutil.copyfileobj(fin, fout, 1024 * 1024)
+    os.replace(tmp, path)
 
 
 def importable(name: str) -> bool:
@@ -66,6 +82,7 @@ class EstimatorSerializer(Serializer):
             path = directory / SKOPS_FILE
             try:
                 sio.dump(value, path)
+                _normalize_zip(path)
                 trusted = sorted(sio.get_untrusted_types(file=path))
                 stray = [name for name in trusted if not importable(name)]
                 if not stray:
