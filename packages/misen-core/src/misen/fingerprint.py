@@ -285,9 +285,7 @@ class _Dumper:
     def scope(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef, where: str) -> None:
         out = self.out
         out.append(f"{type(node).__name__}({node.name}")
-        decorators = [d for d in node.decorator_list if not self.is_meta(d)]
-        if decorators:
-            self.value(decorators)
+        self.value([d for d in node.decorator_list if not self.is_meta(d)])
         if isinstance(node, ast.ClassDef):
             self.value(node.bases)
             self.value(node.keywords)
