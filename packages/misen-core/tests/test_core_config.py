@@ -73,14 +73,23 @@ def test_wrong_type_names_the_key(isolated_project: Path) -> None:
     assert "[cache]" in str(info.value) and "code_changes" in str(info.value)
 
 
-def test_unknown_backend_lists_installed_and_provider(isolated_project: Path) -> None:
+def test_unknown_backend_lists_installed_and_provider(isolated_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from misen import plugins
+
     with pytest.raises(PluginNotFoundError) as info:
         resolve_executor("nonesuch")
     assert "in-process" in str(info.value)
-    write(isolated_project / ".misen.toml", '[workspace]\ntype = "gcs"\n')
-    with pytest.raises(PluginNotFoundError) as info:
-        resolve_workspace()
-    assert "installed:" in str(info.value)
+    # With only the built-ins, a known backend from another package says what to install.
+    monkeypatch.setenv("MISEN_NO_ENTRY_POINTS", "1")
+    plugins.reset()
+    try:
+        write(isolated_project / ".misen.toml", '[executor]\ntype = "slurm"\n')
+        with pytest.raises(PluginNotFoundError) as info:
+            resolve_executor()
+        assert "installed: in-process" in str(info.value) and 'pip install "misen[slurm]"' in str(info.value)
+    finally:
+        monkeypatch.delenv("MISEN_NO_ENTRY_POINTS")
+        plugins.reset()
 
 
 def test_names_accept_underscores(isolated_project: Path) -> None:
