@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -21,16 +22,44 @@ SKOPS_FILE = "estimator.skops"
 
 
 def _normalize_zip(path: Path) -> None:
-    """Rewrite the zip skops wrote with fixed timestamps, so equal estimators give equal result hashes."""
+    """Rewrite the zip skops wrote so equal estimators give equal bytes (and equal result hashes).
+
+    skops names its array files and its ``__id__`` fields after ``id()`` of objects, and stamps members with
+    the current time. Ids only express identity within one file, so they are renumbered in order of first
+    appearance in ``schema.json`` (one numbering for both); timestamps are fixed.
+    """
     tmp = path.with_name(path.name + ".tmp")
-    with zipfile.ZipFile(path) as src, zipfile.ZipFile(tmp, "w") as dst:
-        for info in src.infolist():
-            fixed = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
-            fixed.compress_type = info.compress_type
-            fixed.external_attr = info.external_attr
-            with src.open(info) as fin, dst.open(fixed, "w") as fout:
-                shutil.copyfileobj(fin, fout, 1024 * 1024)
+    with zipfile.ZipFile(path) as src:
+        schema = src.read("schema.json").decode()
+        numbers: dict[str, str] = {}
+        for match in _ID.finditer(schema):
+            numbers.setdefault(match.group(2) or match.group(3), str(len(numbers)))
+
+        def renumber(match: re.Match[str]) -> str:
+            if match.group(2) is not None:
+                return f"{match.group(1)}{numbers[match.group(2)]}"
+            return f'"{numbers[match.group(3)]}.npy"'
+
+        renamed = {info.filename: _rename(info.filename, numbers) for info in src.infolist()}
+        with zipfile.ZipFile(tmp, "w") as dst:
+            for info in sorted(src.infolist(), key=lambda i: renamed[i.filename]):
+                fixed = zipfile.ZipInfo(renamed[info.filename], date_time=(1980, 1, 1, 0, 0, 0))
+                fixed.compress_type = info.compress_type
+                fixed.external_attr = info.external_attr
+                if info.filename == "schema.json":
+                    dst.writestr(fixed, _ID.sub(renumber, schema).encode())
+                    continue
+                with src.open(info) as fin, dst.open(fixed, "w") as fout:
+                    shutil.copyfileobj(fin, fout, 1024 * 1024)
     os.replace(tmp, path)
+
+
+_ID = re.compile(r'("__id__":\s*)(\d+)|"(\d+)\.npy"')
+
+
+def _rename(name: str, numbers: dict[str, str]) -> str:
+    stem, dot, ext = name.partition(".")
+    return f"{numbers[stem]}.{ext}" if dot and stem in numbers else name
 
 
 def importable(name: str) -> bool:
