@@ -1,0 +1,138 @@
+"""Task functions for the local executor's tests (copied into a test project as the package ``lxtasks``).
+
+Not a test module: conftest.py writes this text into ``<project>/src/lxtasks/__init__.py`` so worker processes
+import it from the run's snapshot, as they would a researcher's project.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from misen import ASSIGNED_RESOURCES, meta
+
+VARIABLES = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "CUDA_VISIBLE_DEVICES",
+    "HIP_VISIBLE_DEVICES",
+    "ROCR_VISIBLE_DEVICES",
+    "ZE_AFFINITY_MASK",
+)
+
+
+def _resources(res: dict[str, Any] | None = None, **_: Any) -> dict[str, Any]:
+    return res or {}
+
+
+def _wait_for(path: Path, timeout: float = 60.0) -> None:
+    deadline = time.time() + timeout
+    while not path.exists():
+        if time.time() > deadline:
+            raise TimeoutError(f"{path} never appeared")
+        time.sleep(0.01)
+
+
+@meta(id="LX-PROBE", cache=True, resources=_resources)
+def probe(
+    name: str,
+    seconds: float = 0.0,
+    res: dict[str, Any] | None = None,
+    meet: list[str] | None = None,
+    rendezvous: str = "",
+    assigned: Any = ASSIGNED_RESOURCES,
+) -> dict[str, Any]:
+    """Record what the task process sees; optionally meet other tasks (each waits until all in ``meet`` began)."""
+    start = time.time()
+    if rendezvous:
+        Path(rendezvous, f"{name}.started").touch()
+        for other in meet or ():
+            _wait_for(Path(rendezvous, f"{other}.started"))
+    time.sleep(seconds)
+    return {
+        "name": name,
+        "pid": os.getpid(),
+        "start": start,
+        "end": time.time(),
+        "affinity": sorted(os.sched_getaffinity(0)),
+        "env": {k: os.environ.get(k) for k in VARIABLES},
+        "assigned_cpus": list(assigned.cpus),
+        "assigned_gpus": list(assigned.gpus),
+        "assigned_runtime": assigned.gpu_runtime,
+    }
+
+
+@meta(id="LX-AFTER", cache=True)
+def after(dep: Any, tag: str = "") -> str:
+    return f"after {tag}"
+
+
+@meta(id="LX-RAISE", cache=True)
+def raises(message: str) -> int:
+    print(f"about to fail: {message}")
+    raise RuntimeError(message)
+
+
+@meta(id="LX-EXIT", cache=True)
+def hard_exit(code: int) -> int:
+    print("exiting hard", flush=True)
+    os._exit(code)
+
+
+@meta(id="LX-KILL", cache=True)
+def kill_self(tag: str = "") -> int:
+    print("killing myself", flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+    return 0
+
+
+def _time_limit(minutes: float = 0.0, **_: Any) -> dict[str, Any]:
+    return {"time": minutes}
+
+
+@meta(id="LX-HANG", cache=True, resources=_time_limit)
+def hang(minutes: float, marker: str, ignore_term: bool = False, seconds: float = 600.0) -> str:
+    """Sleep past the time limit; with ``ignore_term`` survive SIGTERM so only SIGKILL ends it."""
+    if ignore_term:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    Path(marker).write_text(json.dumps({"pid": os.getpid()}))
+    print("hanging", flush=True)
+    time.sleep(seconds)
+    return "woke up"
+
+
+@meta(id="LX-CHATTY", cache=True)
+def chatty(tag: str) -> str:
+    print(f"stdout line {tag}", flush=True)
+    print(f"stderr line {tag}", file=sys.stderr, flush=True)
+    subprocess.run([sys.executable, "-c", f"print('child process line {tag}')"], check=True)
+    os.system(f"echo shell line {tag} 1>&2")
+    return tag
+
+
+@meta(id="LX-ENV", cache=True)
+def read_env(names: list[str], tag: str = "") -> dict[str, str | None]:
+    return {n: os.environ.get(n) for n in names}
+
+
+@meta(id="LX-BLOCK", cache=True)
+def block(directory: str, name: str, child: bool = False) -> str:
+    """Announce itself (pid, and a child process's pid), then wait while ``<directory>/hold`` exists."""
+    info: dict[str, Any] = {"pid": os.getpid()}
+    if child:
+        proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        info["child"] = proc.pid
+    Path(directory, f"{name}.running").write_text(json.dumps(info))
+    while Path(directory, "hold").exists():
+        time.sleep(0.02)
+    Path(directory, f"{name}.ran.{os.getpid()}.{time.time_ns()}").touch()
+    return name
