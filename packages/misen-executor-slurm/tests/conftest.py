@@ -6,7 +6,6 @@ import os
 from collections.abc import Iterator
 
 import pytest
-
 from misen_executor_slurm.testing import SlurmTestCluster, missing_requirements
 
 
@@ -36,4 +35,3 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmTes
             yield cluster
     finally:
         cluster.stop()
-

@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from misen.errors import ConfigError
 from misen_executor_slurm._cli import CliBackend, JobState, SlurmError
 from misen_executor_slurm._pyslurm import choose_backend, pyslurm_problem
@@ -16,7 +15,9 @@ from misen_executor_slurm.testing import SlurmTestCluster
 
 def script(tmp_path: Path, name: str, body: str) -> Path:
     path = tmp_path / f"{name}.sh"
-    path.write_text(f"#!/bin/bash\n#SBATCH --mem=64M\n#SBATCH --output={tmp_path}/{name}-%A_%a.log\n#SBATCH --chdir={tmp_path}\n{body}\n")
+    path.write_text(
+        f"#!/bin/bash\n#SBATCH --mem=64M\n#SBATCH --output={tmp_path}/{name}-%A_%a.log\n#SBATCH --chdir={tmp_path}\n{body}\n"
+    )
     return path
 
 
@@ -40,8 +41,12 @@ def test_config_and_version(slurm_cluster: SlurmTestCluster) -> None:
 def test_plain_job_array_dependencies_and_cancel(slurm_cluster: SlurmTestCluster, tmp_path: Path) -> None:
     backend = CliBackend()
     ok = backend.submit(script(tmp_path, "ok", "echo hello $SLURM_JOB_ID > ok.txt"))
-    arr = backend.submit(script(tmp_path, "arr", "echo $SLURM_ARRAY_TASK_ID > arr-$SLURM_ARRAY_TASK_ID.txt"), array="0-2%2")
-    after = backend.submit(script(tmp_path, "after", "cat arr-1.txt > after.txt"), dependency=[f"{arr}_1", ok])
+    arr = backend.submit(
+        script(tmp_path, "arr", "echo $SLURM_ARRAY_TASK_ID > arr-$SLURM_ARRAY_TASK_ID.txt"), array="0-2%2"
+    )
+    after = backend.submit(
+        script(tmp_path, "after", "cat arr-1.txt > after.txt"), dependency=[f"{arr}_1", ok]
+    )
     bad = backend.submit(script(tmp_path, "bad", "exit 3"))
     doomed = backend.submit(script(tmp_path, "doomed", "touch doomed.txt"), dependency=[bad])
     slow = backend.submit(script(tmp_path, "slow", "sleep 120"))
@@ -61,7 +66,10 @@ def test_plain_job_array_dependencies_and_cancel(slurm_cluster: SlurmTestCluster
     # scontrol (the fallback when squeue no longer lists a job) agrees
     sc = backend.scontrol(refs)
     assert {r: sc[r].state for r in (ok, f"{arr}_2", bad, doomed)} == {
-        ok: "COMPLETED", f"{arr}_2": "COMPLETED", bad: "FAILED", doomed: "CANCELLED"
+        ok: "COMPLETED",
+        f"{arr}_2": "COMPLETED",
+        bad: "FAILED",
+        doomed: "CANCELLED",
     }
     backend.cancel([slow, "99999999"])  # unknown ids are fine
     assert wait_final(backend, [slow])[slow].state == "CANCELLED"
@@ -71,7 +79,7 @@ def test_unknown_ids_and_errors(slurm_cluster: SlurmTestCluster, tmp_path: Path)
     backend = CliBackend()
     assert backend.squeue(["99999998"]) == {}
     assert backend.query(["99999998"]) == {}
-    with pytest.raises(SlurmError, match="sbatch .* failed .*invalid partition|Invalid partition"):
+    with pytest.raises(SlurmError, match=r"sbatch .* failed .*invalid partition|Invalid partition"):
         path = script(tmp_path, "p", "true")
         path.write_text(path.read_text().replace("#SBATCH --mem", "#SBATCH --partition=nope\n#SBATCH --mem"))
         backend.submit(path)

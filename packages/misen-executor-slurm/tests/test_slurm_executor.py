@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-
 from misen.executor import RunEvents
 from misen.runner import RunReport, build_plan, run
 from misen.tasks import Task
@@ -30,7 +29,7 @@ from misen_executor_slurm.testing import SlurmTestCluster
 # Jobs ask for 512 MiB whatever the task declares (8 GiB by default), so the 2-core test node runs two at once.
 FAST = {"poll_interval": 0.3, "max_poll_interval": 1.0, "default_flags": ["--mem=512M"]}
 
-TASKS = '''
+TASKS = """
 from __future__ import annotations
 
 import os
@@ -80,7 +79,7 @@ def hog(mib: int) -> int:
 @meta(id="SLURM-ENV", cache=True)
 def env_value(name: str) -> str | None:
     return os.environ.get(name)
-'''
+"""
 
 
 class Project:
@@ -95,7 +94,9 @@ class Project:
         self.tasks_file = pkg / "tasks.py"
         self.tasks_file.write_text(textwrap.dedent(TASKS))
         (root / "pyproject.toml").write_text(f'[project]\nname = "{self.module}"\nversion = "0"\n')
-        (root / ".misen.toml").write_text('[workspace]\ntype = "disk"\ndirectory = ".misen"\n\n[executor]\ntype = "slurm"\n')
+        (root / ".misen.toml").write_text(
+            '[workspace]\ntype = "disk"\ndirectory = ".misen"\n\n[executor]\ntype = "slurm"\n'
+        )
         (root / ".env").write_text("MISEN_SLURM_DOTENV=from-dotenv\n")
         monkeypatch.chdir(root)
         monkeypatch.syspath_prepend(str(root / "src"))
@@ -150,7 +151,10 @@ def test_sweep_goes_in_as_arrays_and_dependencies_hold(project: Project) -> None
     # two arrays (5 squares split by max_array_size=3) and one job for the total
     assert len(record.jobs) == 3
     refs = sorted(record.units[s.hash] for s in squares)
-    assert sum(1 for r in refs if r.endswith(("_0", "_1", "_2"))) == 5 and refs[0].split("_")[0] == record.jobs[0]
+    assert (
+        sum(1 for r in refs if r.endswith(("_0", "_1", "_2"))) == 5
+        and refs[0].split("_")[0] == record.jobs[0]
+    )
     scripts = sorted(p.read_text() for p in (project.runs_dir() / "runs" / record.run_id).glob("*-x*.sh"))
     assert len(scripts) == 2 and all("#SBATCH --mem=512M" in s for s in scripts)
     total_script = next((project.runs_dir() / "runs" / record.run_id).glob("*-total.sh")).read_text()
@@ -171,7 +175,9 @@ def test_failure_is_recorded_with_job_log_and_dependents_never_run(project: Proj
     assert not dependent.is_cached(workspace=project.workspace)
     (record,) = list_runs(project.runs_dir())
     job = record.units[dependent.hash]
-    state = subprocess.run(["squeue", "-h", "--states=all", "-o", "%T|%r", "-j", job], capture_output=True, text=True).stdout.strip()
+    state = subprocess.run(
+        ["squeue", "-h", "--states=all", "-o", "%T|%r", "-j", job], capture_output=True, text=True
+    ).stdout.strip()
     assert state.startswith("CANCELLED"), state  # never started
 
 
@@ -206,7 +212,9 @@ def test_snapshot_isolation_and_dotenv(project: Project, tmp_path: Path) -> None
     assert "new code" in project.tasks_file.read_text()
 
 
-def test_cached_work_is_never_submitted(project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cached_work_is_never_submitted(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     calls = tmp_path / "sbatch-calls"
     wrapper_dir = tmp_path / "bin"
     wrapper_dir.mkdir()
@@ -229,7 +237,11 @@ def test_detach_then_cancel_command(project: Project, tmp_path: Path) -> None:
     quick = Task(project.tasks.square, x=7)
     report = project.run(quick, detach=True)
     (outcome,) = report.outcomes.values()
-    assert outcome.status == "skipped" and outcome.error and outcome.error.startswith("detached: queued as slurm job")
+    assert (
+        outcome.status == "skipped"
+        and outcome.error
+        and outcome.error.startswith("detached: queued as slurm job")
+    )
     deadline = time.monotonic() + 60
     while not quick.is_cached(workspace=project.workspace) and time.monotonic() < deadline:
         time.sleep(0.3)
@@ -246,7 +258,9 @@ def test_detach_then_cancel_command(project: Project, tmp_path: Path) -> None:
     jobs = ",".join(record.jobs)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        states = subprocess.run(["squeue", "-h", "--states=all", "-o", "%T", "-j", jobs], capture_output=True, text=True).stdout.split()
+        states = subprocess.run(
+            ["squeue", "-h", "--states=all", "-o", "%T", "-j", jobs], capture_output=True, text=True
+        ).stdout.split()
         if states == ["CANCELLED", "CANCELLED"]:
             break
         time.sleep(0.3)
@@ -274,7 +288,11 @@ def test_ctrl_c_cancels_what_the_run_queued(project: Project, tmp_path: Path) ->
     assert record.finished and len(record.jobs) == 2
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        out = subprocess.run(["squeue", "-h", "--states=all", "-o", "%T", "-j", ",".join(record.jobs)], capture_output=True, text=True)
+        out = subprocess.run(
+            ["squeue", "-h", "--states=all", "-o", "%T", "-j", ",".join(record.jobs)],
+            capture_output=True,
+            text=True,
+        )
         if out.stdout.split() == ["CANCELLED", "CANCELLED"]:
             break
         time.sleep(0.3)

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import attrs
 import pytest
-
 from misen.errors import ConfigError
 from misen.executor import WorkUnit
 from misen.resources import Resources
@@ -102,15 +101,29 @@ def test_condition(text: str, res: dict[str, object], expected: bool) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["", "gpus", "gpus >", "gpus > 0 and", "__import__('os') > 0", "gpus > 'a'", "gpu_runtime > 'cuda'", "(gpus > 0"]
+    "text",
+    [
+        "",
+        "gpus",
+        "gpus >",
+        "gpus > 0 and",
+        "__import__('os') > 0",
+        "gpus > 'a'",
+        "gpu_runtime > 'cuda'",
+        "(gpus > 0",
+    ],
 )
 def test_condition_rejects(text: str) -> None:
-    with pytest.raises(ValueError, match="condition|empty"):
+    with pytest.raises(ValueError, match=r"condition|empty"):
         Condition(text)
 
 
 def test_flags_normalise_and_merge() -> None:
-    assert normalize_flags({"p": "gpu", "exclusive": True, "--qos": "x"}, where="w") == ["-p gpu", "--exclusive", "--qos=x"]
+    assert normalize_flags({"p": "gpu", "exclusive": True, "--qos": "x"}, where="w") == [
+        "-p gpu",
+        "--exclusive",
+        "--qos=x",
+    ]
     assert merge_flags(["--partition=a", "--mem=1G", "-p b"]) == ["-p b", "--mem=1G"]
     with pytest.raises(ValueError, match="line break"):
         normalize_flags(["--comment=a\n#SBATCH --x"], where="w")
@@ -132,7 +145,10 @@ def test_job_flags_order_settings_defaults_rules() -> None:
         partition="cpu",
         account="lab",
         default_flags=["--mem=2G", "--exclusive"],
-        rules=[{"when": "gpus > 0", "flags": ["--partition=gpu", "--qos=gpu"]}, {"when": "gpus > 1", "flags": ["-p big"]}],
+        rules=[
+            {"when": "gpus > 0", "flags": ["--partition=gpu", "--qos=gpu"]},
+            {"when": "gpus > 1", "flags": ["-p big"]},
+        ],
     )
     cpu = job_flags(Resources(memory=8), s)
     assert "--partition=cpu" in cpu and "--mem=2G" in cpu and "--mem=8G" not in cpu and "--account=lab" in cpu
@@ -146,7 +162,9 @@ def _unit(uid: str, deps: tuple[str, ...] = (), **res: object) -> WorkUnit:
     class Root:
         name = "train"
 
-    return WorkUnit(id=uid, root=Root(), tasks=(), resources=Resources(**res), deps=deps, label=f"train({uid})")  # type: ignore[arg-type]
+    return WorkUnit(
+        id=uid, root=Root(), tasks=(), resources=Resources(**res), deps=deps, label=f"train({uid})"
+    )  # type: ignore[arg-type]
 
 
 def test_group_units_makes_arrays_of_equal_independent_units() -> None:
@@ -174,11 +192,17 @@ def test_render_array_script(tmp_path: Path) -> None:
     s = settings(partition="debug")
     group = group_units([_unit("u1", memory=1), _unit("u2", memory=1)], s, max_array_size=10)[0]
     text = render_script(
-        group, python="/opt/py 3/bin/python", run_dir=tmp_path, workdir=tmp_path, job_name="misen", log=tmp_path / "l_%a.log", run_id="r1"
+        group,
+        python="/opt/py 3/bin/python",
+        run_dir=tmp_path,
+        workdir=tmp_path,
+        job_name="misen",
+        log=tmp_path / "l_%a.log",
+        run_id="r1",
     )
     assert text.startswith("#!/bin/bash\n")
     assert "#SBATCH --partition=debug" in text and "#SBATCH --mem=1G" in text
-    assert 'IDS=(u1 u2)' in text and "${IDS[$SLURM_ARRAY_TASK_ID]}" in text
+    assert "IDS=(u1 u2)" in text and "${IDS[$SLURM_ARRAY_TASK_ID]}" in text
     assert "'/opt/py 3/bin/python' -m misen.worker run" in text
     name = re.search(r"--job-name=(\S+)", text)
     assert name and " " not in name.group(1)

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import attrs
 import pytest
-
 from misen_executor_slurm._cli import parse_sacct, parse_scontrol_jobs, parse_squeue
 from misen_executor_slurm._states import is_active, outcome_from_state, read_outcome
 
@@ -26,7 +25,9 @@ def log(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("parse,text", [(parse_squeue, DATA["squeue"]), (parse_scontrol_jobs, DATA["scontrol"])])
+@pytest.mark.parametrize(
+    "parse,text", [(parse_squeue, DATA["squeue"]), (parse_scontrol_jobs, DATA["scontrol"])]
+)
 def test_both_parsers_read_every_job(parse, text) -> None:  # type: ignore[no-untyped-def]
     states = parse(text)
     expected = {
@@ -63,7 +64,9 @@ def test_mapping(log: Path) -> None:
     node = outcome("node_fail", log)
     assert node.status == "failed" and "node failed (NODE_FAIL (NodeDown))" in (node.error or "")
     done_without_outcome = outcome("completed", log)
-    assert done_without_outcome.status == "failed" and "wrote no outcome" in (done_without_outcome.error or "")
+    assert done_without_outcome.status == "failed" and "wrote no outcome" in (
+        done_without_outcome.error or ""
+    )
     assert all(o.where.startswith("slurm job ") for o in (timeout, failed, node))
 
 
@@ -74,7 +77,9 @@ def test_memory_kill_is_told_from_the_job_log(log: Path) -> None:
     oom = outcome("oom", log)
     assert oom.status == "failed" and "ran out of memory" in (oom.error or "")
     # clusters with task/cgroup say OUT_OF_MEMORY outright
-    state = attrs.evolve(parse_squeue(DATA["squeue"])[JOBS["failed"]], state="OUT_OF_MEMORY", reason="OutOfMemory")
+    state = attrs.evolve(
+        parse_squeue(DATA["squeue"])[JOBS["failed"]], state="OUT_OF_MEMORY", reason="OutOfMemory"
+    )
     log.write_text("")
     assert "ran out of memory (OUT_OF_MEMORY" in (outcome_from_state(JOBS["failed"], state, log).error or "")
 
@@ -103,4 +108,8 @@ def test_sacct_parsing() -> None:
     text = "11|COMPLETED|0:0|vm\n12|CANCELLED by 0|0:15|vm\n12.batch|CANCELLED|0:15|vm\n13_2|TIMEOUT|0:0|vm\n"
     states = parse_sacct(text)
     assert DATA["sacct_rc"] == 1
-    assert {k: v.state for k, v in states.items()} == {"11": "COMPLETED", "12": "CANCELLED", "13_2": "TIMEOUT"}
+    assert {k: v.state for k, v in states.items()} == {
+        "11": "COMPLETED",
+        "12": "CANCELLED",
+        "13_2": "TIMEOUT",
+    }

@@ -15,7 +15,6 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import attrs
-
 from misen.errors import MisenError
 
 __all__ = ["CliBackend", "JobState", "SlurmError", "base_id", "parse_scontrol_jobs", "parse_squeue"]
@@ -67,7 +66,14 @@ def parse_sacct(text: str) -> dict[str, JobState]:
         if len(parts) < 2 or not parts[0] or "." in parts[0]:
             continue
         state = parts[1].split()[0] if parts[1].split() else ""
-        out[parts[0]] = JobState(parts[0], state, "", parts[2] if len(parts) > 2 else "", parts[3] if len(parts) > 3 else "", "sacct")
+        out[parts[0]] = JobState(
+            parts[0],
+            state,
+            "",
+            parts[2] if len(parts) > 2 else "",
+            parts[3] if len(parts) > 3 else "",
+            "sacct",
+        )
     return out
 
 
@@ -143,7 +149,12 @@ class CliBackend:
             )
         try:
             proc = subprocess.run(
-                [exe, *args[1:]], env=self.env, capture_output=True, text=True, timeout=self.timeout, check=False
+                [exe, *args[1:]],
+                env=self.env,
+                capture_output=True,
+                text=True,
+                timeout=self.timeout,
+                check=False,
             )
         except subprocess.TimeoutExpired:
             raise SlurmError(f"{' '.join(args[:2])} did not answer within {self.timeout:.0f} s") from None
@@ -188,7 +199,9 @@ class CliBackend:
         ids = sorted({base_id(j) for j in job_refs})
         if not ids:
             return {}
-        proc = self._run(["squeue", "-h", "-r", "--states=all", "-o", SQUEUE_FORMAT, "-j", ",".join(ids)], check=False)
+        proc = self._run(
+            ["squeue", "-h", "-r", "--states=all", "-o", SQUEUE_FORMAT, "-j", ",".join(ids)], check=False
+        )
         if proc.returncode != 0:
             if "Invalid job id" in proc.stderr:
                 return {}  # every id is gone (squeue fails only when none is known)
@@ -209,7 +222,9 @@ class CliBackend:
         ids = sorted({base_id(j) for j in job_refs})
         if not ids:
             return {}
-        proc = self._run(["sacct", "-n", "-P", "-X", "-o", "JobID,State,ExitCode,NodeList", "-j", ",".join(ids)])
+        proc = self._run(
+            ["sacct", "-n", "-P", "-X", "-o", "JobID,State,ExitCode,NodeList", "-j", ",".join(ids)]
+        )
         return parse_sacct(proc.stdout)
 
     def scontrol(self, job_refs: Iterable[str]) -> dict[str, JobState]:
@@ -220,7 +235,11 @@ class CliBackend:
         proc = self._run(["scontrol", "show", "job", "-o"], check=False)
         if proc.returncode != 0:
             raise SlurmError(f"scontrol show job failed (exit {proc.returncode}): {_text(proc)}")
-        return {k: v for k, v in parse_scontrol_jobs(proc.stdout).items() if base_id(k) in wanted or v.job_id in wanted}
+        return {
+            k: v
+            for k, v in parse_scontrol_jobs(proc.stdout).items()
+            if base_id(k) in wanted or v.job_id in wanted
+        }
 
     def query(self, job_refs: Sequence[str]) -> dict[str, JobState]:
         """States of ``job_refs`` (``"123"``, ``"123_4"``): squeue, then sacct or scontrol for the rest."""

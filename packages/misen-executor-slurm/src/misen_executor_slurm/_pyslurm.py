@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from misen.errors import ConfigError
+
 from misen_executor_slurm._cli import CliBackend, JobState, base_id
 
 __all__ = ["PyslurmBackend", "choose_backend", "pyslurm_problem"]
@@ -74,7 +75,9 @@ class PyslurmBackend(CliBackend):
             key = f"{array_id}_{task}" if array_id and task is not None else str(job.id)
             if base_id(key) not in wanted:
                 continue
-            out[key] = JobState(key, str(job.state), str(getattr(job, "state_reason", "") or ""), "", "", "pyslurm")
+            out[key] = JobState(
+                key, str(job.state), str(getattr(job, "state_reason", "") or ""), "", "", "pyslurm"
+            )
         return out
 
 

@@ -27,7 +27,9 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "<": operator.lt,
     ">": operator.gt,
 }
-_TOKEN = re.compile(r"\s*(?:(\d+(?:\.\d*)?|\.\d+)|(==|!=|<=|>=|<|>)|([()])|([A-Za-z_][A-Za-z_0-9]*)|(\"[^\"]*\"|'[^']*')|(\S))")
+_TOKEN = re.compile(
+    r"\s*(?:(\d+(?:\.\d*)?|\.\d+)|(==|!=|<=|>=|<|>)|([()])|([A-Za-z_][A-Za-z_0-9]*)|(\"[^\"]*\"|'[^']*')|(\S))"
+)
 
 Node = Callable[[Resources], bool]
 
@@ -131,7 +133,9 @@ class Condition:
         value = self._take("value")
         if name == "gpu_runtime":
             if op not in ("==", "!=") or not isinstance(value, str):
-                raise self._error("gpu_runtime compares with == or != to a quoted name, e.g. gpu_runtime == 'rocm'")
+                raise self._error(
+                    "gpu_runtime compares with == or != to a quoted name, e.g. gpu_runtime == 'rocm'"
+                )
         elif value is not None and not isinstance(value, float):
             raise self._error(f"{name} compares with a number, got {value!r}")
         elif value is None and op not in ("==", "!="):
@@ -172,11 +176,15 @@ def normalize_flags(flags: list[str] | dict[str, Any], *, where: str) -> list[st
         out = [str(f) for f in flags]
     for flag in out:
         if not flag.startswith("-") or flag.strip() != flag or not flag.strip("-"):
-            raise ValueError(f"{where}: {flag!r} is not an sbatch flag (write e.g. '--exclusive' or '--qos=long')")
+            raise ValueError(
+                f"{where}: {flag!r} is not an sbatch flag (write e.g. '--exclusive' or '--qos=long')"
+            )
         if "\n" in flag or "\r" in flag or "\0" in flag:
             raise ValueError(f"{where}: flag {flag!r} contains a line break")
         if flag_name(flag) in RESERVED:
-            raise ValueError(f"{where}: {flag_name(flag)} is set by the slurm executor itself and cannot be given")
+            raise ValueError(
+                f"{where}: {flag_name(flag)} is set by the slurm executor itself and cannot be given"
+            )
     return out
 
 
@@ -187,7 +195,16 @@ _SHORT = {
     "-x": "--exclude",
 }  # fmt: skip
 #: Options the executor sets itself: a user value would break how it tracks jobs.
-RESERVED = ("--array", "--dependency", "--output", "--error", "--chdir", "--wrap", "--parsable", "--kill-on-invalid-dep")
+RESERVED = (
+    "--array",
+    "--dependency",
+    "--output",
+    "--error",
+    "--chdir",
+    "--wrap",
+    "--parsable",
+    "--kill-on-invalid-dep",
+)
 
 
 def flag_name(flag: str) -> str:

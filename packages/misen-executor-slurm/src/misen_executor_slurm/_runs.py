@@ -45,7 +45,9 @@ class RunRecord:
         """Not marked finished, and some unit has no outcome yet (a detached run stays open until it ends)."""
         if self.finished:
             return False
-        return not self.units or any(not (self.directory / "units" / f"{u}.outcome.json").exists() for u in self.units)
+        return not self.units or any(
+            not (self.directory / "units" / f"{u}.outcome.json").exists() for u in self.units
+        )
 
     @classmethod
     def load(cls, directory: Path) -> RunRecord:

@@ -9,9 +9,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import attrs
-
 from misen.executor import WorkUnit
 from misen.resources import Resources
+
 from misen_executor_slurm._rules import merge_flags
 from misen_executor_slurm._settings import Settings
 
@@ -78,7 +78,11 @@ class JobGroup:
 
 
 def group_units(
-    units: Iterable[WorkUnit], settings: Settings, max_array_size: int, *, dropped: set[str] | frozenset[str] = frozenset()
+    units: Iterable[WorkUnit],
+    settings: Settings,
+    max_array_size: int,
+    *,
+    dropped: set[str] | frozenset[str] = frozenset(),
 ) -> list[JobGroup]:
     """Group units into jobs, in an order where each group comes after the groups it depends on.
 
@@ -148,7 +152,7 @@ def render_script(
     else:
         lines += [f"UNIT={group.units[0].id}", 'JOB="$SLURM_JOB_ID"']
     lines += [
-        f"exec {q(python)} -m misen.worker run \"$UNITS/$UNIT.payload\" --outcome \"$UNITS/$UNIT.outcome.json\" "
+        f'exec {q(python)} -m misen.worker run "$UNITS/$UNIT.payload" --outcome "$UNITS/$UNIT.outcome.json" '
         '--job-id "$JOB" --where "slurm job $JOB on $(hostname)"',
         "",
     ]

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import attrs
-
 from misen.executor import ExecutorSettings
 from misen.resources import Resources
+
 from misen_executor_slurm._rules import Condition, normalize_flags
 
 __all__ = ["Rule", "Settings"]
@@ -40,7 +40,7 @@ class Rule:
         metadata={
             "help": "A condition over the task's resources: comparisons of cpus, gpus, nodes, memory (GiB), time "
             "(minutes), gpu_memory (GiB) or gpu_runtime with a literal, joined by and/or/not "
-            "(e.g. \"gpus > 0 and memory >= 64\")."
+            '(e.g. "gpus > 0 and memory >= 64").'
         }
     )
     flags: Any = attrs.field(
@@ -66,19 +66,20 @@ class Settings(ExecutorSettings):
     """Settings of the slurm executor (the ``[executor]`` section with ``type = "slurm"``)."""
 
     partition: str | None = attrs.field(
-        default=None, metadata={"help": "Partition to submit to (--partition); the cluster's default when unset."}
+        default=None,
+        metadata={"help": "Partition to submit to (--partition); the cluster's default when unset."},
     )
     account: str | None = attrs.field(default=None, metadata={"help": "Account to charge (--account)."})
     qos: str | None = attrs.field(default=None, metadata={"help": "Quality of service (--qos)."})
     constraint: str | None = attrs.field(
-        default=None, metadata={"help": "Node features the jobs need (--constraint), e.g. \"a100|h100\"."}
+        default=None, metadata={"help": 'Node features the jobs need (--constraint), e.g. "a100|h100".'}
     )
     default_flags: Any = attrs.field(
         factory=list,
         converter=_flags_converter("default_flags"),
         metadata={
-            "help": "Extra sbatch flags for every job: a list ([\"--exclusive\", \"--mail-type=END\"]) or a "
-            "table (mail-type = \"END\", exclusive = true). They override the flags derived from settings and "
+            "help": 'Extra sbatch flags for every job: a list (["--exclusive", "--mail-type=END"]) or a '
+            'table (mail-type = "END", exclusive = true). They override the flags derived from settings and '
             "resources; --array, --dependency, --output, --error and --chdir are the executor's own."
         },
     )
@@ -86,7 +87,7 @@ class Settings(ExecutorSettings):
         factory=list,
         metadata={
             "help": "Flags added by resource, applied in order after default_flags (a later value of an option "
-            "wins): [[executor.rules]] when = \"gpus > 0\", flags = [\"--partition=gpu\"]."
+            'wins): [[executor.rules]] when = "gpus > 0", flags = ["--partition=gpu"].'
         },
     )
     gpu_flag: Literal["gpus-per-node", "gres"] = attrs.field(
@@ -96,7 +97,9 @@ class Settings(ExecutorSettings):
     poll_interval: float = attrs.field(
         default=2.0,
         validator=_positive,
-        metadata={"help": "Seconds between status polls at first; one squeue call per poll for all of a run's jobs."},
+        metadata={
+            "help": "Seconds between status polls at first; one squeue call per poll for all of a run's jobs."
+        },
     )
     max_poll_interval: float = attrs.field(
         default=60.0,
@@ -130,8 +133,8 @@ class Settings(ExecutorSettings):
     backend: Literal["cli", "pyslurm", "auto"] = attrs.field(
         default="cli",
         metadata={
-            "help": "How to talk to SLURM: \"cli\" (sbatch, squeue, scontrol, sacct, scancel), \"pyslurm\" "
-            "(fails with the reason when pyslurm is unusable) or \"auto\" (pyslurm when it imports and matches "
+            "help": 'How to talk to SLURM: "cli" (sbatch, squeue, scontrol, sacct, scancel), "pyslurm" '
+            '(fails with the reason when pyslurm is unusable) or "auto" (pyslurm when it imports and matches '
             "the cluster's version, else the CLI)."
         },
     )

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from misen.executor import UnitOutcome
+
 from misen_executor_slurm._cli import JobState
 
 __all__ = ["ACTIVE_STATES", "is_active", "outcome_from_state", "read_outcome"]
@@ -21,7 +22,13 @@ ACTIVE_STATES = frozenset(
         "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED", "RESV_DEL_HOLD", "SPECIAL_EXIT", "POWER_UP_NODE",
     }
 )  # fmt: skip
-_MEMORY_MARKERS = ("Exceeded job memory limit", "exceeded memory limit", "oom-kill", "Out Of Memory", "OUT_OF_MEMORY")
+_MEMORY_MARKERS = (
+    "Exceeded job memory limit",
+    "exceeded memory limit",
+    "oom-kill",
+    "Out Of Memory",
+    "OUT_OF_MEMORY",
+)
 
 
 def is_active(state: JobState | None) -> bool:
@@ -35,12 +42,16 @@ def read_outcome(path: Path, *, job: str, log: Path) -> UnitOutcome | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        return UnitOutcome(status="failed", error=f"job {job} wrote an unreadable outcome {path} ({exc})", log=str(log))
+        return UnitOutcome(
+            status="failed", error=f"job {job} wrote an unreadable outcome {path} ({exc})", log=str(log)
+        )
     outcome = UnitOutcome.from_dict(data)
     if outcome.log is None or not outcome.where:
         import attrs
 
-        outcome = attrs.evolve(outcome, log=outcome.log or str(log), where=outcome.where or f"slurm job {job}")
+        outcome = attrs.evolve(
+            outcome, log=outcome.log or str(log), where=outcome.where or f"slurm job {job}"
+        )
     return outcome
 
 
@@ -69,10 +80,15 @@ def outcome_from_state(job: str, state: JobState | None, log: Path) -> UnitOutco
     exit_code = f", exit code {state.exit_code}" if state.exit_code and state.exit_code != "0:0" else ""
     tail = _log_tail(log)
     if name == "TIMEOUT":
-        return UnitOutcome(status="timeout", error=f"job {job} reached its time limit (TIMEOUT)", log=str(log), where=where)
+        return UnitOutcome(
+            status="timeout", error=f"job {job} reached its time limit (TIMEOUT)", log=str(log), where=where
+        )
     if name in ("CANCELLED", "DEADLINE") and reason == "DependencyNeverSatisfied":
         return UnitOutcome(
-            status="skipped", error=f"job {job} was cancelled by SLURM: a dependency failed", log=str(log), where=where
+            status="skipped",
+            error=f"job {job} was cancelled by SLURM: a dependency failed",
+            log=str(log),
+            where=where,
         )
     if name == "OUT_OF_MEMORY" or any(m in tail for m in _MEMORY_MARKERS):
         return UnitOutcome(
@@ -80,15 +96,37 @@ def outcome_from_state(job: str, state: JobState | None, log: Path) -> UnitOutco
             log=str(log), where=where,
         )  # fmt: skip
     if name == "CANCELLED":
-        return UnitOutcome(status="cancelled", error=f"job {job} was cancelled{detail}", log=str(log), where=where)
+        return UnitOutcome(
+            status="cancelled", error=f"job {job} was cancelled{detail}", log=str(log), where=where
+        )
     if name == "NODE_FAIL":
-        return UnitOutcome(status="failed", error=f"job {job} failed: its node failed (NODE_FAIL{detail})", log=str(log), where=where)
+        return UnitOutcome(
+            status="failed",
+            error=f"job {job} failed: its node failed (NODE_FAIL{detail})",
+            log=str(log),
+            where=where,
+        )
     if name == "PREEMPTED":
-        return UnitOutcome(status="failed", error=f"job {job} was preempted (PREEMPTED)", log=str(log), where=where)
+        return UnitOutcome(
+            status="failed", error=f"job {job} was preempted (PREEMPTED)", log=str(log), where=where
+        )
     if name == "BOOT_FAIL":
-        return UnitOutcome(status="failed", error=f"job {job} failed: its node did not boot (BOOT_FAIL)", log=str(log), where=where)
+        return UnitOutcome(
+            status="failed",
+            error=f"job {job} failed: its node did not boot (BOOT_FAIL)",
+            log=str(log),
+            where=where,
+        )
     if name == "COMPLETED":
         return UnitOutcome(
-            status="failed", error=f"job {job} completed but its worker wrote no outcome; see {log}", log=str(log), where=where
+            status="failed",
+            error=f"job {job} completed but its worker wrote no outcome; see {log}",
+            log=str(log),
+            where=where,
         )
-    return UnitOutcome(status="failed", error=f"job {job} ended {name}{detail}{exit_code}; see {log}", log=str(log), where=where)
+    return UnitOutcome(
+        status="failed",
+        error=f"job {job} ended {name}{detail}{exit_code}; see {log}",
+        log=str(log),
+        where=where,
+    )

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-
 from misen.errors import ConfigError, MisenError
 from misen.executor import Executor, Plan, RunEvents, UnitOutcome, WorkUnit
 from misen.workspace import Workspace
+
 from misen_executor_slurm._cli import CliBackend, JobState, SlurmError
 from misen_executor_slurm._pyslurm import choose_backend
 from misen_executor_slurm._runs import RunRecord
@@ -56,7 +56,9 @@ class SlurmExecutor(Executor):
     Settings = Settings
     SNAPSHOT = True
 
-    def __init__(self, settings: Settings | None = None, *, backend: CliBackend | None = None, **overrides: Any) -> None:
+    def __init__(
+        self, settings: Settings | None = None, *, backend: CliBackend | None = None, **overrides: Any
+    ) -> None:
         super().__init__(settings, **overrides)
         self.settings: Settings
         self._backend = backend
@@ -185,7 +187,9 @@ class _Run:
             job = self.backend.submit(script, dependency=deps, array=array)
         except SlurmError as exc:
             for unit in group.units:
-                self.finish(unit.id, UnitOutcome(status="failed", error=f"submission failed: {exc}", log=str(script)))
+                self.finish(
+                    unit.id, UnitOutcome(status="failed", error=f"submission failed: {exc}", log=str(script))
+                )
             return
         self.record.jobs.append(job)
         for i, unit in enumerate(group.units):
@@ -237,9 +241,15 @@ class _Run:
                 if uid in self.outcomes:
                     continue  # skipped as a dependent earlier in this cycle
                 changed |= self.update(uid, ref, states.get(ref), missing, completed_at)
-            interval = self.settings.poll_interval if changed else min(interval * 1.5, self.settings.max_poll_interval)
+            interval = (
+                self.settings.poll_interval
+                if changed
+                else min(interval * 1.5, self.settings.max_poll_interval)
+            )
 
-    def update(self, uid: str, ref: str, state: JobState | None, missing: dict[str, int], completed: dict[str, float]) -> bool:
+    def update(
+        self, uid: str, ref: str, state: JobState | None, missing: dict[str, int], completed: dict[str, float]
+    ) -> bool:
         if state is not None and state.state == "PENDING":
             return False
         unit = self.plan.units[uid]
@@ -263,7 +273,9 @@ class _Run:
                     return False
             outcome = outcome_from_state(ref, state, log)
             if outcome.status in ("failed", "timeout", "cancelled") and unit.root.cacheable:
-                self.ws.record_failure(unit.root, status=outcome.status, error=outcome.error or "", log=outcome.log)
+                self.ws.record_failure(
+                    unit.root, status=outcome.status, error=outcome.error or "", log=outcome.log
+                )
         if uid not in self.started:
             self.start(unit, ref, state.node if state else "")
         self.finish(uid, outcome)
@@ -280,7 +292,9 @@ class _Run:
         self.events.unit_finished(self.plan.units[uid], outcome)
 
     def skip_outcome(self, failed_uid: str) -> UnitOutcome:
-        return UnitOutcome(status="skipped", error=f"dependency {self.plan.units[failed_uid].label} did not succeed")
+        return UnitOutcome(
+            status="skipped", error=f"dependency {self.plan.units[failed_uid].label} did not succeed"
+        )
 
     def skip_dependents(self, uid: str) -> None:
         """Dependents of a unit that did not succeed: cancel their jobs (SLURM would too) and mark them skipped."""
@@ -301,7 +315,12 @@ class _Run:
                 print(f"misen: could not cancel dependents of a failed job: {exc}", file=sys.stderr)
         for dep in doomed:
             if dep in self.refs:
-                self.finish(dep, attrs.evolve(self.skip_outcome(uid), log=str(self.logs[dep]), where=f"slurm job {self.refs[dep]}"))
+                self.finish(
+                    dep,
+                    attrs.evolve(
+                        self.skip_outcome(uid), log=str(self.logs[dep]), where=f"slurm job {self.refs[dep]}"
+                    ),
+                )
 
     def cancel_everything(self, why: str) -> None:
         """``scancel`` every job of this run that has not ended; mark its units cancelled."""
@@ -323,7 +342,9 @@ class _Run:
             )
             unit = self.plan.units[uid]
             if uid in self.started and unit.root.cacheable:
-                self.ws.record_failure(unit.root, status="cancelled", error=outcome.error or "", log=outcome.log)
+                self.ws.record_failure(
+                    unit.root, status="cancelled", error=outcome.error or "", log=outcome.log
+                )
             self.finish(uid, outcome)
 
     def sleep(self, seconds: float) -> bool:

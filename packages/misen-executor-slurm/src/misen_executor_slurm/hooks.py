@@ -8,7 +8,6 @@ from misen.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     import click
-
     from misen.executor import Executor
 
 

@@ -24,12 +24,11 @@ DAEMONS = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "squeue", "sco
 
 def missing_requirements() -> str | None:
     """Why a test cluster cannot start here (``None`` when it can)."""
-    missing = [name for name in DAEMONS if shutil.which(name) is None and not Path("/usr/sbin", name).exists()]
+    missing = [
+        name for name in DAEMONS if shutil.which(name) is None and not Path("/usr/sbin", name).exists()
+    ]
     if missing:
-        return (
-            f"SLURM test cluster needs {', '.join(missing)} on PATH "
-            "(apt-get install -y slurm-wlm munge)"
-        )
+        return f"SLURM test cluster needs {', '.join(missing)} on PATH (apt-get install -y slurm-wlm munge)"
     if os.geteuid() != 0:
         return "SLURM test cluster needs root (slurmd runs jobs as their submitting user)"
     return None
@@ -74,7 +73,9 @@ class SlurmTestCluster:
         extra_conf: Lines appended to ``slurm.conf`` (``MinJobAge=5``, ``MaxArraySize=4``...).
     """
 
-    def __init__(self, root: Path, *, cluster_name: str = "misentest", extra_conf: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, root: Path, *, cluster_name: str = "misentest", extra_conf: tuple[str, ...] = ()
+    ) -> None:
         self.root = Path(root)
         self.cluster_name = cluster_name
         self.extra_conf = extra_conf
@@ -112,7 +113,12 @@ class SlurmTestCluster:
     def run(self, *args: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
         """Run a client command (``"squeue", "-h"``) against this cluster."""
         return subprocess.run(
-            [_exe(args[0]), *args[1:]], env=self.env, capture_output=True, text=True, check=check, timeout=timeout
+            [_exe(args[0]), *args[1:]],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=timeout,
         )
 
     # --- start ------------------------------------------------------------------------------------------------
@@ -140,7 +146,9 @@ class SlurmTestCluster:
         self._started = True
         self._write_conf()
         subprocess.run([_exe("slurmctld"), "-c"], env=self.env, check=True, capture_output=True)
-        self._wait(lambda: self.run("scontrol", "ping", check=False).returncode == 0, timeout, "slurmctld to answer")
+        self._wait(
+            lambda: self.run("scontrol", "ping", check=False).returncode == 0, timeout, "slurmctld to answer"
+        )
         subprocess.run([_exe("slurmd")], env=self.env, check=True, capture_output=True)
         self._wait(self._idle, timeout, "the node to be idle")
         return self
@@ -232,7 +240,16 @@ class SlurmTestCluster:
         self.stop()
 
 
-_ACTIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING", "SIGNALING"}
+_ACTIVE = {
+    "PENDING",
+    "RUNNING",
+    "CONFIGURING",
+    "COMPLETING",
+    "SUSPENDED",
+    "REQUEUED",
+    "RESIZING",
+    "SIGNALING",
+}
 
 
 def _terminate(pidfile: Path, timeout: float = 15) -> None:

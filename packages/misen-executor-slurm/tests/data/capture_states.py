@@ -23,14 +23,20 @@ def main() -> None:
     cluster = SlurmTestCluster(
         root / "cluster",
         cluster_name="capture",
-        extra_conf=("JobAcctGatherType=jobacct_gather/linux", "JobAcctGatherParams=OverMemoryKill", "JobAcctGatherFrequency=1"),
+        extra_conf=(
+            "JobAcctGatherType=jobacct_gather/linux",
+            "JobAcctGatherParams=OverMemoryKill",
+            "JobAcctGatherFrequency=1",
+        ),
     )
     cluster.start()
     try:
 
         def sub(name: str, body: str, *flags: str) -> str:
             script = work / f"{name}.sh"
-            script.write_text(f"#!/bin/bash\n#SBATCH --mem=64M\n#SBATCH --output={work}/{name}-%j.log\n{body}\n")
+            script.write_text(
+                f"#!/bin/bash\n#SBATCH --mem=64M\n#SBATCH --output={work}/{name}-%j.log\n{body}\n"
+            )
             return cluster.run("sbatch", "--parsable", f"--chdir={work}", *flags, str(script)).stdout.strip()
 
         jobs = {
@@ -41,7 +47,9 @@ def main() -> None:
             "scancelled": sub("scancelled", "sleep 300"),
             "array": sub("array", "echo $SLURM_ARRAY_TASK_ID", "--array=0-2"),
         }
-        jobs["dependent"] = sub("dependent", "echo never", f"--dependency=afterok:{jobs['failed']}", "--kill-on-invalid-dep=yes")
+        jobs["dependent"] = sub(
+            "dependent", "echo never", f"--dependency=afterok:{jobs['failed']}", "--kill-on-invalid-dep=yes"
+        )
         time.sleep(5)
         cluster.run("scancel", jobs["scancelled"])
         time.sleep(2)
@@ -58,7 +66,9 @@ def main() -> None:
         data = {
             "slurm_version": cluster.run("sbatch", "--version").stdout.strip(),
             "jobs": jobs,
-            "squeue": cluster.run("squeue", "-h", "-r", "--states=all", "-o", "%i|%T|%r|%N", "-j", ids).stdout,
+            "squeue": cluster.run(
+                "squeue", "-h", "-r", "--states=all", "-o", "%i|%T|%r|%N", "-j", ids
+            ).stdout,
             "scontrol": cluster.run("scontrol", "show", "job", "-o").stdout,
             "sacct_rc": cluster.run("sacct", "-j", jobs["completed"], check=False).returncode,
             "oom_log": next(work.glob("oom-*.log")).read_text(),
