@@ -106,7 +106,7 @@ class LiveReporter(Reporter):
         self._start = time.time()
         self._total = len(plan.units)
         self._already = cached
-        self._header = f"{executor.describe()} executor · {workspace.describe()} workspace"
+        self._header = f"{executor.describe()} executor · {workspace.describe()}"
         if not plan.units:
             return
         self._live = Live(self, console=self.console, refresh_per_second=8, transient=True)
@@ -157,7 +157,10 @@ class LiveReporter(Reporter):
                 line += f": {outcome.error}"
             if outcome.log:
                 line += f" (log: {outcome.log})"
-            self.console.print(line, style="red", markup=False, highlight=False)
+            from rich.text import Text
+
+            # The style goes on the text itself: a console-level style would leak into the live display.
+            self.console.print(Text(line, style="red"))
 
     def close(self) -> None:
         """Stop the live display (idempotent; also called when the run raised)."""

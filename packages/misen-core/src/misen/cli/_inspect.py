@@ -19,9 +19,10 @@ _RANK = {"done": 0, "stale": 1, "pending": 2, "failed": 3}
 class Statuses:
     """Status of every task in a graph: ``done``, ``stale``, ``pending`` or ``failed``.
 
-    A cacheable task's status is its workspace's (`misen.workspace.Workspace.status`). A task that is not
-    cached is as good as its dependencies (the worst of them: failed over pending over stale), and failed if
-    its own last attempt failed once they are all done.
+    A cacheable task's status is its workspace's (`misen.workspace.Workspace.status`), except that a pending
+    task with a failed dependency is failed too (it cannot run until that is fixed). A task that is not cached
+    is as good as its dependencies (the worst of them: failed over pending over stale), and failed if its own
+    last attempt failed once they are all done.
     """
 
     def __init__(self, roots: Iterable[Task[Any]], workspace: Workspace) -> None:
@@ -33,13 +34,15 @@ class Statuses:
             self.status[task._id_bytes] = self._compute(task)
 
     def _compute(self, task: Task[Any]) -> str:
-        if task.cacheable:
-            return self.workspace.status(task)
         worst = "done"
         for dep in task.dependencies:
             s = self.status[dep._id_bytes]
             if _RANK[s] > _RANK[worst]:
                 worst = s
+        if task.cacheable:
+            own = self.workspace.status(task)
+            # A task that cannot run because a dependency failed shows as failed (with that dependency's error).
+            return "failed" if own == "pending" and worst == "failed" else own
         if worst == "done" and self.workspace.get_record("failure", task.hash) is not None:
             return "failed"
         return worst
