@@ -73,13 +73,18 @@ def storage_error(exc: OSError, path: str | os.PathLike[str], action: str) -> Wo
 
 def check_name(name: str, what: str) -> str:
     """Return ``name`` if it is safe as one path component, else raise `MisenError` naming ``what``."""
-    if type(name) is not str or _NAME.fullmatch(name) is None:
+    if type(name) is not str or not (
+        (name.isascii() and name.isalnum() and len(name) <= 200) or _NAME.fullmatch(name) is not None
+    ):
         raise MisenError(f"disk workspace: {what} {name!r} is not a valid name (letters, digits, '_', '-', '.')")
     return name
 
 
 def is_name(name: object) -> bool:
-    return type(name) is str and _NAME.fullmatch(name) is not None
+    """`check_name` as a test. Hex digests, the common case, pass the cheap string checks without a regex."""
+    return type(name) is str and (
+        (name.isascii() and name.isalnum() and len(name) <= 200) or _NAME.fullmatch(name) is not None
+    )
 
 
 def token() -> str:
