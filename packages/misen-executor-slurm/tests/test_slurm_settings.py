@@ -206,3 +206,28 @@ def test_render_array_script(tmp_path: Path) -> None:
     assert "'/opt/py 3/bin/python' -m misen.worker run" in text
     name = re.search(r"--job-name=(\S+)", text)
     assert name and " " not in name.group(1)
+
+
+def test_chosen_and_configured_from_misen_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from misen.runner import resolve_executor
+
+    (tmp_path / ".misen.toml").write_text(
+        '[executor]\ntype = "slurm"\npartition = "gpu"\n\n[[executor.rules]]\nwhen = "gpus > 1"\nflags = ["--qos=big"]\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MISEN_CONFIG", raising=False)
+    ex = resolve_executor(None)
+    assert isinstance(ex, SlurmExecutor)
+    assert ex.settings.partition == "gpu" and ex.settings.rules[0].flags == ["--qos=big"]
+    (tmp_path / ".misen.toml").write_text('[executor]\ntype = "slurm"\npartiton = "gpu"\n')
+    with pytest.raises(ConfigError, match=r"\.misen\.toml: \[executor\]: unknown key 'partiton'"):
+        resolve_executor(None)
+
+
+def test_skip_reason_names_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from misen_executor_slurm import testing
+
+    monkeypatch.setattr(testing.shutil, "which", lambda name: None)
+    monkeypatch.setattr(testing, "SBIN", Path("/nonexistent"))
+    reason = testing.missing_requirements()
+    assert reason is not None and "munged" in reason and "slurmctld" in reason and "apt-get install" in reason

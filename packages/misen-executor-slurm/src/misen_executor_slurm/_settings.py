@@ -14,15 +14,20 @@ from misen_executor_slurm._rules import Condition, normalize_flags
 __all__ = ["Rule", "Settings"]
 
 
-def _flags_converter(where: str) -> Any:
-    def convert(value: Any) -> list[str]:
-        if value is None:
-            return []
-        if not isinstance(value, list | tuple | dict):
-            raise ValueError(f"{where} must be a list of flags or a table of flag = value, got {value!r}")
-        return normalize_flags(list(value) if isinstance(value, tuple) else value, where=where)
+def _to_flags(value: Any, where: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list | tuple | dict):
+        raise ValueError(f"{where} must be a list of flags or a table of flag = value, got {value!r}")
+    return normalize_flags(list(value) if isinstance(value, tuple) else value, where=where)
 
-    return convert
+
+def _rule_flags(value: Any) -> list[str]:
+    return _to_flags(value, "rule flags")
+
+
+def _default_flags(value: Any) -> list[str]:
+    return _to_flags(value, "default_flags")
 
 
 @attrs.define
@@ -44,7 +49,7 @@ class Rule:
         }
     )
     flags: Any = attrs.field(
-        converter=_flags_converter("rule flags"),
+        converter=_rule_flags,
         metadata={"help": "sbatch flags added when the condition holds (a list, or a table flag = value)."},
     )
     _condition: Condition = attrs.field(init=False, repr=False, eq=False)
@@ -76,7 +81,7 @@ class Settings(ExecutorSettings):
     )
     default_flags: Any = attrs.field(
         factory=list,
-        converter=_flags_converter("default_flags"),
+        converter=_default_flags,
         metadata={
             "help": 'Extra sbatch flags for every job: a list (["--exclusive", "--mail-type=END"]) or a '
             'table (mail-type = "END", exclusive = true). They override the flags derived from settings and '

@@ -21,6 +21,7 @@ from misen.errors import ConfigError, MisenError
 from misen.executor import Executor, Plan, RunEvents, UnitOutcome, WorkUnit
 from misen.workspace import Workspace
 
+from misen_executor_slurm import _settings
 from misen_executor_slurm._cli import CliBackend, JobState, SlurmError
 from misen_executor_slurm._pyslurm import choose_backend
 from misen_executor_slurm._runs import RunRecord
@@ -57,10 +58,14 @@ class SlurmExecutor(Executor):
     SNAPSHOT = True
 
     def __init__(
-        self, settings: Settings | None = None, *, backend: CliBackend | None = None, **overrides: Any
+        self,
+        settings: _settings.Settings | None = None,
+        *,
+        backend: CliBackend | None = None,
+        **overrides: Any,
     ) -> None:
         super().__init__(settings, **overrides)
-        self.settings: Settings
+        self.settings: _settings.Settings
         self._backend = backend
         self._max_array: int | None = None
 

@@ -19,13 +19,15 @@ from pathlib import Path
 
 __all__ = ["SlurmTestCluster", "missing_requirements"]
 
+#: Debian installs the daemons here, outside a non-root PATH.
+SBIN = Path("/usr/sbin")
 DAEMONS = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "scancel", "sinfo")
 
 
 def missing_requirements() -> str | None:
     """Why a test cluster cannot start here (``None`` when it can)."""
     missing = [
-        name for name in DAEMONS if shutil.which(name) is None and not Path("/usr/sbin", name).exists()
+        name for name in DAEMONS if shutil.which(name) is None and not (SBIN / name).exists()
     ]
     if missing:
         return f"SLURM test cluster needs {', '.join(missing)} on PATH (apt-get install -y slurm-wlm munge)"
@@ -54,7 +56,7 @@ def _exe(name: str) -> str:
     found = shutil.which(name)
     if found:
         return found
-    return str(Path("/usr/sbin", name))
+    return str(SBIN / name)
 
 
 def _mem_available_mb() -> int:
