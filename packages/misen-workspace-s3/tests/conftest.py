@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from misen_workspace_s3 import S3Workspace
 
 BACKENDS = ["s3", "memory", "file"]
@@ -102,7 +101,9 @@ def child_command(script: str, *args: str) -> list[str]:
 def run_child() -> ChildRunner:
     """Run a Python snippet in a child process (it inherits the test's environment); fail on a timeout."""
 
-    def run(script: str, *args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def run(
+        script: str, *args: str, timeout: float = 60, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(child_command(script, *args), capture_output=True, text=True, timeout=timeout)
         if check and proc.returncode != 0:
             raise AssertionError(f"child failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-
 from misen.errors import NotCachedError, ResultCorruptedError
 from misen.serializer import read_manifest
 from misen.testing import WorkspaceContract

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from misen_workspace_s3 import S3Workspace
 
 SERIALIZER = '''

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from misen.errors import TaskLockedError
 from misen.workspace import LockHolder
 from misen_workspace_s3 import S3Workspace
@@ -68,7 +67,10 @@ def test_processes_racing_on_one_lock_exactly_one_wins(
     wait_for("racers ready", lambda: all((d / f"ready-{i}").exists() for i in procs))
     for r in range(rounds):
         (d / f"go-{r}").touch()
-        wait_for(f"round {r}", lambda r=r: len(list(d.glob(f"won-{r}-*"))) + len(list(d.glob(f"lost-{r}-*"))) == racers)
+        wait_for(
+            f"round {r}",
+            lambda r=r: len(list(d.glob(f"won-{r}-*"))) + len(list(d.glob(f"lost-{r}-*"))) == racers,
+        )
         winners = [p.name.rsplit("-", 1)[1] for p in d.glob(f"won-{r}-*")]
         assert len(winners) == 1, f"round {r}: winners {winners}"
         pid = procs[winners[0]].pid
@@ -88,7 +90,9 @@ def test_processes_racing_on_one_lock_exactly_one_wins(
 def foreign_lease(expires_in: float, host: str = "gpu-node-7") -> bytes:
     now = time.time()
     holder = {"host": host, "pid": 4242, "since": now - 100, "run": "other-run", "task": "train"}
-    return json.dumps({"token": "t-foreign", "holder": holder, "boot": "another-boot", "expires": now + expires_in}).encode()
+    return json.dumps(
+        {"token": "t-foreign", "holder": holder, "boot": "another-boot", "expires": now + expires_in}
+    ).encode()
 
 
 def test_an_expired_lease_is_taken_over(make_ws: Callable[..., S3Workspace]) -> None:
@@ -117,7 +121,14 @@ def test_of_several_takers_of_an_expired_lease_one_wins(make_ws: Callable[..., S
         release = threading.Event()
         outcome: dict[int, str] = {}
 
-        def take(i: int, ws: S3Workspace, key: str = key) -> None:
+        def take(
+            i: int,
+            ws: S3Workspace,
+            key: str = key,
+            barrier: threading.Barrier = barrier,
+            release: threading.Event = release,
+            outcome: dict[int, str] = outcome,
+        ) -> None:
             barrier.wait()
             try:
                 with ws.lock(key, LockHolder.current(run=f"r{i}")):
@@ -129,7 +140,7 @@ def test_of_several_takers_of_an_expired_lease_one_wins(make_ws: Callable[..., S
         threads = [threading.Thread(target=take, args=(i, ws)) for i, ws in enumerate(workspaces)]
         for t in threads:
             t.start()
-        wait_for("every taker", lambda: len(outcome) == len(workspaces))
+        wait_for("every taker", lambda outcome=outcome: len(outcome) == len(workspaces))
         release.set()
         for t in threads:
             t.join(30)

@@ -33,7 +33,9 @@ def test_a_running_tasks_log_is_uploaded_periodically(make_ws: Callable[..., S3W
         wait_for("the first line upstream", lambda: _remote_text(viewer, "task", "k1") == ["epoch 1\n"])
         log.write("epoch 2\n")
         log.flush()
-        wait_for("the second line upstream", lambda: _remote_text(viewer, "task", "k1") == ["epoch 1\nepoch 2\n"])
+        wait_for(
+            "the second line upstream", lambda: _remote_text(viewer, "task", "k1") == ["epoch 1\nepoch 2\n"]
+        )
         log.write("done\n")
     worker.publish_log("task", "k1", "20260101-000000-1-0", path, final=True)
     assert _remote_text(viewer, "task", "k1") == ["epoch 1\nepoch 2\ndone\n"]
@@ -66,7 +68,10 @@ def test_logs_of_every_attempt_newest_first(make_ws: Callable[..., S3Workspace])
         path.write_text(text)
         ws.publish_log("task", "k3", attempt, path, final=True)
         time.sleep(1.1)  # object stores date uploads to the second: keep the two apart
-    assert [(e.attempt, e.read()) for e in viewer.list_logs("task", "k3")] == [("a2", "second\n"), ("a1", "first\n")]
+    assert [(e.attempt, e.read()) for e in viewer.list_logs("task", "k3")] == [
+        ("a2", "second\n"),
+        ("a1", "first\n"),
+    ]
 
 
 def test_work_dir_follows_a_task_to_another_machine(make_ws: Callable[..., S3Workspace]) -> None:

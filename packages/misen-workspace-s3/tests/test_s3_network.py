@@ -14,7 +14,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-
 from misen_workspace_s3 import CredentialsError, S3Workspace, StorageUnavailableError
 
 

@@ -9,7 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from misen.errors import ConfigError, ResultCorruptedError
 from misen_workspace_s3 import S3Workspace
 
@@ -71,7 +70,9 @@ def test_second_load_reads_the_local_copy(make_ws: Callable[..., S3Workspace], b
         make_ws().open_result(h)  # a fresh machine has no local copy: the damage is reported, never returned
 
 
-def test_a_result_without_its_marker_is_invisible(make_ws: Callable[..., S3Workspace], tmp_path: Path) -> None:
+def test_a_result_without_its_marker_is_invisible(
+    make_ws: Callable[..., S3Workspace], tmp_path: Path
+) -> None:
     ws = make_ws()
     h = ws.store([1, 2, 3])
     # An upload that stopped before the marker: data objects present, manifest absent.
@@ -95,7 +96,9 @@ def test_delete_result(make_ws: Callable[..., S3Workspace]) -> None:
     assert b.open_result(h) is None
 
 
-def test_spec_reopens_the_workspace_and_holds_no_secret(make_ws: Callable[..., S3Workspace], backend: str) -> None:
+def test_spec_reopens_the_workspace_and_holds_no_secret(
+    make_ws: Callable[..., S3Workspace], backend: str
+) -> None:
     from misen.workspace import Workspace
 
     ws = make_ws()

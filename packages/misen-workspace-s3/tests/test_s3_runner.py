@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from misen.runner import run
 from misen.tasks import Task
 from misen.testing import ExecutorContract
@@ -20,7 +19,7 @@ from misen.testing import tasks as T
 from misen.workspace import Workspace
 from misen_workspace_s3 import S3Workspace
 
-TASKS = '''
+TASKS = """
 import os, time
 from pathlib import Path
 from misen.taskmeta import meta
@@ -48,7 +47,7 @@ def resumable(steps: int, work_dir: Path = WORK_DIR) -> str:
         ckpt.write_text("step 1")
         raise RuntimeError("preempted after step 1")
     return f"resumed from {ckpt.read_text()} to step {steps}"
-'''
+"""
 
 
 class Quiet:
@@ -138,7 +137,7 @@ def test_two_runs_racing_on_one_task_execute_it_once(
     (d / "go").touch()
     outcomes = []
     for proc in procs:
-        out, err = proc.communicate(timeout=120)
+        out, _ = proc.communicate(timeout=120)
         outcomes.append(json.loads(out.strip().splitlines()[-1]))
     assert len(list(d.glob("ran.*"))) == 1, outcomes
     statuses = sorted(o[0][0] for o in outcomes)

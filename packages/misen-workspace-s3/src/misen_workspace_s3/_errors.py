@@ -175,7 +175,9 @@ def credential_source(protocol: str, profile: str) -> str:
         return f"AWS profile {os.environ['AWS_PROFILE']!r} (from the AWS_PROFILE variable)"
     if os.environ.get("AWS_WEB_IDENTITY_TOKEN_FILE"):
         return "the web identity token named by AWS_WEB_IDENTITY_TOKEN_FILE"
-    return "the default AWS credential chain (~/.aws/credentials [default], then the instance or container role)"
+    return (
+        "the default AWS credential chain (~/.aws/credentials [default], then the instance or container role)"
+    )
 
 
 def summary(exc: BaseException) -> str:

@@ -49,9 +49,9 @@ class Remote:
     def __init__(
         self, url: str, *, endpoint_url: str = "", region: str = "", profile: str = "", retries: int = 5
     ) -> None:
-        from fsspec.core import split_protocol
+        from fsspec.core import split_protocol  # type: ignore[import-untyped]
 
-        protocol, rest = split_protocol(url)
+        protocol, _ = split_protocol(url)
         self.protocol = protocol or "file"
         if self.protocol in ("s3", "s3a"):
             self.kind = "s3"
@@ -256,7 +256,7 @@ class Remote:
         except FileNotFoundError:
             pass
 
-    def list(self, rel: str) -> list[dict[str, Any]]:
+    def listdir(self, rel: str) -> list[dict[str, Any]]:
         """The entries directly under ``rel`` (``name`` relative to the URL, ``type``, ``size``...)."""
         try:
             entries = self.call("list", rel, lambda: self.fs.ls(self.path(rel), detail=True))
@@ -287,7 +287,7 @@ class Remote:
 
         def go() -> tuple[bytes, str]:
             if self.kind == "s3":
-                from fsspec.asyn import sync
+                from fsspec.asyn import sync  # type: ignore[import-untyped]
 
                 return sync(self.fs.loop, _s3_get_tagged, self.fs, path)  # type: ignore[no-any-return]
             data = bytes(self.fs.cat_file(path))

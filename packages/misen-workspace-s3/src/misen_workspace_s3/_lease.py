@@ -67,7 +67,9 @@ def is_live(body: dict[str, Any] | None, now: float | None = None) -> bool:
         return False
     holder = body["holder"]
     # Same machine (same host name *and* same boot): a dead pid cannot be refreshing, so take over at once.
-    same_machine = bool(BOOT_ID) and body.get("boot") == BOOT_ID and holder.get("host") == LockHolder.current().host
+    same_machine = (
+        bool(BOOT_ID) and body.get("boot") == BOOT_ID and holder.get("host") == LockHolder.current().host
+    )
     return not (same_machine and _pid_dead(int(holder.get("pid", 0))))
 
 
@@ -150,8 +152,12 @@ class LeaseKeeper:
             except PreconditionFailed:
                 continue  # someone else changed it first: read it again and judge the new lease
         else:
-            raise TaskLockedError(f"task {self.key}: the lock at {self.remote.where(self.rel)} is contended; retry")
-        self._thread = threading.Thread(target=self._refresh_loop, name=f"misen-lease-{self.key[:12]}", daemon=True)
+            raise TaskLockedError(
+                f"task {self.key}: the lock at {self.remote.where(self.rel)} is contended; retry"
+            )
+        self._thread = threading.Thread(
+            target=self._refresh_loop, name=f"misen-lease-{self.key[:12]}", daemon=True
+        )
         self._thread.start()
 
     def _refresh_loop(self) -> None:

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import attrs
-
 from misen.errors import ConfigError, ResultCorruptedError
 from misen.workspace import LockHolder, LogEntry, Workspace, WorkspaceSettings
 
@@ -60,10 +59,14 @@ class S3Settings(WorkspaceSettings):
         default="",
         metadata={"help": "S3-compatible endpoint (MinIO, Ceph, moto...); empty for AWS itself."},
     )
-    region: str = attrs.field(default="", metadata={"help": "AWS region of the bucket; empty: the AWS default."})
+    region: str = attrs.field(
+        default="", metadata={"help": "AWS region of the bucket; empty: the AWS default."}
+    )
     profile: str = attrs.field(
         default="",
-        metadata={"help": "AWS profile (in ~/.aws/config) to take credentials from; empty: the usual AWS chain."},
+        metadata={
+            "help": "AWS profile (in ~/.aws/config) to take credentials from; empty: the usual AWS chain."
+        },
     )
     cache_dir: str = attrs.field(
         default="",
@@ -179,7 +182,7 @@ class S3Workspace(Workspace):
 
     def iter_records(self, kind: str) -> Iterator[str]:
         self._check(kind)
-        for entry in self.remote.list(f"records/{kind}"):
+        for entry in self.remote.listdir(f"records/{kind}"):
             name = entry["name"].rsplit("/", 1)[-1]
             if entry.get("type") == "file" and name.endswith(".json"):
                 yield name[: -len(".json")]
@@ -260,14 +263,18 @@ class S3Workspace(Workspace):
             manifest = json.loads(raw)
             names = sorted(manifest["files"])
         except (ValueError, KeyError, TypeError):
-            raise ResultCorruptedError(f"result {result_hash} in {self.describe()} has a malformed manifest") from None
+            raise ResultCorruptedError(
+                f"result {result_hash} in {self.describe()} has a malformed manifest"
+            ) from None
         base = self.cache / "results"
         base.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=base, prefix=".download-"))
         try:
             for name in names:
                 if ".." in name.split("/") or name.startswith("/"):
-                    raise ResultCorruptedError(f"result {result_hash}: manifest names a file outside it: {name!r}")
+                    raise ResultCorruptedError(
+                        f"result {result_hash}: manifest names a file outside it: {name!r}"
+                    )
                 try:
                     self.remote.get_file(f"{rel}/{name}", tmp / name)
                 except FileNotFoundError:
@@ -275,7 +282,9 @@ class S3Workspace(Workspace):
                         f"result {result_hash} in {self.describe()} is missing its file {name}"
                     ) from None
             (tmp / MANIFEST).write_bytes(raw)
-            check_result(tmp, manifest, full=True)  # every byte, once: later loads trust sizes and small digests
+            check_result(
+                tmp, manifest, full=True
+            )  # every byte, once: later loads trust sizes and small digests
             target = self._cached(result_hash)
             try:
                 os.rename(tmp, target)
@@ -318,7 +327,9 @@ class S3Workspace(Workspace):
     def lock(self, key: str, holder: LockHolder) -> Iterator[None]:
         from misen_workspace_s3._lease import LeaseKeeper
 
-        keeper = LeaseKeeper(self.remote, self._lock_rel(key), key, holder, float(self.settings.lease_seconds))
+        keeper = LeaseKeeper(
+            self.remote, self._lock_rel(key), key, holder, float(self.settings.lease_seconds)
+        )
         keeper.acquire()
         try:
             yield
@@ -352,7 +363,7 @@ class S3Workspace(Workspace):
         base = self._log_rel(kind, key)
         local_dir = self.local_root() / base
         entries: dict[str, LogEntry] = {}
-        for entry in self.remote.list(base):
+        for entry in self.remote.listdir(base):
             name = entry["name"].rsplit("/", 1)[-1]
             if not name.endswith(".log") or entry.get("type") != "file":
                 continue
