@@ -35,8 +35,10 @@ __all__ = [
 
 #: Outcomes after which dependents may run.
 OK_STATUSES = frozenset({"done", "cached"})
-#: Every outcome status an executor may report.
-STATUSES = ("done", "cached", "failed", "timeout", "cancelled", "skipped")
+#: Every outcome status an executor may report. ``queued``: submitted and left running (a detached run).
+STATUSES = ("done", "cached", "failed", "timeout", "cancelled", "skipped", "queued")
+#: Outcomes that are not failures of the run (a detached run's queued units).
+SUCCESS_STATUSES = frozenset({"done", "cached", "queued"})
 
 
 @attrs.frozen(eq=False)

@@ -135,7 +135,7 @@ def misen_unit_finished(unit: WorkUnit, workspace: Workspace, outcome: UnitOutco
         unit: The unit that ended.
         workspace: The workspace results went to.
         outcome: A `misen.executor.UnitOutcome`: ``status`` is one of ``done``, ``cached``, ``failed``,
-            ``timeout``, ``cancelled``, ``skipped``; ``error`` and ``log`` say why and where for failures.
+            ``timeout``, ``cancelled``, ``skipped``, ``queued`` (left running by a detached run); ``error`` and ``log`` say why and where for failures.
     """
 
 

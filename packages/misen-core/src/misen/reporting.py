@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PlainReporter", "Reporter"]
 
-MARKS = {"done": "✓", "cached": "✓", "failed": "✗", "timeout": "✗", "cancelled": "✗", "skipped": "-"}
+MARKS = {"done": "✓", "cached": "✓", "failed": "✗", "timeout": "✗", "cancelled": "✗", "skipped": "-", "queued": "…"}
 MAX_STALE_LINES = 20
 
 
@@ -64,9 +64,9 @@ class PlainReporter(Reporter):
 
     def finish(self, report: RunReport) -> None:
         counts = report.counts()
-        bad = sum(v for k, v in counts.items() if k not in ("done", "cached"))
+        bad = sum(v for k, v in counts.items() if k not in ("done", "cached", "queued"))
         parts = [f"{counts.get('done', 0)} ran", f"{report.already_cached + counts.get('cached', 0)} cached"]
-        for status in ("failed", "timeout", "skipped", "cancelled"):
+        for status in ("queued", "failed", "timeout", "skipped", "cancelled"):
             if counts.get(status):
                 parts.append(f"{counts[status]} {status}")
         verdict = "finished" if bad == 0 else "finished with failures"

@@ -11,7 +11,7 @@ from typing import Any
 import attrs
 
 from misen.errors import MisenError, NotCachedError
-from misen.executor import Executor, Plan, RunEvents, UnitOutcome, WorkUnit
+from misen.executor import SUCCESS_STATUSES, Executor, Plan, RunEvents, UnitOutcome, WorkUnit
 from misen.tasks import Task, iter_graph
 from misen.workspace import Workspace
 
@@ -100,11 +100,12 @@ class RunReport:
 
     @property
     def ok(self) -> bool:
-        return all(o.ok for o in self.outcomes.values())
+        """True when nothing failed (queued units of a detached run count as fine)."""
+        return all(o.status in SUCCESS_STATUSES for o in self.outcomes.values())
 
     @property
     def failed(self) -> list[tuple[WorkUnit, UnitOutcome]]:
-        return [(self.units[u], o) for u, o in self.outcomes.items() if not o.ok]
+        return [(self.units[u], o) for u, o in self.outcomes.items() if o.status not in SUCCESS_STATUSES]
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}

@@ -210,7 +210,7 @@ class _Run:
                 self.finish(
                     uid,
                     UnitOutcome(
-                        status="skipped",
+                        status="queued",
                         error=f"detached: queued as slurm job {ref} (misen slurm cancel {self.plan.run_id} cancels the run)",
                         log=str(self.logs[uid]),
                         where=f"slurm job {ref}",
