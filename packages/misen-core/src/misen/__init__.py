@@ -18,10 +18,10 @@ if TYPE_CHECKING:
     from misen.experiment import Experiment
     from misen.hashing import Hasher
     from misen.hookspecs import hookimpl
-    from misen.taskmeta import meta
     from misen.resources import AssignedResources, Resources
     from misen.runner import run
     from misen.serializer import Serializer
+    from misen.taskmeta import meta
     from misen.tasks import ASSIGNED_RESOURCES, ASSIGNED_RESOURCES_PER_NODE, WORK_DIR, Task
     from misen.workspace import Workspace
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from misen import hashing
-from misen.errors import MisenError, MissingIdError, UnhashableArgumentError
+from misen.errors import MisenError, MissingIdError
 from misen.taskmeta import TaskMeta, get_meta
 
 if TYPE_CHECKING:
@@ -176,7 +176,7 @@ class Task(Generic[R]):
         if not callable(fn):
             raise MisenError(f"Task(...) needs a function as its first argument, got {type(fn).__name__}")
         self.fn = fn
-        self.meta = m = get_meta(fn)
+        self.meta = get_meta(fn)
         sig = _signature(fn)
         bound: dict[str, Any] = {}
         if args:
@@ -286,7 +286,7 @@ class Task(Generic[R]):
         return self._fingerprint
 
     @property
-    def T(self) -> R:  # noqa: N802 - the seed's spelling
+    def T(self) -> R:
         """This task, typed as the function's return type, for passing into another `Task`."""
         return self  # type: ignore[return-value]
 

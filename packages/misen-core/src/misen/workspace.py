@@ -203,7 +203,7 @@ class Workspace:
         """*Primitive.* A local file to write the log of one attempt (``kind`` is ``"task"`` or ``"unit"``)."""
         raise NotImplementedError
 
-    def publish_log(self, kind: str, key: str, attempt: str, path: Path, *, final: bool) -> None:  # noqa: B027
+    def publish_log(self, kind: str, key: str, attempt: str, path: Path, *, final: bool) -> None:
         """Make a log written at `log_path` visible to other machines (no-op for local workspaces)."""
 
     def list_logs(self, kind: str, key: str) -> list[LogEntry]:
@@ -214,10 +214,10 @@ class Workspace:
         """*Primitive.* The scratch directory of task ``key`` (created). Persistent ones survive runs."""
         raise NotImplementedError
 
-    def sync_work_dir(self, key: str, path: Path) -> None:  # noqa: B027
+    def sync_work_dir(self, key: str, path: Path) -> None:
         """Copy a work directory's contents where other machines see them (no-op for local workspaces)."""
 
-    def close(self) -> None:  # noqa: B027
+    def close(self) -> None:
         """Release connections and background threads."""
 
     # --- caching rules, built on the primitives ----------------------------------------------------------------
