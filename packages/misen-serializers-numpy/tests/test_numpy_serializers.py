@@ -84,6 +84,32 @@ def test_large_array_loads_memory_mapped_copy_on_write(tmp_path: Path) -> None:
     assert again[0, 0] == value[0, 0]
 
 
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: np.arange(2**21, dtype="f8"),  # 16 MiB, C order
+        lambda: np.asfortranarray(np.arange(2**21, dtype=">i4").reshape(1024, 2048)),
+        lambda: np.arange(2**21, dtype="i8").astype("datetime64[ns]"),
+        lambda: np.zeros(2**20, dtype=[("a", "<f4"), ("b", "u1", (7,))]),
+        lambda: np.arange(2**22, dtype="f4").reshape(2048, 2048)[:, ::2],  # not contiguous: plain np.save
+    ],
+)
+def test_large_arrays_checksummed_while_written(make: Any, tmp_path: Path) -> None:
+    from misen.serializer import check_result, file_digest
+
+    value = make()
+    _, manifest = save_result(value, tmp_path / "r")
+    path = tmp_path / "r" / "array.npy"
+    assert manifest["files"]["array.npy"]["blake2b"] == file_digest(path)
+    check_result(tmp_path / "r", full=True)
+    assert_same_array(np.load(path, allow_pickle=False), value)
+    loaded = np.load(path, mmap_mode="r")
+    assert (loaded.flags.c_contiguous, loaded.flags.f_contiguous) == (
+        value.flags.c_contiguous or not value.flags.f_contiguous,
+        value.flags.f_contiguous,
+    )
+
+
 def test_load_without_mmap_reads_into_memory(tmp_path: Path) -> None:
     value = np.arange(100_000)
     out, _ = roundtrip(value, tmp_path, mmap=False)

@@ -63,6 +63,16 @@ class Serializer:
 class SaveContext:
     """Given to `Serializer.save`: lets container serializers save their elements with the registry."""
 
+    def __init__(self) -> None:
+        #: BLAKE2b digests (``file_digest``'s kind) a serializer computed while writing, by absolute path.
+        self.digests: dict[Path, tuple[int, str]] = {}
+
+    def record_digest(self, path: Path, size: int, digest: str) -> None:
+        """Tell `save_result` the digest of a file just written (computed alongside the write), so the file is
+        not read back to checksum it. Used when ``size`` still matches; a wrong digest makes the result fail its
+        checks later, so only record what was computed over exactly the bytes written."""
+        self.digests[path.absolute()] = (size, digest)
+
     def save_child(self, value: Any, directory: Path) -> dict[str, Any]:
         """Save ``value`` into ``directory`` with whatever serializer fits it; return its record."""
         directory.mkdir(parents=True, exist_ok=True)
@@ -188,12 +198,16 @@ def save_result(value: Any, directory: Path, serializer: Any = None) -> tuple[st
     """
     ser = _as_instance(serializer) if serializer is not None else serializer_for(value)
     directory.mkdir(parents=True, exist_ok=True)
-    meta = ser.save(value, directory, SaveContext())
+    ctx = SaveContext()
+    meta = ser.save(value, directory, ctx)
     files: dict[str, dict[str, Any]] = {}
     for path in sorted(directory.rglob("*")):
         if path.is_file() and path.name != MANIFEST:
             rel = path.relative_to(directory).as_posix()
-            files[rel] = {"size": path.stat().st_size, "blake2b": file_digest(path)}
+            size = path.stat().st_size
+            known = ctx.digests.get(path.absolute())
+            digest = known[1] if known is not None and known[0] == size else file_digest(path)
+            files[rel] = {"size": size, "blake2b": digest}
             _fsync(path)
     body = {
         "format": RESULT_FORMAT,

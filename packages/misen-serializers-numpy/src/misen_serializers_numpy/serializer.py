@@ -10,6 +10,8 @@ from typing import Any, ClassVar
 
 from misen.serializer import LoadContext, SaveContext, Serializer
 
+from misen_serializers_numpy._npy import write_npy
+
 __all__ = ["DtypeSerializer", "NDArraySerializer", "ScalarSerializer"]
 
 ARRAY_FILE = "array.npy"
@@ -18,7 +20,8 @@ ARRAY_FILE = "array.npy"
 class NDArraySerializer(Serializer):
     """`numpy.ndarray` (and `numpy.memmap`) as one ``.npy`` file.
 
-    Saving streams the array into the file with ``np.save`` (no intermediate copy); loading memory-maps it
+    Saving writes the array's memory straight into the file (no intermediate copy) while another thread
+    computes the file's checksum from memory, so misen never reads the file back; loading memory-maps it
     copy-on-write when the workspace allows (``ctx.mmap``): the array is paged in as it is read, and writing to
     it never touches the stored result. Object arrays are the one case that needs pickle: they are written with
     ``allow_pickle=True``, recorded as such, and loaded fully (never memory-mapped). Other subclasses (masked
@@ -38,8 +41,13 @@ class NDArraySerializer(Serializer):
         import numpy as np
 
         is_object = value.dtype.hasobject
-        with open(directory / ARRAY_FILE, "wb") as f:
-            np.save(f, value, allow_pickle=is_object)
+        if isinstance(value, np.memmap):
+            value = np.asarray(value)  # same memory, plain ndarray: np.save would not treat it otherwise
+        if hasattr(ctx, "record_digest"):
+            write_npy(value, directory / ARRAY_FILE, ctx)
+        else:  # a misen-core without precomputed digests
+            with open(directory / ARRAY_FILE, "wb") as f:
+                np.save(f, value, allow_pickle=is_object)
         return {"dtype": str(value.dtype), "shape": list(value.shape), "object": bool(is_object)}
 
     def load(self, directory: Path, meta: dict[str, Any], ctx: LoadContext) -> Any:
