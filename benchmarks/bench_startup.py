@@ -23,7 +23,7 @@ __all__ = ["BUDGET_S", "measure_startup"]
 
 BUDGET_S = 0.25
 
-_EXPERIMENT = '''
+_EXPERIMENT = """
 from misen import Experiment, Task, meta
 
 
@@ -43,7 +43,7 @@ class BenchExperiment(Experiment):
 
 if __name__ == "__main__":
     BenchExperiment.cli()
-'''
+"""
 
 
 def _misen_script(python: str) -> str:
@@ -105,7 +105,11 @@ def main() -> None:
     args = parser.parse_args()
     results = measure_startup(args.repeat)
     for name, t in results.items():
-        verdict = "" if name == "python" else ("  ok" if t["median"] <= BUDGET_S else f"  OVER the {BUDGET_S}s budget")
+        verdict = (
+            ""
+            if name == "python"
+            else ("  ok" if t["median"] <= BUDGET_S else f"  OVER the {BUDGET_S}s budget")
+        )
         print(f"{name:28s} median {t['median'] * 1000:7.1f} ms  min {t['min'] * 1000:7.1f} ms{verdict}")
 
 

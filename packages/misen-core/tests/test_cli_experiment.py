@@ -9,7 +9,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from test_cli_project import Project, one_error_line, project, pycache_prefix  # noqa: E402, F401
+import pytest
+from test_cli_project import Project, make_project, one_error_line, pycache_dir
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    return make_project(tmp_path / "proj", pycache_dir())
+
 
 TRAIN = "experiments.training"
 SWEEP = "experiments.training_sweep"
@@ -59,7 +66,9 @@ def test_result_pretty_prints_and_not_cached_is_one_line(project: Project) -> No
 
     prov = project.exp(TRAIN, "--dim", "8", "result", "metrics", "--provenance")
     assert prov.returncode == 0, prov.stderr
-    fields = dict(re.split(r"\s{2,}", ln.strip(), maxsplit=1) for ln in prov.stdout.splitlines() if ln.strip())
+    fields = dict(
+        re.split(r"\s{2,}", ln.strip(), maxsplit=1) for ln in prov.stdout.splitlines() if ln.strip()
+    )
     assert fields["executor"] == "in-process"
     assert fields["python"] == f"{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
     assert Path(fields["log"]).is_file()
@@ -97,7 +106,11 @@ def test_python_api_run_and_result(project: Project) -> None:
     got = project.run("-c", code)
     assert got.returncode == 0, got.stderr
     # The task printed (the in-process executor shows task output), then the script did.
-    assert got.stdout.splitlines() == ["training with lr=0.1 dim=512", "True", "{'accuracy': 1.0, 'dim': 512}"]
+    assert got.stdout.splitlines() == [
+        "training with lr=0.1 dim=512",
+        "True",
+        "{'accuracy': 1.0, 'dim': 512}",
+    ]
 
 
 def test_sweep_as_written(project: Project) -> None:
@@ -140,7 +153,10 @@ def test_tree_and_depth(project: Project) -> None:
     lines = sweep.stdout.splitlines()
     assert lines[0].startswith("plot ○ Task(plot_sweep")
     # (0.2, 256) was computed above; (0.2, 512) was not.
-    assert lines[1:] == ["├── ✓ Task(evaluate, trained_model=<train>)", "└── ○ Task(evaluate, trained_model=<train>)"]
+    assert lines[1:] == [
+        "├── ✓ Task(evaluate, trained_model=<train>)",
+        "└── ○ Task(evaluate, trained_model=<train>)",
+    ]
     assert "must be 1 or more" in one_error_line(project.exp(TRAIN, "tree", "-L", "0"))
 
 
@@ -199,11 +215,15 @@ def test_executor_and_workspace_flags_on_every_command(project: Project) -> None
         proc = project.exp(TRAIN, *command.split(), "--workspace-type", "nope")
         assert "unknown workspace type 'nope'" in one_error_line(proc), command
     # --config replaces .misen.toml.
-    project.write("other.toml", '[executor]\ntype = "in-process"\n[workspace]\ntype = "disk"\ndirectory = "elsewhere"\n')
+    project.write(
+        "other.toml", '[executor]\ntype = "in-process"\n[workspace]\ntype = "disk"\ndirectory = "elsewhere"\n'
+    )
     proc = project.exp(TRAIN, "--config", "other.toml", "--dim", "2")
     assert proc.returncode == 0, proc.stderr
     assert (project.root / "elsewhere").is_dir()
-    assert project.exp(TRAIN, "count", "--dim", "2", "--config", "other.toml").stdout.startswith("Completed 3 of 3")
+    assert project.exp(TRAIN, "count", "--dim", "2", "--config", "other.toml").stdout.startswith(
+        "Completed 3 of 3"
+    )
     assert "does not exist" in one_error_line(project.exp(TRAIN, "count", "--config", "missing.toml"))
 
 
@@ -228,7 +248,18 @@ def test_help_lists_parameters_and_commands(project: Project) -> None:
     assert proc.returncode == 0
     for text in ("--lr FLOAT", "--dim INTEGER", "--executor-type", "--workspace-type", "--config"):
         assert text in proc.stdout
-    for command in ("run", "list", "tree", "incomplete", "count", "logs", "result", "why", "accept", "verify"):
+    for command in (
+        "run",
+        "list",
+        "tree",
+        "incomplete",
+        "count",
+        "logs",
+        "result",
+        "why",
+        "accept",
+        "verify",
+    ):
         assert re.search(rf"^\s+{command}\s", proc.stdout, re.M), command
     sub = project.exp(TRAIN, "tree", "--help")
     assert "-L, --level" in sub.stdout and "--lr FLOAT" in sub.stdout

@@ -9,7 +9,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from test_cli_project import Project, one_error_line, project, pycache_prefix  # noqa: E402, F401
+import pytest
+from test_cli_project import Project, make_project, one_error_line, pycache_dir
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    return make_project(tmp_path / "proj", pycache_dir())
+
 
 TARGET = "my_project.experiments.training:TrainingExperiment"
 
@@ -88,7 +95,7 @@ def test_fill_inserts_and_renews_ids(project: Project) -> None:
     text = path.read_text()
     ids = re.findall(r'@meta\(id="([A-Z0-9]{10})"', text)
     assert len(ids) == 2 and len(set(ids)) == 2
-    assert '@meta(id="%s", cache=True)  # keep this comment' % ids[0] in text
+    assert f'@meta(id="{ids[0]}", cache=True)  # keep this comment' in text
     assert f"more.py:3: a: set id={ids[0]!r}" in proc.stdout.replace("src/my_project/", "")
     # Existing ids (also the project's other files) are never touched.
     steps = (project.root / "src/my_project/steps.py").read_text()
@@ -134,14 +141,14 @@ def misen_add_commands(cli):
         click.echo("hello from a plugin")
 '''
 
-BROKEN = '''
+BROKEN = """
 from misen.hookspecs import hookimpl
 
 
 @hookimpl
 def misen_add_commands(cli):
     raise RuntimeError("this plugin is broken")
-'''
+"""
 
 
 def _fake_distribution(site: Path, name: str, module: str, source: str) -> None:
@@ -161,7 +168,10 @@ def test_plugin_commands_and_a_broken_plugin(project: Project, tmp_path: Path) -
     proc = project.misen("hello", env=env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "hello from a plugin"
-    assert "plugin 'commands-broken_plugin' failed to add its commands (RuntimeError: this plugin is broken)" in proc.stderr
+    assert (
+        "plugin 'commands-broken_plugin' failed to add its commands (RuntimeError: this plugin is broken)"
+        in proc.stderr
+    )
     helped = project.misen("--help", env=env)
     assert helped.returncode == 0
     assert re.search(r"^\s+hello\s+Say hello\.", helped.stdout, re.M)
@@ -176,7 +186,9 @@ def test_why_accept_after_a_harmless_edit(project: Project) -> None:
     project.executed()
     steps = project.root / "src/my_project/steps.py"
     # A semantic edit that gives the same results (a refactor the normalizer cannot see through).
-    steps.write_text(steps.read_text().replace('round(trained_model["lr"] * 10, 6)', 'round(10 * trained_model["lr"], 6)'))
+    steps.write_text(
+        steps.read_text().replace('round(trained_model["lr"] * 10, 6)', 'round(10 * trained_model["lr"], 6)')
+    )
     listing = project.exp("experiments.training", "list", "--dim", "16")
     assert [ln[:1] for ln in listing.stdout.splitlines()] == ["◐", "◐"], listing.stdout
     why = project.exp("experiments.training", "why", "metrics", "--dim", "16")
@@ -194,7 +206,7 @@ def test_why_accept_after_a_harmless_edit(project: Project) -> None:
     assert project.executed() == []
 
 
-NOISY = '''
+NOISY = """
 import random
 
 from misen import Experiment, Task, meta
@@ -218,7 +230,7 @@ class Noisy(Experiment):
 
 if __name__ == "__main__":
     Noisy.cli()
-'''
+"""
 
 
 def test_verify_names_the_non_deterministic_task(project: Project) -> None:
@@ -231,7 +243,9 @@ def test_verify_names_the_non_deterministic_task(project: Project) -> None:
     assert any(ln.startswith("✗ Task(noisy, x=1): NOT reproduced") for ln in lines), proc.stdout
     assert lines[-1] == "Verified 2 task(s): 1 reproduced, 1 differ; non-deterministic: noisy"
     only = project.exp("experiments.noisy", "verify", "steady")
-    assert only.returncode == 0 and only.stdout.splitlines()[-1] == "Verified 1 task(s): 1 reproduced, 0 differ"
+    assert (
+        only.returncode == 0 and only.stdout.splitlines()[-1] == "Verified 1 task(s): 1 reproduced, 0 differ"
+    )
     sample = project.exp("experiments.noisy", "verify", "--sample", "1")
     assert sample.stdout.splitlines()[-1].startswith("Verified 1 task(s)")
     assert "must be 1 or more" in one_error_line(project.exp("experiments.noisy", "verify", "--sample", "0"))

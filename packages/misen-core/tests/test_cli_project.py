@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["Project", "make_project"]
+__all__ = ["Project", "make_project", "one_error_line", "pycache_dir"]
 
-STEPS = '''
+STEPS = """
 import os
 
 from misen import meta
@@ -49,10 +49,10 @@ def evaluate(trained_model: dict) -> dict:
 def plot(metrics: dict) -> str:
     _mark("plot")
     return f"plot of accuracy {metrics['accuracy']}"
-'''
+"""
 
 # The seed's "Experiments" example, as written (train/evaluate/plot come from steps.py).
-TRAINING = '''
+TRAINING = """
 from misen import Experiment, Task
 
 from my_project.steps import evaluate, plot, train
@@ -70,20 +70,20 @@ class TrainingExperiment(Experiment):
 
 if __name__ == "__main__":
     TrainingExperiment.cli()
-'''
+"""
 
 # The seed's "Named configs" example, as written.
-CONFIG = '''
+CONFIG = """
 from my_project.experiments.training import TrainingExperiment
 
 __config__ = TrainingExperiment(lr=0.1, dim=512)
 
 if __name__ == "__main__":
     __config__.cli()
-'''
+"""
 
 # The seed's "Sweeps" example, as written (plot_sweep gets an id and a body).
-SWEEP = '''
+SWEEP = """
 from misen import Experiment, Task, meta
 
 from my_project.experiments.training import TrainingExperiment
@@ -109,7 +109,7 @@ class TrainingSweep(Experiment):
 
 if __name__ == "__main__":
     TrainingSweep.cli()
-'''
+"""
 
 MISEN_TOML = """
 [executor]
@@ -127,7 +127,9 @@ class Project:
     def __init__(self, root: Path, pycache: Path) -> None:
         self.root = root
         self.marks = root / "marks.txt"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("MISEN_", "PYTHONDONTWRITEBYTECODE"))}
+        self.env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("MISEN_", "PYTHONDONTWRITEBYTECODE"))
+        }
         self.env.update(
             {
                 "PYTHONPATH": str(root / "src"),
@@ -146,7 +148,9 @@ class Project:
         path.write_text(textwrap.dedent(text).lstrip("\n"))
         return path
 
-    def run(self, *args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
         """Run ``python ARGS...`` in the project; returns the completed process (text output)."""
         return subprocess.run(
             [sys.executable, *args],
@@ -187,14 +191,25 @@ def make_project(root: Path, pycache: Path) -> Project:
     return project
 
 
-@pytest.fixture(scope="session")
-def pycache_prefix(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("pycache")
+_PYCACHE: list[Path] = []
+
+
+def pycache_dir() -> Path:
+    """One bytecode folder for every subprocess of this test session (removed at exit)."""
+    if not _PYCACHE:
+        import atexit
+        import shutil
+        import tempfile
+
+        path = Path(tempfile.mkdtemp(prefix="misen-cli-tests-pycache-"))
+        atexit.register(shutil.rmtree, path, True)
+        _PYCACHE.append(path)
+    return _PYCACHE[0]
 
 
 @pytest.fixture
-def project(tmp_path: Path, pycache_prefix: Path) -> Project:
-    return make_project(tmp_path / "proj", pycache_prefix)
+def project(tmp_path: Path) -> Project:
+    return make_project(tmp_path / "proj", pycache_dir())
 
 
 def one_error_line(proc: subprocess.CompletedProcess[str]) -> str:

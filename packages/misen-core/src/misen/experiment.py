@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import enum
+import inspect
 import sys
 import types
 import typing
@@ -52,7 +53,9 @@ class _CliMethod:
     """``cli`` works on the class (``TrainingExperiment.cli()``) and on an instance (``__config__.cli()``)."""
 
     def __get__(self, obj: Experiment | None, cls: type[Experiment]) -> Callable[..., None]:
-        def cli(args: list[str] | None = None, *, prog_name: str | None = None, standalone: bool = True) -> Any:
+        def cli(
+            args: list[str] | None = None, *, prog_name: str | None = None, standalone: bool = True
+        ) -> Any:
             """Run the experiment's command line (``run``, ``list``, ``tree``, ...) on ``args`` (default: argv).
 
             Called on an instance, that instance's parameters are the defaults.
@@ -88,24 +91,52 @@ class Experiment:
 
     __misen_hints__: ClassVar[dict[str, Any] | None] = None
     __misen_checked__: ClassVar[bool] = False
+    __misen_borrowed__: ClassVar[frozenset[str]] = frozenset()
 
     cli = _CliMethod()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        own = dict(cls.__dict__.get("__annotations__", {}))
+        own = dict(inspect.get_annotations(cls))
         inherited = {a.name: a for a in getattr(cls, "__attrs_attrs__", ())}
-        # A subclass may change an inherited parameter's default without repeating its annotation.
-        for name, attribute in inherited.items():
-            if name not in own and name in cls.__dict__ and not callable(cls.__dict__[name]):
-                own[name] = attribute.type if attribute.type is not None else "typing.Any"
-                cls.__annotations__ = {**cls.__dict__.get("__annotations__", {}), name: own[name]}
+        borrowed = set()
+        if inherited:
+            # Re-declare inherited parameters first, in their order, so that a subclass changing a default
+            # (with or without repeating the annotation) keeps the parameter where it was.
+            annotations: dict[str, Any] = {}
+            for name, attribute in inherited.items():
+                if name in own:
+                    annotations[name] = own[name]
+                    continue
+                annotations[name] = attribute.type if attribute.type is not None else "typing.Any"
+                borrowed.add(name)
+                if name not in cls.__dict__:
+                    setattr(
+                        cls,
+                        name,
+                        attrs.field(
+                            default=attribute.default,
+                            validator=attribute.validator,
+                            repr=attribute.repr,
+                            eq=attribute.eq,
+                            metadata=attribute.metadata,
+                            converter=attribute.converter,
+                        ),
+                    )
+            annotations.update({k: v for k, v in own.items() if k not in annotations})
+            cls.__annotations__ = annotations
+            own = dict(annotations)
+        cls.__misen_borrowed__ = frozenset(borrowed)
         for name, annotation in own.items():
             if name.startswith("_") or _is_classvar(annotation):
                 continue
             if name not in cls.__dict__:
-                raise ParameterError(f"{cls.__qualname__}.{name}: an experiment parameter needs a default value")
+                raise ParameterError(
+                    f"{cls.__qualname__}.{name}: an experiment parameter needs a default value"
+                )
             default = cls.__dict__[name]
+            if name in borrowed and not isinstance(default, _MUTABLE):
+                continue
             if isinstance(default, _MUTABLE):
                 setattr(cls, name, attrs.field(factory=_copying_factory(default)))
         for name in [n for n in own if n.startswith("_")]:
@@ -126,7 +157,7 @@ class Experiment:
 
         __init__.__qualname__ = f"{cls.__qualname__}.__init__"
         __init__.__doc__ = attrs_init.__doc__
-        cls.__init__ = __init__  # type: ignore[method-assign]
+        cls.__init__ = __init__  # type: ignore[method-assign,assignment]
 
     # --- the workflow -------------------------------------------------------------------------------------------
 
@@ -142,7 +173,9 @@ class Experiment:
         found = self.tasks()
         where = f"{type(self).__qualname__}.tasks()"
         if not isinstance(found, Mapping):
-            raise MisenError(f"{where} must return a dict of task names to Task objects, got {type(found).__name__}")
+            raise MisenError(
+                f"{where} must return a dict of task names to Task objects, got {type(found).__name__}"
+            )
         out: dict[str, Task[Any]] = {}
         for name, task in found.items():
             if not isinstance(name, str):
@@ -160,7 +193,9 @@ class Experiment:
             return named[name]
         except (KeyError, TypeError):
             known = ", ".join(repr(n) for n in named) or "none"
-            raise UnknownTaskError(f"{type(self).__qualname__} has no task {name!r} (its tasks: {known})") from None
+            raise UnknownTaskError(
+                f"{type(self).__qualname__} has no task {name!r} (its tasks: {known})"
+            ) from None
 
     def __contains__(self, name: object) -> bool:
         return name in self.named_tasks()
@@ -211,7 +246,7 @@ def parameters(cls: type[Experiment]) -> dict[str, Any]:
     hints = cls.__dict__.get("__misen_hints__")
     if hints is not None:
         return hints  # type: ignore[no-any-return]
-    fields = attrs.fields(cls)
+    fields = attrs.fields(cls)  # type: ignore[arg-type, misc]
     module = sys.modules.get(cls.__module__)
     globalns = dict(vars(module)) if module is not None else {}
     resolved: dict[str, Any] = {}
@@ -220,10 +255,13 @@ def parameters(cls: type[Experiment]) -> dict[str, Any]:
         mod = sys.modules.get(klass.__module__)
         if mod is not None:
             ns.update(vars(mod))
-        for name, ann in klass.__dict__.get("__annotations__", {}).items():
+        borrowed = klass.__dict__.get("__misen_borrowed__", frozenset())
+        for name, ann in inspect.get_annotations(klass).items():
+            if name in borrowed:
+                continue  # a copy of a parent's annotation: resolved in the parent's module
             if isinstance(ann, str):
                 try:
-                    ann = eval(ann, ns, dict(vars(klass)))  # noqa: S307 - evaluating the class's own annotations
+                    ann = eval(ann, ns, dict(vars(klass)))  # the class's own annotations
                 except Exception as exc:
                     raise ParameterError(
                         f"{cls.__qualname__}.{name}: cannot resolve the annotation {ann!r} ({type(exc).__name__}: {exc})"
@@ -238,7 +276,7 @@ def _checked(cls: type[Experiment], values: dict[str, Any]) -> dict[str, Any]:
     hints = parameters(cls)
     if not cls.__dict__.get("__misen_checked__"):
         # Defaults are checked once per class, on first use, so a wrong default names its class.
-        for f in attrs.fields(cls):
+        for f in attrs.fields(cls):  # type: ignore[arg-type, misc]
             if f.default is not attrs.NOTHING and not isinstance(f.default, attrs.Factory):  # type: ignore[arg-type]
                 coerce(f.default, hints[f.name], f"the default of {cls.__qualname__}.{f.name}")
         cls.__misen_checked__ = True
@@ -278,7 +316,9 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
     try:
         return _coerce(value, tp)
     except _Mismatch:
-        raise ParameterError(f"{where} must be {type_name(tp)}, got {value!r} ({type(value).__name__})") from None
+        raise ParameterError(
+            f"{where} must be {type_name(tp)}, got {value!r} ({type(value).__name__})"
+        ) from None
 
 
 class _Mismatch(Exception):

@@ -90,7 +90,9 @@ def load_target(spec: str) -> tuple[type[Any], Any]:
 
     module_name, _, attr = spec.partition(":")
     if not module_name or not all(part.isidentifier() for part in module_name.split(".")):
-        raise MisenError(f"{spec!r} is not a target: write module:Class (my_project.experiments.training:TrainingExperiment)")
+        raise MisenError(
+            f"{spec!r} is not a target: write module:Class (my_project.experiments.training:TrainingExperiment)"
+        )
     _add_project_to_path()
     try:
         module = importlib.import_module(module_name)
@@ -132,7 +134,11 @@ def load_target(spec: str) -> tuple[type[Any], Any]:
 
 @cli.command(
     "experiment",
-    context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "allow_interspersed_args": False},
+    context_settings={
+        "ignore_unknown_options": True,
+        "allow_extra_args": True,
+        "allow_interspersed_args": False,
+    },
     add_help_option=False,
 )
 @click.argument("target", required=False)
@@ -160,7 +166,9 @@ def experiment_command(ctx: click.Context, target: str | None, args: tuple[str, 
 
 @cli.command("fill")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--renew", multiple=True, metavar="NAME", help="Give this task function a fresh id (repeatable).")
+@click.option(
+    "--renew", multiple=True, metavar="NAME", help="Give this task function a fresh id (repeatable)."
+)
 @click.option("--dry-run", is_flag=True, help="Show what would change without writing.")
 def fill_command(paths: tuple[Path, ...], renew: tuple[str, ...], dry_run: bool) -> int:
     """Give every @meta task function without an id a fresh, unique one (default: the project's package files)."""
@@ -169,7 +177,9 @@ def fill_command(paths: tuple[Path, ...], renew: tuple[str, ...], dry_run: bool)
 
     targets = list(paths) or project_files(project_root())
     if not targets:
-        raise MisenError(f"no project files found under {project_root()}; name the files or directories to fill")
+        raise MisenError(
+            f"no project files found under {project_root()}; name the files or directories to fill"
+        )
     changes = fill_paths(targets, renew=set(renew), dry_run=dry_run)
     verb = "would set" if dry_run else ("renewed" if renew else "set")
     cwd = Path.cwd()
@@ -198,7 +208,9 @@ def plugins_command() -> int:
 
 
 @cli.command("config")
-@click.option("--config", "config_path", metavar="PATH", help="Show this configuration file's effect instead.")
+@click.option(
+    "--config", "config_path", metavar="PATH", help="Show this configuration file's effect instead."
+)
 def config_command(config_path: str | None) -> int:
     """The effective configuration, and the file each value came from."""
     from misen.settings import config_files, load_settings, unstructure_settings

@@ -38,7 +38,12 @@ def do_run(state: State, names: tuple[str, ...]) -> int:
         exp[n]  # an unknown name fails before anything runs
     reporter = reporter_for(sys.stderr)
     try:
-        report = exp.run(executor=state.executor, workspace=state.common.get("workspace_type"), names=list(names) or None, reporter=reporter)
+        report = exp.run(
+            executor=state.executor,
+            workspace=state.common.get("workspace_type"),
+            names=list(names) or None,
+            reporter=reporter,
+        )
     finally:
         close = getattr(reporter, "close", None)
         if close is not None:
@@ -128,7 +133,9 @@ def do_result(state: State, name: str, provenance: bool) -> int:
     if provenance:
         prov = ws.provenance(task) if task.cacheable else None
         if prov is None:
-            raise NotCachedError(f"{name} ({task!r}) has no stored result with provenance in the {ws.describe()} workspace")
+            raise NotCachedError(
+                f"{name} ({task!r}) has no stored result with provenance in the {ws.describe()} workspace"
+            )
         width = max(len(k) for k in prov)
         for key, value in prov.items():
             out.line((key.ljust(width), "bold"), "  ", _show_provenance(key, value))
@@ -153,7 +160,9 @@ def _reproducibility() -> Any:
     try:
         from misen import reproducibility
     except ImportError:
-        raise MisenError("this misen has no reproducibility support (misen.reproducibility is missing)") from None
+        raise MisenError(
+            "this misen has no reproducibility support (misen.reproducibility is missing)"
+        ) from None
     return reproducibility
 
 
@@ -209,20 +218,31 @@ def do_verify(state: State, names: tuple[str, ...], sample: int | None) -> int:
 
 
 COMMANDS = [
-    CommandSpec("run", do_run, "Compute every named task (or NAMES) that is not cached yet (the default).", lambda: [_names_arg()]),
+    CommandSpec(
+        "run",
+        do_run,
+        "Compute every named task (or NAMES) that is not cached yet (the default).",
+        lambda: [_names_arg()],
+    ),
     CommandSpec(
         "list",
         do_list,
         f"The named tasks and their status ({STATUS_MARKS['done']} done, {STATUS_MARKS['stale']} stale, "
         f"{STATUS_MARKS['pending']} pending, {STATUS_MARKS['failed']} failed).",
-        lambda: [click.Option(["--all", "show_all"], is_flag=True, help="Also list every other task of the workflow.")],
+        lambda: [
+            click.Option(
+                ["--all", "show_all"], is_flag=True, help="Also list every other task of the workflow."
+            )
+        ],
     ),
     CommandSpec(
         "tree",
         do_tree,
         "The workflow as a tree of tasks with their status.",
         lambda: [
-            click.Option(["-L", "--level", "level"], type=int, default=None, help="Show at most this many levels."),
+            click.Option(
+                ["-L", "--level", "level"], type=int, default=None, help="Show at most this many levels."
+            ),
             _names_arg(),
         ],
     ),
@@ -244,10 +264,17 @@ COMMANDS = [
         "Print the cached result of task NAME.",
         lambda: [
             click.Argument(["name"]),
-            click.Option(["--provenance", "provenance"], is_flag=True, help="Show how and where the result was made."),
+            click.Option(
+                ["--provenance", "provenance"], is_flag=True, help="Show how and where the result was made."
+            ),
         ],
     ),
-    CommandSpec("why", do_why, "What enters task NAME's identity, and what changed if it is stale.", lambda: [click.Argument(["name"])]),
+    CommandSpec(
+        "why",
+        do_why,
+        "What enters task NAME's identity, and what changed if it is stale.",
+        lambda: [click.Argument(["name"])],
+    ),
     CommandSpec(
         "accept",
         do_accept,
@@ -260,7 +287,9 @@ COMMANDS = [
         "Recompute cached results into a scratch location and compare them with the stored ones.",
         lambda: [
             _names_arg(),
-            click.Option(["--sample", "sample"], type=int, default=None, help="Verify only N randomly chosen tasks."),
+            click.Option(
+                ["--sample", "sample"], type=int, default=None, help="Verify only N randomly chosen tasks."
+            ),
         ],
     ),
 ]

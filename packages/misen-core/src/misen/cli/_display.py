@@ -23,7 +23,13 @@ __all__ = ["STATUS_MARKS", "STATUS_STYLES", "LiveReporter", "Output", "is_termin
 
 #: The mark of each task status, everywhere the CLI shows one.
 STATUS_MARKS = {"done": "✓", "stale": "◐", "pending": "○", "failed": "✗", "running": "⟳"}
-STATUS_STYLES = {"done": "green", "stale": "yellow", "pending": "dim", "failed": "bold red", "running": "cyan"}
+STATUS_STYLES = {
+    "done": "green",
+    "stale": "yellow",
+    "pending": "dim",
+    "failed": "bold red",
+    "running": "cyan",
+}
 
 
 def is_terminal(stream: TextIO) -> bool:
@@ -98,7 +104,7 @@ class LiveReporter(Reporter):
         self._header = ""
 
     def stale(self, stale: list[tuple[Task[Any], list[str]]]) -> None:
-        PlainReporter(self.console.file).stale(stale)
+        PlainReporter(self.console.file).stale(stale)  # type: ignore[arg-type]
 
     def start(self, plan: Plan, cached: int, total: int, executor: Executor, workspace: Workspace) -> None:
         from rich.live import Live
@@ -110,7 +116,7 @@ class LiveReporter(Reporter):
         if not plan.units:
             return
         self._live = Live(self, console=self.console, refresh_per_second=8, transient=True)
-        self._live.start()
+        self._live.start(refresh=True)
 
     def __rich__(self) -> Any:
         from rich.spinner import Spinner

@@ -82,7 +82,7 @@ class State:
     def experiment(self) -> Experiment:
         if self._experiment is None:
             if self.base is not None:
-                self._experiment = attrs.evolve(self.base, **self.given)
+                self._experiment = attrs.evolve(self.base, **self.given)  # type: ignore[misc]
             else:
                 self._experiment = self.cls(**self.given)
         return self._experiment
@@ -106,7 +106,7 @@ class State:
 
 def _defaults(cls: type[Experiment], base: Experiment | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for f in attrs.fields(cls):
+    for f in attrs.fields(cls):  # type: ignore[arg-type, misc]
         if base is not None:
             out[f.name] = getattr(base, f.name)
         elif isinstance(f.default, attrs.Factory):  # type: ignore[arg-type]
@@ -146,7 +146,9 @@ def build_cli(cls: type[Experiment], base: Experiment | None = None) -> click.Gr
         params=[*options_for(params, defaults, _COMMON_NAMES), *_common_options()],
         invoke_without_command=True,
         context_settings=CONTEXT,
-        help=f"{title}.\n\n{doc}\n\nWithout a command, runs the experiment (`run`).".replace("\n\n\n", "\n\n"),
+        help=f"{title}.\n\n{doc}\n\nWithout a command, runs the experiment (`run`).".replace(
+            "\n\n\n", "\n\n"
+        ),
         no_args_is_help=False,
     )
     from misen.cli._commands import COMMANDS

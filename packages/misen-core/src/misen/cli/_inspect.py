@@ -63,7 +63,11 @@ class Statuses:
             if t._id_bytes in seen:
                 continue
             seen.add(t._id_bytes)
-            rec = self.workspace.get_record("failure", t.hash) if self.status.get(t._id_bytes) == "failed" else None
+            rec = (
+                self.workspace.get_record("failure", t.hash)
+                if self.status.get(t._id_bytes) == "failed"
+                else None
+            )
             if rec is not None:
                 return t, rec
             stack.extend(d for d in t.dependencies if self.status.get(d._id_bytes) == "failed")
@@ -86,7 +90,9 @@ def failure_lines(out: Output, statuses: Statuses, task: Task[Any], indent: str)
         out.line(indent, ("log: ", "dim"), str(rec["log"]))
 
 
-def render_list(out: Output, named: dict[str, Task[Any]], statuses: Statuses, *, show_all: bool = False) -> None:
+def render_list(
+    out: Output, named: dict[str, Task[Any]], statuses: Statuses, *, show_all: bool = False
+) -> None:
     width = max((len(n) for n in named), default=0)
     for name, task in named.items():
         status = statuses.of(task)
@@ -127,7 +133,14 @@ def render_tree(out: Output, named: dict[str, Task[Any]], statuses: Statuses, de
 
     for name, task in named.items():
         again = task._id_bytes in expanded and bool(task.dependencies)
-        out.line((name, "bold"), " ", mark(statuses.of(task)), " ", repr(task), ("  (see above)", "dim") if again else "")
+        out.line(
+            (name, "bold"),
+            " ",
+            mark(statuses.of(task)),
+            " ",
+            repr(task),
+            ("  (see above)", "dim") if again else "",
+        )
         if not again:
             expanded.add(task._id_bytes)
             walk(task, "", 1)

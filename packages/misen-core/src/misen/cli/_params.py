@@ -85,7 +85,7 @@ def _metavar(tp: click.ParamType, param: click.Parameter, ctx: Any) -> str:
     try:
         found = tp.get_metavar(param=param, ctx=ctx)  # type: ignore[call-arg]
     except TypeError:
-        found = tp.get_metavar(param)
+        found = tp.get_metavar(param)  # type: ignore[call-arg]
     return found or tp.name.upper()
 
 
@@ -174,8 +174,8 @@ class ParamOption(click.Option):
 
 
 def _flag_names(name: str) -> list[str]:
-    dashed = name.replace("_", "-")
-    return [f"--{dashed}", *([f"--{name}"] if dashed != name else [])]
+    # `batch_size` is `--batch-size` (a typo'd `--batch_size` gets click's "did you mean").
+    return [f"--{name.replace('_', '-')}"]
 
 
 def _ident(name: str) -> str:
