@@ -149,6 +149,17 @@ def test_bytes_are_one_raw_file(kind: type, tmp_path: Path) -> None:
     assert (tmp_path / "r" / "value.bin").read_bytes() == bytes(value)
 
 
+def test_large_bytes_are_checksummed_while_written(tmp_path: Path) -> None:
+    from misen._builtin.stdlib import OVERLAP_MIN_BYTES
+    from misen.serializer import check_result, file_digest
+
+    value = bytes(range(256)) * (OVERLAP_MIN_BYTES // 256 + 3)
+    out, manifest = roundtrip(value, tmp_path)
+    assert manifest["files"]["value.bin"]["blake2b"] == file_digest(tmp_path / "r" / "value.bin")
+    check_result(tmp_path / "r", full=True)
+    assert out == value
+
+
 def test_bytes_subclass_is_pickled_to_keep_its_type(tmp_path: Path) -> None:
     class Tagged(bytes):
         pass

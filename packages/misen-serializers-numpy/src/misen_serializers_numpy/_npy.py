@@ -3,20 +3,14 @@ thread computes the file's checksum from memory (so misen need not read the file
 
 from __future__ import annotations
 
-import hashlib
 import io
-import os
-import threading
 from pathlib import Path
 from typing import Any
 
+from misen._builtin.stdlib import OVERLAP_MIN_BYTES, write_buffers
 from misen.serializer import SaveContext
 
-__all__ = ["OVERLAP_MIN_BYTES", "write_npy"]
-
-#: Arrays at least this large are written with the checksum computed alongside; smaller ones use ``np.save``.
-OVERLAP_MIN_BYTES = 8 * 1024 * 1024
-_CHUNK = 64 * 1024 * 1024
+__all__ = ["write_npy"]
 
 
 def _header(array: Any) -> bytes:
@@ -46,19 +40,4 @@ def write_npy(array: Any, path: Path, ctx: SaveContext) -> None:
     header = _header(array)
     # a Fortran-ordered array is written in its memory order (the header says fortran_order), as np.save does
     ordered = array if array.flags.c_contiguous else array.T
-    flat = memoryview(ordered.reshape(-1).view(np.uint8))
-    digest = hashlib.blake2b(header, digest_size=16)
-    hasher = threading.Thread(target=digest.update, args=(flat,), name="misen-npy-digest")
-    hasher.start()  # hashlib releases the GIL on large buffers, as file writes do: the two overlap
-    try:
-        with open(path, "wb", buffering=0) as f:
-            f.write(header)
-            for start in range(0, len(flat), _CHUNK):
-                chunk = flat[start : start + _CHUNK]
-                done = 0
-                while done < len(chunk):
-                    done += f.write(chunk[done:])
-            os.fsync(f.fileno())
-    finally:
-        hasher.join()
-    ctx.record_digest(path, len(header) + len(flat), digest.hexdigest())
+    write_buffers(path, [memoryview(header), memoryview(ordered.reshape(-1).view(np.uint8))], ctx)
