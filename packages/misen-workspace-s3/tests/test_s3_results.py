@@ -142,3 +142,18 @@ def test_keys_cannot_escape_the_prefix(make_ws: Callable[..., S3Workspace]) -> N
     for bad in ("../x", "a/b", "", ".hidden"):
         with pytest.raises(ValueError, match="cannot hold"):
             ws.put_record("task", bad, {})
+
+
+def test_relative_paths_are_made_absolute_for_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    ws = S3Workspace(url="shared/ws", cache_dir="cache")
+    settings = ws.spec()["settings"]
+    assert settings["url"] == f"file://{tmp_path}/shared/ws"
+    assert settings["cache_dir"] == str(tmp_path / "cache")
+    ws.put_record("task", "k", {"v": 1})
+    monkeypatch.chdir("/")
+    from misen.workspace import Workspace
+
+    assert Workspace.from_spec(ws.spec()).get_record("task", "k") == {"v": 1}

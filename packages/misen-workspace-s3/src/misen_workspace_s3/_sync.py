@@ -3,6 +3,7 @@ runs (and completely at the end), and WORK_DIR directories downloaded at start a
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import sys
@@ -57,6 +58,8 @@ class Uploader:
         with self._lock:
             self._watched[local] = rel
             if self.interval > 0 and (self._thread is None or not self._thread.is_alive()):
+                if self._thread is None:  # logs still open at exit are uploaded whole
+                    atexit.register(self.close)
                 self._stop.clear()
                 self._thread = threading.Thread(target=self._loop, name="misen-s3-log-upload", daemon=True)
                 self._thread.start()

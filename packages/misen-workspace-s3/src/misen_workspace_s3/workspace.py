@@ -116,6 +116,10 @@ class S3Workspace(Workspace):
         url = s.url.strip()
         if "://" not in url:  # a plain path: a local (shared file system) workspace
             url = "file://" + os.path.abspath(os.path.expanduser(url))
+        if s.cache_dir:
+            s = attrs.evolve(s, cache_dir=os.path.abspath(os.path.expanduser(s.cache_dir)))
+        # Absolute in the spec too, so that workers started in other directories open the same places.
+        self.settings = s = attrs.evolve(s, url=url)
         try:
             self.remote = Remote(
                 url, endpoint_url=s.endpoint_url, region=s.region, profile=s.profile, retries=int(s.retries)
@@ -123,7 +127,7 @@ class S3Workspace(Workspace):
         except S3WorkspaceError as exc:
             raise ConfigError(f"[workspace] url: {exc}") from None
         if s.cache_dir:
-            self.cache = Path(os.path.abspath(os.path.expanduser(s.cache_dir)))
+            self.cache = Path(s.cache_dir)
         else:
             base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
             digest = hashlib.blake2b(f"{url}\n{s.endpoint_url}".encode(), digest_size=6).hexdigest()
