@@ -18,12 +18,11 @@ import os
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 from typing import Any
 
 __all__ = ["bench_numpy"]
 
-_STEP = r'''
+_STEP = r"""
 import json, os, resource, sys, time
 import numpy as np
 what, root, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -58,7 +57,7 @@ elif what == "load":
     t = time.perf_counter(); a = ws.load_hash(sys.argv[4]); s = float(a.sum())
     out = {"s": time.perf_counter() - t, "peak_mib": rss_mib(), "sum": s, "type": type(a).__name__}
 print(json.dumps(out))
-'''
+"""
 
 
 def _drop_caches() -> bool:

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
 import pytest
-
 from misen import plugins
 from misen._builtin.stdlib import BYTES_LEAF_MIN, BytesSerializer, PickleSerializer, StrSerializer
 from misen.errors import MisenError, ResultCorruptedError
@@ -126,7 +125,7 @@ def test_pickle_falls_back_to_dill_and_says_so(tmp_path: Path) -> None:
 
 def test_what_neither_pickle_nor_dill_can_store_is_a_clear_error(tmp_path: Path) -> None:
     gen = (i for i in range(3))
-    with pytest.raises(MisenError, match="cannot store a result of type builtins.generator"):
+    with pytest.raises(MisenError, match=r"cannot store a result of type builtins\.generator"):
         save_result(gen, tmp_path / "r")
 
 
@@ -145,7 +144,9 @@ def test_bytes_are_one_raw_file(kind: type, tmp_path: Path) -> None:
     out, manifest = roundtrip(value, tmp_path)
     assert type(out) is kind and out == value
     assert manifest["serializer"] == "bytes"
-    assert manifest["files"] == {"value.bin": {"size": len(value), "blake2b": manifest["files"]["value.bin"]["blake2b"]}}
+    assert manifest["files"] == {
+        "value.bin": {"size": len(value), "blake2b": manifest["files"]["value.bin"]["blake2b"]}
+    }
     assert (tmp_path / "r" / "value.bin").read_bytes() == bytes(value)
 
 
@@ -220,7 +221,9 @@ def test_container_keeps_types_nesting_and_shared_leaves(tmp_path: Path) -> None
     out, manifest = roundtrip(value, tmp_path)
     assert out == value
     assert type(out[0]) is collections.OrderedDict and list(out[0]) == ["z", "a"]
-    assert type(out[1]) is Point and type(out[3]) is collections.defaultdict and out[3].default_factory is list
+    assert (
+        type(out[1]) is Point and type(out[3]) is collections.defaultdict and out[3].default_factory is list
+    )
     assert isinstance(out[2][1], Holder)
     assert out[0]["z"] is out[2][0] is out[3]["k"][0], "one object saved once stays one object"
     assert len(manifest["meta"]["leaves"]) == 2
@@ -252,7 +255,10 @@ def test_container_with_unpicklable_part_uses_dill_once(tmp_path: Path) -> None:
     out, manifest = roundtrip(value, tmp_path)
     assert manifest["serializer"] == "container" and manifest["meta"]["engine"] == "dill"
     assert out["fn"](4) == 8 and out["blob"] == Blob(b"q")
-    assert len(manifest["meta"]["leaves"]) == 1 and set(manifest["files"]) == {"skeleton.pkl", "leaves/0/blob.bin"}
+    assert len(manifest["meta"]["leaves"]) == 1 and set(manifest["files"]) == {
+        "skeleton.pkl",
+        "leaves/0/blob.bin",
+    }
 
 
 def test_a_failing_leaf_serializer_is_reported_not_retried(tmp_path: Path) -> None:
@@ -295,7 +301,7 @@ def test_newer_format_version_or_unknown_serializer_needs_recomputation(tmp_path
 
     save_result(Blob(b"x"), tmp_path / "unknown")
     _rewrite_manifest(tmp_path / "unknown", serializer="someone.elses")
-    with pytest.raises(ResultCorruptedError, match="'someone.elses', which is not installed"):
+    with pytest.raises(ResultCorruptedError, match=r"'someone\.elses', which is not installed"):
         load_result(tmp_path / "unknown")
 
 

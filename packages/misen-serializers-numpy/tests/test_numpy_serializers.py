@@ -20,7 +20,9 @@ from misen_serializers_numpy.hashers import MAX_ARRAY_BYTES  # noqa: E402
 from misen_serializers_numpy.serializer import DtypeSerializer, NDArraySerializer, ScalarSerializer  # noqa: E402
 
 
-def roundtrip(value: Any, tmp_path: Path, *, mmap: bool = True, name: str = "r") -> tuple[Any, dict[str, Any]]:
+def roundtrip(
+    value: Any, tmp_path: Path, *, mmap: bool = True, name: str = "r"
+) -> tuple[Any, dict[str, Any]]:
     _, manifest = save_result(value, tmp_path / name)
     return load_result(tmp_path / name, mmap=mmap), manifest
 
@@ -57,7 +59,13 @@ class TestScalarContract(SerializerContract):
 
     @pytest.fixture
     def values(self) -> list[Any]:
-        return [np.float32(1.5), np.int8(-3), np.bool_(True), np.datetime64("2024-01-02T03:04", "m"), np.str_("hé")]
+        return [
+            np.float32(1.5),
+            np.int8(-3),
+            np.bool_(True),
+            np.datetime64("2024-01-02T03:04", "m"),
+            np.str_("hé"),
+        ]
 
     def assert_equal(self, a: Any, b: Any) -> None:
         assert type(a) is type(b) and a == b

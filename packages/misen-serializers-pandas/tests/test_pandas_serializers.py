@@ -13,7 +13,6 @@ pd = pytest.importorskip("pandas")
 pytest.importorskip("pyarrow")
 
 import numpy as np  # noqa: E402
-
 from misen.hashing import hash_value  # noqa: E402
 from misen.serializer import Serializer, load_result, save_result, serializer_for  # noqa: E402
 from misen.testing import SerializerContract  # noqa: E402
@@ -146,7 +145,10 @@ def test_dict_of_frames_keeps_each_as_parquet(tmp_path: Path) -> None:
     value = {("train", 1): rich_frame(), ("test", 1): pd.Series([1.0], name="s"), "n": 3}
     out, manifest = roundtrip(value, tmp_path)
     assert manifest["serializer"] == "container"
-    assert [leaf["serializer"] for leaf in manifest["meta"]["leaves"]] == ["pandas.dataframe", "pandas.series"]
+    assert [leaf["serializer"] for leaf in manifest["meta"]["leaves"]] == [
+        "pandas.dataframe",
+        "pandas.series",
+    ]
     assert_frames(out[("train", 1)], value[("train", 1)])
     pd.testing.assert_series_equal(out[("test", 1)], value[("test", 1)])
     assert out["n"] == 3
@@ -187,7 +189,9 @@ def test_polars_object_columns_are_pickled_and_said_so(tmp_path: Path) -> None:
     frame = pl.DataFrame({"o": pl.Series([{"k": 1}, None], dtype=pl.Object), "a": [1, 2]})
     out, manifest = roundtrip(frame, tmp_path)
     assert manifest["meta"]["format"] == "pickle" and manifest["meta"]["reason"] == "Object columns"
-    assert out.schema == frame.schema and out["o"].to_list() == [{"k": 1}, None] and out["a"].to_list() == [1, 2]
+    assert (
+        out.schema == frame.schema and out["o"].to_list() == [{"k": 1}, None] and out["a"].to_list() == [1, 2]
+    )
 
 
 # --- hashers -------------------------------------------------------------------------------------------------------
@@ -202,7 +206,9 @@ def test_pandas_scalars_hash_as_arguments() -> None:
     assert hash_value(pd.Period("2024-01", "M")) != hash_value(pd.Period("2024-01-01", "D"))
     assert hash_value(pd.Interval(0, 1)) != hash_value(pd.Interval(0, 1, closed="both"))
     assert hash_value(pd.NaT) == hash_value(pd.NaT)
-    assert hash_value(pd.Timestamp("2024-01-01")) == "9086fc3e37935d78dedfdfdb61bb2d00"  # pinned: identities never change
+    assert (
+        hash_value(pd.Timestamp("2024-01-01")) == "9086fc3e37935d78dedfdfdb61bb2d00"
+    )  # pinned: identities never change
 
 
 def test_registering_imports_no_pandas() -> None:

@@ -14,15 +14,14 @@ pytest.importorskip("sklearn")
 skops_io = pytest.importorskip("skops.io")
 
 import numpy as np  # noqa: E402
+from misen.errors import NotCachedError, ResultCorruptedError  # noqa: E402
+from misen.serializer import load_result, save_result, serializer_for  # noqa: E402
+from misen_serializers_sklearn.serializer import importable  # noqa: E402
 from sklearn.compose import ColumnTransformer  # noqa: E402
 from sklearn.ensemble import RandomForestClassifier  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import FunctionTransformer, StandardScaler  # noqa: E402
-
-from misen.errors import NotCachedError, ResultCorruptedError  # noqa: E402
-from misen.serializer import load_result, save_result, serializer_for  # noqa: E402
-from misen_serializers_sklearn.serializer import importable  # noqa: E402
 
 X = np.random.default_rng(0).random((40, 3))
 Y = (X[:, 0] + X[:, 1] > 1).astype(int)
@@ -66,7 +65,9 @@ def test_a_file_naming_unrecorded_types_is_refused(tmp_path: Path) -> None:
     (tmp_path / "r" / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ResultCorruptedError, match="not recorded when it was saved"):
         load_result(tmp_path / "r")
-    assert issubclass(ResultCorruptedError, Exception) and not issubclass(ResultCorruptedError, NotCachedError)
+    assert issubclass(ResultCorruptedError, Exception) and not issubclass(
+        ResultCorruptedError, NotCachedError
+    )
 
 
 def test_lambda_or_main_references_fall_back_to_pickle_and_say_why(tmp_path: Path) -> None:

@@ -168,8 +168,13 @@ def test_mixed_container_splits_tensors_and_arrays(tmp_path: Path) -> None:
     value = {"emb": torch.ones(4, 4), "table": np.arange(3), ("lr", 0.1): 0.5}
     out, manifest = roundtrip(value, tmp_path)
     assert manifest["serializer"] == "container"
-    assert sorted(leaf["serializer"] for leaf in manifest["meta"]["leaves"]) == ["numpy.ndarray", "torch.tensor"]
-    assert torch.equal(out["emb"], value["emb"]) and list(out["table"]) == [0, 1, 2] and out[("lr", 0.1)] == 0.5
+    assert sorted(leaf["serializer"] for leaf in manifest["meta"]["leaves"]) == [
+        "numpy.ndarray",
+        "torch.tensor",
+    ]
+    assert (
+        torch.equal(out["emb"], value["emb"]) and list(out["table"]) == [0, 1, 2] and out[("lr", 0.1)] == 0.5
+    )
 
 
 def test_plain_dict_is_not_a_checkpoint() -> None:

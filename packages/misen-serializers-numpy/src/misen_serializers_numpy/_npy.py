@@ -31,8 +31,10 @@ def write_npy(array: Any, path: Path, ctx: SaveContext) -> None:
     """Write ``array`` to ``path`` as ``.npy`` (what ``np.save`` writes), fsynced, recording its digest in ``ctx``."""
     import numpy as np
 
-    if array.dtype.hasobject or array.nbytes < OVERLAP_MIN_BYTES or not (
-        array.flags.c_contiguous or array.flags.f_contiguous
+    if (
+        array.dtype.hasobject
+        or array.nbytes < OVERLAP_MIN_BYTES
+        or not (array.flags.c_contiguous or array.flags.f_contiguous)
     ):
         with open(path, "wb") as f:
             np.save(f, array, allow_pickle=bool(array.dtype.hasobject))

@@ -26,7 +26,10 @@ class ArrowSerializer(Serializer):
         import pyarrow as pa
 
         kind = "batch" if isinstance(value, pa.RecordBatch) else "table"
-        with pa.OSFile(str(directory / ARROW_FILE), "wb") as sink, pa.ipc.new_file(sink, value.schema) as writer:
+        with (
+            pa.OSFile(str(directory / ARROW_FILE), "wb") as sink,
+            pa.ipc.new_file(sink, value.schema) as writer,
+        ):
             if kind == "batch":
                 writer.write_batch(value)
             else:

@@ -21,7 +21,12 @@ class PolarsSerializer(Serializer):
     """
 
     PLUGIN_NAME = "polars.dataframe"
-    TYPES = ("polars.dataframe.frame.DataFrame", "polars.series.series.Series", "polars.DataFrame", "polars.Series")
+    TYPES = (
+        "polars.dataframe.frame.DataFrame",
+        "polars.series.series.Series",
+        "polars.DataFrame",
+        "polars.Series",
+    )
     FORMAT_VERSION = 1
 
     def save(self, value: Any, directory: Path, ctx: SaveContext) -> dict[str, Any]:
@@ -31,7 +36,9 @@ class PolarsSerializer(Serializer):
         frame = value.to_frame() if kind == "series" else value
         if any(dtype == pl.Object for dtype in frame.dtypes):
             # neither IPC nor polars' own pickling takes Object columns: pickle them as Python lists
-            columns = [(s.name, s.to_list()) if s.dtype == pl.Object else (s.name, s) for s in frame.get_columns()]
+            columns = [
+                (s.name, s.to_list()) if s.dtype == pl.Object else (s.name, s) for s in frame.get_columns()
+            ]
             with open(directory / "frame.pkl", "wb") as f:
                 pickle.dump(columns, f, protocol=5)
             return {"kind": kind, "format": "pickle", "reason": "Object columns"}
@@ -44,7 +51,9 @@ class PolarsSerializer(Serializer):
         if meta.get("format") == "pickle":
             with open(directory / "frame.pkl", "rb") as f:
                 columns = pickle.load(f)
-            series = [c if isinstance(c, pl.Series) else pl.Series(name, c, dtype=pl.Object) for name, c in columns]
+            series = [
+                c if isinstance(c, pl.Series) else pl.Series(name, c, dtype=pl.Object) for name, c in columns
+            ]
             frame = pl.DataFrame(series)
             return series[0] if meta.get("kind") == "series" else frame
         frame = pl.read_ipc(directory / IPC_FILE)  # polars maps uncompressed IPC files itself

@@ -341,7 +341,9 @@ class ContainerSerializer(Serializer):
 
         leaves = _Leaves(directory / "leaves", ctx)
         with open(directory / "skeleton.pkl", "wb") as f:
-            engine = _dump(value, f, leaves.pickler(pickle.Pickler), leaves.pickler(dill.Pickler), leaves.reset)
+            engine = _dump(
+                value, f, leaves.pickler(pickle.Pickler), leaves.pickler(dill.Pickler), leaves.reset
+            )
         return {"engine": engine, "leaves": leaves.records}
 
     def load(self, directory: Path, meta: dict[str, Any], ctx: LoadContext) -> Any:
@@ -351,7 +353,9 @@ class ContainerSerializer(Serializer):
         def persistent_load(pid: Any) -> Any:
             if pid not in loaded:
                 if not isinstance(pid, int) or not 0 <= pid < len(records):
-                    raise ResultCorruptedError(f"container result at {directory} refers to a missing leaf {pid!r}")
+                    raise ResultCorruptedError(
+                        f"container result at {directory} refers to a missing leaf {pid!r}"
+                    )
                 loaded[pid] = ctx.load_child(directory / "leaves" / str(pid), records[pid])
             return loaded[pid]
 
@@ -415,4 +419,3 @@ def misen_add_serializers() -> list[type[Serializer]]:
 @hookimpl
 def misen_add_hashers() -> list[Any]:
     return [StdlibHasher()]
-
