@@ -33,7 +33,9 @@ def snapshot_tree():
     return tree
 
 
-def run_python(code: str, *args: str, cwd: Path | None = None, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
+def run_python(
+    code: str, *args: str, cwd: Path | None = None, timeout: float = 120, **kw
+) -> subprocess.CompletedProcess:
     """Run ``code`` in a fresh interpreter of this venv."""
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code), *args],

@@ -51,7 +51,14 @@ def _populate(workspace: DiskWorkspace) -> dict[str, str]:
     with workspace.lock("c" * 32, LockHolder.current()):
         pass
     workspace.log_path("task", kept_task.hash, "1").write_text("log")
-    return {"kept": kept, "orphan": orphan, "fresh": fresh_orphan, "other": other, "task": kept_task, "other_task": other_task}
+    return {
+        "kept": kept,
+        "orphan": orphan,
+        "fresh": fresh_orphan,
+        "other": other,
+        "task": kept_task,
+        "other_task": other_task,
+    }
 
 
 def test_info(cli: click.Group, workspace: DiskWorkspace) -> None:
@@ -96,7 +103,9 @@ def test_gc_removes_only_unreferenced(cli: click.Group, workspace: DiskWorkspace
     assert not (Path(workspace.root) / "locks" / "cc" / ("c" * 32 + ".lock")).exists()  # idle lock file
 
 
-def test_gc_keeps_only_what_experiments_use(cli: click.Group, workspace: DiskWorkspace, tmp_path: Path, monkeypatch) -> None:
+def test_gc_keeps_only_what_experiments_use(
+    cli: click.Group, workspace: DiskWorkspace, tmp_path: Path, monkeypatch
+) -> None:
     p = _populate(workspace)
     module = tmp_path / "gcexp_mod.py"
     module.write_text(
@@ -116,7 +125,9 @@ def test_gc_keeps_only_what_experiments_use(cli: click.Group, workspace: DiskWor
     assert bad.exit_code != 0 and "cannot import no_such_module_xyz" in bad.output
 
 
-def test_gc_never_removes_a_running_tasks_result(cli: click.Group, workspace: DiskWorkspace, tmp_path: Path) -> None:
+def test_gc_never_removes_a_running_tasks_result(
+    cli: click.Group, workspace: DiskWorkspace, tmp_path: Path
+) -> None:
     p = _populate(workspace)
     # the result of a running task is referenced only by its (old) key record: keep it while its lock is held
     workspace.delete_record("task", p["other_task"].hash)
@@ -131,3 +142,21 @@ def test_gc_never_removes_a_running_tasks_result(cli: click.Group, workspace: Di
         assert p["other"] not in [r for r, _, _ in plan.results]
         apply_gc(workspace, plan)
     assert workspace.has_result(p["other"])
+
+
+def test_through_the_misen_command(workspace: DiskWorkspace, tmp_path: Path, python) -> None:
+    p = _populate(workspace)
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'gcproj'\n")
+    (tmp_path / ".misen.toml").write_text(
+        f'[workspace]\ntype = "disk"\ndirectory = "{Path(workspace.root).name}"\n'
+    )
+    run = "import sys\nfrom misen.cli import main\nsys.argv = ['misen', *sys.argv[1:]]\nmain()\n"
+    info = python(run, "workspace", "info", cwd=tmp_path)
+    assert info.returncode == 0, info.stderr
+    assert f"workspace  {workspace.root}" in info.stdout and "results    4 " in info.stdout
+    gc = python(run, "gc", "--dry-run", cwd=tmp_path)
+    assert gc.returncode == 0, gc.stderr
+    assert p["orphan"] in gc.stdout and "would free" in gc.stdout
+    (tmp_path / ".misen.toml").write_text('[workspace]\ntype = "memory"\n')
+    wrong = python(run, "workspace", "info", cwd=tmp_path)
+    assert wrong.returncode != 0 and "configured workspace is 'memory'" in wrong.stdout + wrong.stderr

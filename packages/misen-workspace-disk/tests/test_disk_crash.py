@@ -41,7 +41,9 @@ print("finished", flush=True)
 
 def test_kill_during_save(workspace: DiskWorkspace) -> None:
     key = "aa" * 16
-    proc = subprocess.Popen([sys.executable, "-c", SLOW_WRITER, workspace.root, key], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_WRITER, workspace.root, key], stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout is not None and proc.stdout.readline().strip() == "saving"
     assert workspace.lock_holder(key) is not None
     proc.send_signal(signal.SIGKILL)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-PROJECT = '''
+PROJECT = """
 import os
 from pathlib import Path
 from misen import Task, meta, WORK_DIR
@@ -53,9 +53,9 @@ def graph(n=10):
 
 def flaky_task():
     return Task(flaky, k=1, work_dir=WORK_DIR)
-'''
+"""
 
-DRIVER = '''
+DRIVER = """
 import json, sys
 from misen.runner import run
 from misen_workspace_disk import DiskWorkspace, DiskWorkspaceSettings
@@ -68,7 +68,7 @@ out = {"ok": report.ok, "counts": report.counts(), "status": ws.status(task)}
 if report.ok:
     out["result"] = task.result(workspace=ws)
 print("RESULT", json.dumps(out))
-'''
+"""
 
 
 @pytest.fixture
@@ -127,7 +127,10 @@ def test_failure_recorded_then_replaced_and_work_dir_kept(project: Path, python)
     assert list(ws.iter_records("failure")) == []
     assert calls(project) == ["flaky1", "flaky1"]
     logs = ws.list_logs("task", key)
-    assert len(logs) == 2 and logs[0].path == Path(failure["log"]).parent / f"{ws.latest_attempt('task', key)}.log"
+    assert (
+        len(logs) == 2
+        and logs[0].path == Path(failure["log"]).parent / f"{ws.latest_attempt('task', key)}.log"
+    )
     assert logs[0].mtime >= logs[1].mtime and logs[1].path == Path(failure["log"])
 
 
@@ -176,7 +179,9 @@ def _race_runner(project: str, barrier, results) -> None:
         with redirect_stdout(io.StringIO()):
             report = run(Task(proj.slow, i=i), executor="in-process", workspace=ws)
         (outcome,) = report.outcomes.values() if report.outcomes else (None,)
-        results.put((i, outcome.status if outcome else "cached-before-plan", outcome.error if outcome else None))
+        results.put(
+            (i, outcome.status if outcome else "cached-before-plan", outcome.error if outcome else None)
+        )
 
 
 def test_duplicate_runs_execute_a_task_once(project: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -146,7 +145,9 @@ def read_only_workspace(shared_dir: Path) -> Iterator[DiskWorkspace]:
     ws.put_record("task", "ee" * 16, {"result": "r"})
     h = ws.store(b"stored")
     ws.put_record("task", "ee" * 16, {"result": h})
-    if os.geteuid() != 0 or not (_mount(["--bind", str(src), str(src)]) and _mount(["-o", "remount,bind,ro", str(src)])):
+    if os.geteuid() != 0 or not (
+        _mount(["--bind", str(src), str(src)]) and _mount(["-o", "remount,bind,ro", str(src)])
+    ):
         subprocess.run(["umount", str(src)], check=False)
         pytest.skip("cannot make a read-only bind mount here (needs root)")
     try:

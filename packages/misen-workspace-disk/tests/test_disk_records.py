@@ -103,7 +103,9 @@ def test_settings_errors_name_the_key() -> None:
 
     with pytest.raises(ConfigError, match="director"):
         structure_settings(DiskWorkspaceSettings, {"directroy": "x"}, where=".misen.toml [workspace]")
-    ws = DiskWorkspace(structure_settings(DiskWorkspaceSettings, {"directory": "/tmp/x", "fsync": False}, where="t"))
+    ws = DiskWorkspace(
+        structure_settings(DiskWorkspaceSettings, {"directory": "/tmp/x", "fsync": False}, where="t")
+    )
     assert ws.root == "/tmp/x" and ws.settings.fsync is False
 
 
@@ -111,3 +113,20 @@ def test_registered_as_disk() -> None:
     from misen.plugins import registry
 
     assert registry().get("workspace", "disk") is DiskWorkspace
+
+
+def test_sweep_removes_old_half_written_files_only(workspace: DiskWorkspace) -> None:
+    import time
+
+    workspace.put_record("task", "ab12", {"result": "r"})
+    shard = Path(workspace.root) / "records" / "task" / "ab"
+    old, new = shard / ".ab12.json.0123.tmp", shard / ".ab13.json.4567.tmp"
+    old.write_text('{"half')
+    new.write_text('{"half')
+    past = time.time() - 7200
+    os.utime(old, (past, past))
+    assert [p for p, _ in workspace.sweep_tmp(older_than=3600, dry_run=True)] == [str(old)]
+    assert old.exists()
+    assert [p for p, _ in workspace.sweep_tmp(older_than=3600)] == [str(old)]
+    assert not old.exists() and new.exists()
+    assert list(workspace.iter_records("task")) == ["ab12"]

@@ -72,7 +72,9 @@ def info_command(directory: str | None, as_json: bool) -> None:
 
 @click.command("gc")
 @_DIRECTORY
-@click.option("--dry-run", "-n", is_flag=True, help="Only show what would be removed and how much it would free.")
+@click.option(
+    "--dry-run", "-n", is_flag=True, help="Only show what would be removed and how much it would free."
+)
 @click.option(
     "--experiment",
     "-e",
@@ -97,7 +99,13 @@ def gc_command(directory: str | None, dry_run: bool, experiments: tuple[str, ...
     results stored in the last --min-age seconds, held locks and temporary files of live processes are never
     removed. Records that would point at a removed result are removed with it.
     """
-    from misen_workspace_disk._maintenance import apply_gc, human_size, load_object, plan_gc, reachable_results
+    from misen_workspace_disk._maintenance import (
+        apply_gc,
+        human_size,
+        load_object,
+        plan_gc,
+        reachable_results,
+    )
 
     try:
         ws = open_workspace(directory)
@@ -114,7 +122,11 @@ def gc_command(directory: str | None, dry_run: bool, experiments: tuple[str, ...
         click.echo(
             f"{len(plan.results)} results, {len(plan.records)} records, {len(plan.locks)} idle lock files, "
             f"{len(plan.tmp)} leftovers: {verb} {human_size(plan.bytes)}"
-            + (f" ({plan.kept_in_use} unreferenced results kept: in use or newer than --min-age)" if plan.kept_in_use else "")
+            + (
+                f" ({plan.kept_in_use} unreferenced results kept: in use or newer than --min-age)"
+                if plan.kept_in_use
+                else ""
+            )
         )
         if dry_run:
             return

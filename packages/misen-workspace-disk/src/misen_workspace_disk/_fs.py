@@ -19,10 +19,12 @@ __all__ = [
     "atomic_write_bytes",
     "check_name",
     "fsync_dir",
+    "names",
     "pid_alive",
     "read_json",
     "remove_tree",
     "storage_error",
+    "subdirs",
     "tree_size",
 ]
 
@@ -76,7 +78,9 @@ def check_name(name: str, what: str) -> str:
     if type(name) is not str or not (
         (name.isascii() and name.isalnum() and len(name) <= 200) or _NAME.fullmatch(name) is not None
     ):
-        raise MisenError(f"disk workspace: {what} {name!r} is not a valid name (letters, digits, '_', '-', '.')")
+        raise MisenError(
+            f"disk workspace: {what} {name!r} is not a valid name (letters, digits, '_', '-', '.')"
+        )
     return name
 
 
@@ -225,10 +229,36 @@ def process_started_after(pid: int, when: float) -> bool:
         stat = Path(f"/proc/{pid}/stat").read_text()
         ticks = int(stat.rsplit(")", 1)[1].split()[19])
         btime = next(
-            float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime")
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime")
         )
     except (OSError, ValueError, IndexError, StopIteration):
         return False
     started = btime + ticks / os.sysconf("SC_CLK_TCK")
     # btime has a one-second resolution: allow for it.
     return started > when + 2.0
+
+
+def names(directory: str) -> list[str]:
+    try:
+        return os.listdir(directory)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as exc:
+        raise storage_error(exc, directory, "list") from None
+
+
+def subdirs(directory: str) -> list[str]:
+    out = []
+    try:
+        it = os.scandir(directory)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as exc:
+        raise storage_error(exc, directory, "list") from None
+    with it:
+        for entry in it:
+            if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False):
+                out.append(entry.path)
+    return out

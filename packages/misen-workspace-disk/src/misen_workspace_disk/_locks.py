@@ -61,8 +61,9 @@ def hold_lock(locks_dir: str, key: str, holder: LockHolder, *, timeout: float, f
         os.makedirs(os.path.dirname(lock_path), exist_ok=True)
     except OSError as exc:
         raise storage_error(exc, lock_path, "create the lock directory") from None
+    # The file mode follows the umask: a workspace shared by a group needs a group-writable umask anyway.
     lock = filelock.UnixFileLock(
-        lock_path, thread_local=False, fallback_to_soft=False, preserve_lock_file=True, mode=0o666
+        lock_path, thread_local=False, fallback_to_soft=False, preserve_lock_file=True
     )
     try:
         lock.acquire(timeout=max(timeout, PROBE_GRACE), poll_interval=0.01)
@@ -83,7 +84,9 @@ def hold_lock(locks_dir: str, key: str, holder: LockHolder, *, timeout: float, f
             ) from None
         raise storage_error(exc, lock_path, "take the task lock") from None
     try:
-        atomic_write_bytes(holder_path, dump_json(holder.as_dict()), fsync=fsync, action="write the lock holder")
+        atomic_write_bytes(
+            holder_path, dump_json(holder.as_dict()), fsync=fsync, action="write the lock holder"
+        )
         try:
             yield
         finally:

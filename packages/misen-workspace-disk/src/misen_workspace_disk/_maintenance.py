@@ -56,7 +56,9 @@ def workspace_info(ws: DiskWorkspace) -> dict[str, Any]:
         "areas": {area: {"bytes": size, "files": files} for area, (size, files) in areas.items()},
         "results": sum(1 for _ in ws.iter_results()),
         "records": records,
-        "logs": sum(name.endswith(".log") for _, _, files in os.walk(os.path.join(ws.root, "logs")) for name in files),
+        "logs": sum(
+            name.endswith(".log") for _, _, files in os.walk(os.path.join(ws.root, "logs")) for name in files
+        ),
         "locks": {"files": lock_files, "held": held},
         "snapshots": snapshots,
     }
@@ -77,7 +79,9 @@ class GcPlan:
         return sum(size for _, size, _ in self.results) + sum(size for _, size in self.tmp)
 
 
-def _references(ws: DiskWorkspace) -> tuple[dict[str, set[str]], dict[str, list[str]], list[tuple[str, str, str]]]:
+def _references(
+    ws: DiskWorkspace,
+) -> tuple[dict[str, set[str]], dict[str, list[str]], list[tuple[str, str, str]]]:
     """``(result -> referring task hashes, result -> task names, [(kind, key, result)])`` from every record."""
     tasks_of: dict[str, set[str]] = {}
     names: dict[str, list[str]] = {}
@@ -174,7 +178,9 @@ def load_object(spec: str) -> Any:
     """``module:attr`` -> the object (a class is instantiated with its defaults)."""
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
-        raise MisenError(f"--experiment {spec!r}: expected MODULE:NAME, like my_project.experiments.training:Exp")
+        raise MisenError(
+            f"--experiment {spec!r}: expected MODULE:NAME, like my_project.experiments.training:Exp"
+        )
     with contextlib.suppress(ImportError):
         from misen.settings import project_root
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import json
 import os
 import time
@@ -28,12 +29,15 @@ from misen_workspace_disk._fs import (
     dump_json,
     fsync_dir,
     is_name,
+    names,
     read_bytes,
     read_json,
     remove_tree,
     storage_error,
+    subdirs,
 )
 from misen_workspace_disk._locks import hold_lock, probe_holder
+from misen_workspace_disk._sweep import sweep
 
 if TYPE_CHECKING:
     from misen.tasks import Task
@@ -161,8 +165,12 @@ class DiskWorkspace(Workspace):
         except ValueError:
             return None
         result = rec.get("result") if type(rec) is dict else None
-        if is_name(result) and os.path.isdir(f"{self._results}/{result[:2]}/{result}"):
-            return result  # type: ignore[no-any-return]
+        if (
+            type(result) is str
+            and is_name(result)
+            and os.path.isdir(f"{self._results}/{result[:2]}/{result}")
+        ):
+            return result
         return None
 
     # --- records ------------------------------------------------------------------------------------------------
@@ -199,7 +207,9 @@ class DiskWorkspace(Workspace):
 
     def put_record(self, kind: str, key: str, value: dict[str, Any]) -> None:
         path = self._record_path(kind, key)
-        atomic_write_bytes(path, dump_json(value), fsync=self.settings.fsync, action=f"write the {kind} record")
+        atomic_write_bytes(
+            path, dump_json(value), fsync=self.settings.fsync, action=f"write the {kind} record"
+        )
 
     def delete_record(self, kind: str, key: str) -> None:
         path = self._record_path(kind, key)
@@ -212,14 +222,14 @@ class DiskWorkspace(Workspace):
 
     def iter_records(self, kind: str) -> Iterator[str]:
         check_name(kind, "record kind")
-        for shard in _subdirs(f"{self._records}/{kind}"):
-            for name in _names(shard):
+        for shard in subdirs(f"{self._records}/{kind}"):
+            for name in names(shard):
                 if name.endswith(".json") and not name.startswith("."):
                     yield name[:-5]
 
     def record_kinds(self) -> list[str]:
         """The kinds that have at least a directory of records."""
-        return sorted(os.path.basename(p) for p in _subdirs(self._records))
+        return sorted(os.path.basename(p) for p in subdirs(self._records))
 
     # --- results ------------------------------------------------------------------------------------------------
 
@@ -304,8 +314,8 @@ class DiskWorkspace(Workspace):
         remove_tree(doomed)
 
     def iter_results(self) -> Iterator[str]:
-        for shard in _subdirs(self._results):
-            for name in _names(shard):
+        for shard in subdirs(self._results):
+            for name in names(shard):
                 if is_name(name):
                     yield name
 
@@ -334,7 +344,9 @@ class DiskWorkspace(Workspace):
         """``logs/<kind>/<key[:2]>/<key>/<attempt>.log``; records ``attempt`` as the newest in ``latest``."""
         check_name(attempt, "log attempt")
         directory = self._log_dir(kind, key)
-        atomic_write_bytes(f"{directory}/latest", attempt.encode(), fsync=False, action="write the log pointer")
+        atomic_write_bytes(
+            f"{directory}/latest", attempt.encode(), fsync=False, action="write the log pointer"
+        )
         return Path(f"{directory}/{attempt}.log")
 
     def list_logs(self, kind: str, key: str) -> list[LogEntry]:
@@ -381,66 +393,12 @@ class DiskWorkspace(Workspace):
     # --- housekeeping -------------------------------------------------------------------------------------------
 
     def sweep_tmp(self, *, older_than: float | None = None, dry_run: bool = False) -> list[tuple[str, int]]:
-        """Remove leftovers in ``tmp/`` of crashed processes; returns ``(path, bytes)`` of what was (or would be)
-        removed.
+        """Remove leftovers of crashed processes; returns ``(path, bytes)`` of what was (or would be) removed.
 
-        An entry goes when it is older than ``older_than`` seconds (default: the ``stale_tmp_after`` setting)
-        and, when it was made on this host, its process is gone (other hosts' entries are judged by age alone). Half-written
-        record files (``records/**/.*.tmp``) of the same age go too.
+        An entry of ``tmp/`` goes when it is older than ``older_than`` seconds (default: the ``stale_tmp_after``
+        setting) and, when it was made on this host, its process is gone (other hosts' entries are judged by
+        age alone). Half-written record and lock-holder files (``.*.tmp``) of the same age go too.
         """
         limit = time.time() - (self.settings.stale_tmp_after if older_than is None else older_than)
-        removed: list[tuple[str, int]] = []
-        for name in _names(self._tmp):
-            path = f"{self._tmp}/{name}"
-            try:
-                mtime = os.lstat(path).st_mtime
-            except OSError:
-                continue
-            if mtime > limit:
-                continue
-            parts = name.split("-", 3)
-            if len(parts) == 4 and parts[3] == HOST and parts[1].isdigit() and _fs.pid_alive(int(parts[1])):
-                continue
-            removed.append((path, _fs.tree_size(path)[0]))
-            if not dry_run:
-                if os.path.isdir(path) and not os.path.islink(path):
-                    remove_tree(path)
-                else:
-                    with contextlib.suppress(OSError):
-                        os.unlink(path)
-        for kind_dir in _subdirs(self._records):
-            for shard in _subdirs(kind_dir):
-                for name in _names(shard):
-                    if name.startswith(".") and name.endswith(".tmp"):
-                        path = f"{shard}/{name}"
-                        with contextlib.suppress(OSError):
-                            st = os.lstat(path)
-                            if st.st_mtime <= limit:
-                                removed.append((path, st.st_size))
-                                if not dry_run:
-                                    os.unlink(path)
-        return removed
-
-
-def _names(directory: str) -> list[str]:
-    try:
-        return os.listdir(directory)
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    except OSError as exc:
-        raise storage_error(exc, directory, "list") from None
-
-
-def _subdirs(directory: str) -> list[str]:
-    out = []
-    try:
-        it = os.scandir(directory)
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    except OSError as exc:
-        raise storage_error(exc, directory, "list") from None
-    with it:
-        for entry in it:
-            if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False):
-                out.append(entry.path)
-    return out
+        patterns = [glob.escape(self._records) + "/*/*", glob.escape(self._locks) + "/*"]
+        return sweep(self._tmp, patterns, limit, dry_run=dry_run)
