@@ -142,3 +142,22 @@ def test_lock_timeout_waits_for_release(tmp_path: Path) -> None:
 def _kill_later(pid: int, delay: float) -> None:
     time.sleep(delay)
     os.kill(pid, signal.SIGKILL)
+
+
+def test_task_is_running_sees_another_process(workspace: DiskWorkspace) -> None:
+    from misen import Task, meta
+
+    @meta(id="DISKLOCK01", cache=True)
+    def work(x: int) -> int:
+        return x
+
+    task = Task(work, x=1)
+    assert task.is_running(workspace=workspace) is False
+    proc = _start_holder(workspace.root, task.hash)
+    try:
+        assert task.is_running(workspace=workspace) is True
+        assert Task(work, x=2).is_running(workspace=workspace) is False
+    finally:
+        proc.kill()
+        proc.wait()
+    assert task.is_running(workspace=workspace) is False

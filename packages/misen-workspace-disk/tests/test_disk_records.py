@@ -130,3 +130,13 @@ def test_sweep_removes_old_half_written_files_only(workspace: DiskWorkspace) -> 
     assert [p for p, _ in workspace.sweep_tmp(older_than=3600)] == [str(old)]
     assert not old.exists() and new.exists()
     assert list(workspace.iter_records("task")) == ["ab12"]
+
+
+def test_default_workspace_is_disk_in_project_root(tmp_path: Path, python) -> None:
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'p'\n")
+    (tmp_path / "pkg").mkdir()
+    code = "from misen.runner import resolve_workspace\nws = resolve_workspace(None)\nprint(type(ws).__name__, ws.root)"
+    proc = python(code, cwd=tmp_path / "pkg")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["DiskWorkspace", str(tmp_path.resolve() / ".misen")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pkg", "pyproject.toml"]  # opening wrote nothing

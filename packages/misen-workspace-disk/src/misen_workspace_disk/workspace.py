@@ -134,7 +134,7 @@ class DiskWorkspace(Workspace):
         self._swept = False
 
     def describe(self) -> str:
-        return f"disk workspace {self.root}"
+        return f"disk ({self.root})"
 
     def __repr__(self) -> str:
         return f"DiskWorkspace({self.root!r})"
