@@ -235,3 +235,28 @@ def test_registering_imports_no_numpy() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+# --- scipy.sparse --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "fmt", ["csr_matrix", "csc_array", "coo_array", "lil_matrix", "dok_array", "bsr_matrix"]
+)
+def test_scipy_sparse_keeps_format_and_kind(fmt: str, tmp_path: Path) -> None:
+    sp = pytest.importorskip("scipy.sparse")
+    dense = np.zeros((6, 4), dtype="f4")
+    dense[1, 2], dense[5, 0] = 3.5, -1.0
+    value = getattr(sp, fmt)(dense)
+    out, manifest = roundtrip(value, tmp_path)
+    assert manifest["serializer"] == "scipy.sparse" and list(manifest["files"]) == ["sparse.npz"]
+    assert type(out) is type(value) and out.dtype == value.dtype and out.shape == value.shape
+    np.testing.assert_array_equal(out.toarray(), dense)
+
+
+def test_dict_of_sparse_matrices_keeps_each_as_npz(tmp_path: Path) -> None:
+    sp = pytest.importorskip("scipy.sparse")
+    value = {"adj": sp.eye(5, format="csr"), "n": 5}
+    out, manifest = roundtrip(value, tmp_path)
+    assert [leaf["serializer"] for leaf in manifest["meta"]["leaves"]] == ["scipy.sparse"]
+    assert (out["adj"] != value["adj"]).nnz == 0 and out["n"] == 5

@@ -7,12 +7,13 @@ from typing import Any
 from misen.hookspecs import hookimpl
 
 from misen_serializers_numpy.hashers import NumpyHasher
+from misen_serializers_numpy.scipy_sparse import SparseSerializer
 from misen_serializers_numpy.serializer import DtypeSerializer, NDArraySerializer, ScalarSerializer
 
 
 @hookimpl
 def misen_add_serializers() -> list[Any]:
-    return [NDArraySerializer, ScalarSerializer, DtypeSerializer]
+    return [NDArraySerializer, ScalarSerializer, DtypeSerializer, SparseSerializer]
 
 
 @hookimpl
