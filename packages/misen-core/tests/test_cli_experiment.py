@@ -263,3 +263,18 @@ def test_help_lists_parameters_and_commands(project: Project) -> None:
         assert re.search(rf"^\s+{command}\s", proc.stdout, re.M), command
     sub = project.exp(TRAIN, "tree", "--help")
     assert "-L, --level" in sub.stdout and "--lr FLOAT" in sub.stdout
+
+
+def test_job_logs_with_the_local_executor(project: Project) -> None:
+    pytest.importorskip(
+        "misen_executor_local", reason="work-unit logs come from an executor that starts processes"
+    )
+    proc = project.exp(TRAIN, "--executor-type", "local", "--dim", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert project.executed() == ["train 0.001 3", "evaluate 0.001 3", "plot"]
+    jobs = project.exp(TRAIN, "logs", "--job", "--path", "--dim", "3")
+    assert jobs.returncode == 0, jobs.stderr
+    paths = jobs.stdout.split()
+    assert len(paths) == 3 and all(Path(p).is_file() for p in paths)
+    one = project.exp(TRAIN, "logs", "metrics", "--job", "--dim", "3")
+    assert one.returncode == 0 and one.stdout.startswith("==> Task(evaluate")

@@ -53,6 +53,10 @@ def test_experiment_target_errors(project: Project) -> None:
         assert expected in one_error_line(project.misen("experiment", target)), target
     assert "No such option '--lrr'" in one_error_line(project.misen("experiment", TARGET, "--lrr", "1"))
     assert "No such command 'nope'" in one_error_line(project.misen("nope"))
+    bare = project.misen()
+    assert bare.returncode == 0 and bare.stdout.startswith("Usage: misen [OPTIONS] COMMAND")
+    version = project.misen("--version")
+    assert version.returncode == 0 and re.fullmatch(r"misen \d+\.\d+\.\d+\S*\n", version.stdout)
 
 
 def test_missing_id_is_one_line(project: Project) -> None:

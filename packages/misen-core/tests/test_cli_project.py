@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["Project", "make_project", "one_error_line", "pycache_dir"]
+__all__ = ["Project", "make_project", "needs_disk_workspace", "one_error_line", "pycache_dir"]
 
 STEPS = """
 import os
@@ -179,6 +179,7 @@ class Project:
 
 
 def make_project(root: Path, pycache: Path) -> Project:
+    needs_disk_workspace()
     project = Project(root, pycache)
     project.write("pyproject.toml", '[project]\nname = "my-project"\nversion = "0.1.0"\n')
     project.write(".misen.toml", MISEN_TOML)
@@ -210,6 +211,11 @@ def pycache_dir() -> Path:
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
     return make_project(tmp_path / "proj", pycache_dir())
+
+
+def needs_disk_workspace() -> None:
+    """Results must outlive each command's process: these tests need the disk workspace plugin."""
+    pytest.importorskip("misen_workspace_disk", reason="the command-line tests need misen-workspace-disk")
 
 
 def one_error_line(proc: subprocess.CompletedProcess[str]) -> str:

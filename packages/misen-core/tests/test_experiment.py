@@ -250,3 +250,23 @@ def test_cli_is_a_classmethod_and_an_instance_method(capsys: pytest.CaptureFixtu
     with pytest.raises(SystemExit) as info:
         Training.cli(["result", "nope", "--workspace-type", "memory"])
     assert info.value.code == 1
+
+
+def test_field_help_and_attrs_fields_are_kept(capsys: pytest.CaptureFixture[str]) -> None:
+    class Documented(Experiment):
+        lr: float = attrs.field(default=0.1, metadata={"help": "The learning rate."})
+        widths: list[int] = attrs.field(factory=lambda: [1, 2], metadata={"help": "Layer widths"})
+
+        def tasks(self) -> dict[str, Task]:
+            return {}
+
+    a = Documented()
+    a.widths.append(3)
+    assert Documented().widths == [1, 2]
+    with pytest.raises(ParameterError, match=r"Documented\.lr must be float"):
+        Documented(lr="x")
+    with pytest.raises(SystemExit):
+        Documented.cli(["--help"])
+    out = capsys.readouterr().out
+    assert "The learning rate; default: 0.1" in out
+    assert "Layer widths" in out and "default: 1,2" in out

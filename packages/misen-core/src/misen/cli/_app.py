@@ -134,6 +134,7 @@ def load_target(spec: str) -> tuple[type[Any], Any]:
 
 @cli.command(
     "experiment",
+    short_help="Run an experiment's command line (module:Class).",
     context_settings={
         "ignore_unknown_options": True,
         "allow_extra_args": True,
@@ -164,7 +165,7 @@ def experiment_command(ctx: click.Context, target: str | None, args: tuple[str, 
     return invoke(group, list(args), prog_name=f"{ctx.command_path} {target}")
 
 
-@cli.command("fill")
+@cli.command("fill", short_help="Give @meta task functions fresh ids.")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option(
     "--renew", multiple=True, metavar="NAME", help="Give this task function a fresh id (repeatable)."
@@ -194,7 +195,7 @@ def fill_command(paths: tuple[Path, ...], renew: tuple[str, ...], dry_run: bool)
     return 0
 
 
-@cli.command("plugins")
+@cli.command("plugins", short_help="List installed backends, serializers and hashers.")
 def plugins_command() -> int:
     """The installed executors, workspaces, serializers and hashers, with their packages and versions."""
     from misen.plugins import registry
@@ -207,7 +208,7 @@ def plugins_command() -> int:
     return 0
 
 
-@cli.command("config")
+@cli.command("config", short_help="Show the effective configuration and its files.")
 @click.option(
     "--config", "config_path", metavar="PATH", help="Show this configuration file's effect instead."
 )

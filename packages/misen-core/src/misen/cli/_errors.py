@@ -38,6 +38,10 @@ def invoke(command: click.Command, args: list[str] | None, prog_name: str | None
     except click.exceptions.Exit as exc:
         return int(exc.exit_code or 0)
     except click.UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError" and exc.ctx is not None:
+            # A bare group (`misen`): its help is the answer, not an error.
+            click.echo(exc.ctx.get_help())
+            return 0
         hint = ""
         if exc.ctx is not None:
             hint = f" (see '{exc.ctx.command_path} --help')"

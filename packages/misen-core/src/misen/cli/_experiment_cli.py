@@ -143,7 +143,7 @@ def build_cli(cls: type[Experiment], base: Experiment | None = None) -> click.Gr
     group = _ExperimentGroup(
         name=cls.__qualname__,
         callback=group_callback,
-        params=[*options_for(params, defaults, _COMMON_NAMES), *_common_options()],
+        params=[*options_for(params, defaults, _COMMON_NAMES, _helps(cls)), *_common_options()],
         invoke_without_command=True,
         context_settings=CONTEXT,
         help=f"{title}.\n\n{doc}\n\nWithout a command, runs the experiment (`run`).".replace(
@@ -154,11 +154,17 @@ def build_cli(cls: type[Experiment], base: Experiment | None = None) -> click.Gr
     from misen.cli._commands import COMMANDS
 
     for spec in COMMANDS:
-        group.add_command(_command(spec, params, defaults))
+        group.add_command(_command(spec, params, defaults, _helps(cls)))
     return group
 
 
-def _command(spec: Any, params: dict[str, Any], defaults: dict[str, Any]) -> click.Command:
+def _helps(cls: type[Experiment]) -> dict[str, str]:
+    return {f.name: str(f.metadata["help"]) for f in attrs.fields(cls) if f.metadata.get("help")}  # type: ignore[arg-type, misc]
+
+
+def _command(
+    spec: Any, params: dict[str, Any], defaults: dict[str, Any], helps: dict[str, str]
+) -> click.Command:
     own: list[click.Parameter] = list(spec.params())
     reserved = set(_COMMON_NAMES)
     for p in own:
@@ -180,7 +186,7 @@ def _command(spec: Any, params: dict[str, Any], defaults: dict[str, Any]) -> cli
     return click.Command(
         spec.name,
         callback=callback,
-        params=[*own, *options_for(params, defaults, reserved), *_common_options()],
+        params=[*own, *options_for(params, defaults, reserved, helps), *_common_options()],
         help=spec.help,
         short_help=spec.help.splitlines()[0],
         context_settings=CONTEXT,

@@ -183,9 +183,15 @@ def _ident(name: str) -> str:
     return f"p__{name}"
 
 
-def options_for(params: dict[str, Any], defaults: dict[str, Any], reserved: set[str]) -> list[ParamOption]:
-    """One `ParamOption` per parameter that can be given as text; ``reserved`` option names are skipped."""
+def options_for(
+    params: dict[str, Any], defaults: dict[str, Any], reserved: set[str], helps: dict[str, str] | None = None
+) -> list[ParamOption]:
+    """One `ParamOption` per parameter that can be given as text; ``reserved`` option names are skipped.
+
+    ``helps`` holds each parameter's help text (from ``attrs.field(metadata={"help": ...})``).
+    """
     out: list[ParamOption] = []
+    helps = helps or {}
     for name, tp in params.items():
         names = [n for n in _flag_names(name) if n not in reserved]
         if not names:
@@ -194,6 +200,8 @@ def options_for(params: dict[str, Any], defaults: dict[str, Any], reserved: set[
         bare, _optional = _strip(tp)
         origin = typing.get_origin(bare) or bare
         shown = f"default: {show_value(default)}"
+        if helps.get(name):
+            shown = f"{helps[name].rstrip('.')}; {shown}"
         common: dict[str, Any] = {"param_name": name, "default": None, "show_default": False}
         if bare is bool and not _optional:
             flags = f"{names[0]}/--no-{names[0][2:]}"
