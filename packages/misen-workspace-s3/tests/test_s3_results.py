@@ -157,3 +157,18 @@ def test_relative_paths_are_made_absolute_for_workers(
     from misen.workspace import Workspace
 
     assert Workspace.from_spec(ws.spec()).get_record("task", "k") == {"v": 1}
+
+
+def test_a_missing_bucket_is_named(moto_endpoint: str, aws_env: None, tmp_path: Path) -> None:
+    from misen.workspace import LockHolder
+    from misen_workspace_s3 import S3WorkspaceError
+
+    ws = S3Workspace(url="s3://no-such-bucket-here/p", endpoint_url=moto_endpoint, cache_dir=str(tmp_path))
+    assert ws.get_record("task", "x") is None
+    for action in (
+        lambda: ws.put_record("task", "x", {}),
+        lambda: ws.store(1),
+        lambda: ws.lock("k", LockHolder.current()).__enter__(),
+    ):
+        with pytest.raises(S3WorkspaceError, match="bucket 'no-such-bucket-here' does not exist"):
+            action()

@@ -125,12 +125,20 @@ class Remote:
 
     # --- retries ----------------------------------------------------------------------------------------------------
 
-    def call(self, what: str, rel: str, fn: Callable[[], T]) -> T:
+    def call(self, what: str, rel: str, fn: Callable[[], T], *, writing: bool = False) -> T:
         """Run ``fn``, retrying transient failures with exponential backoff; translate what is final."""
         for attempt in range(1, self.retries + 1):
             try:
                 return fn()
-            except (FileNotFoundError, FileExistsError, PreconditionFailed):
+            except FileNotFoundError:
+                if writing and self.kind in ("s3", "other"):  # a write finds no object missing but the bucket
+                    bucket = self._root.lstrip("/").split("/", 1)[0]
+                    raise S3WorkspaceError(
+                        f"{self.where(rel)}: {what} failed: bucket {bucket!r} does not exist "
+                        f"(create it, or correct the workspace url)"
+                    ) from None
+                raise
+            except (FileExistsError, PreconditionFailed):
                 raise
             except Exception as exc:
                 if is_credentials_error(exc) and self.kind in ("s3", "other"):
@@ -197,7 +205,7 @@ class Remote:
         if self.kind == "local":
             self.call("write", rel, lambda: self._local_write(self.path(rel), data))
         else:
-            self.call("write", rel, lambda: self.fs.pipe_file(self.path(rel), data))
+            self.call("write", rel, lambda: self.fs.pipe_file(self.path(rel), data), writing=True)
 
     def _local_write(self, path: str, data: bytes, *, exclusive: bool = False) -> None:
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -221,7 +229,7 @@ class Remote:
         if self.kind == "local":
             self.call("upload", rel, lambda: self._local_copy(local, path))
         else:
-            self.call("upload", rel, lambda: self.fs.put_file(str(local), path))
+            self.call("upload", rel, lambda: self.fs.put_file(str(local), path), writing=True)
 
     def _local_copy(self, local: Path, path: str) -> None:
         import shutil
@@ -321,7 +329,7 @@ class Remote:
                 self.fs.pipe_file(path, data, mode="create")
             return _tag(data)
 
-        return self.call("create", rel, go)
+        return self.call("create", rel, go, writing=True)
 
     def replace_if(self, rel: str, data: bytes, tag: str) -> str:
         """Overwrite the object only if its tag is still ``tag`` (``If-Match``); the new tag.
