@@ -202,3 +202,36 @@ def test_a_holder_killed_on_this_machine_is_taken_over_at_once(
     with ws.lock("long", LockHolder.current(run="after")):
         again = ws.lock_holder("long")
         assert again is not None and again.run == "after"
+
+
+def test_a_lease_taken_over_is_neither_refreshed_nor_released(make_ws: Callable[..., S3Workspace]) -> None:
+    from misen_workspace_s3._lease import LeaseKeeper
+
+    ws = make_ws()
+    keeper = LeaseKeeper(ws.remote, "locks/stalled.json", "stalled", LockHolder.current(), lease_seconds=3600)
+    keeper.acquire()
+    # While this holder "stalled", its lease expired and another machine took it over.
+    foreign = foreign_lease(3600)
+    ws.remote.write("locks/stalled.json", foreign)
+    keeper._refresh()  # conditional on the ETag of our last write: must not overwrite the new holder
+    assert keeper.lost
+    assert ws.remote.read("locks/stalled.json") == foreign
+    keeper.release()
+    assert ws.remote.read("locks/stalled.json") == foreign
+    holder = ws.lock_holder("stalled")
+    assert holder is not None and holder.host == "gpu-node-7"
+
+
+def test_refresh_extends_the_lease(make_ws: Callable[..., S3Workspace]) -> None:
+    from misen_workspace_s3._lease import LeaseKeeper
+
+    ws = make_ws()
+    keeper = LeaseKeeper(ws.remote, "locks/fresh.json", "fresh", LockHolder.current(), lease_seconds=3600)
+    keeper.acquire()
+    before = json.loads(ws.remote.read("locks/fresh.json") or b"")
+    time.sleep(0.01)
+    keeper._refresh()
+    after = json.loads(ws.remote.read("locks/fresh.json") or b"")
+    assert not keeper.lost and after["token"] == before["token"] and after["expires"] > before["expires"]
+    keeper.release()
+    assert ws.remote.read("locks/fresh.json") is None
