@@ -128,3 +128,16 @@ def test_large_value_round_trip(workspace: DiskWorkspace) -> None:
         f.truncate(len(value) - 1)
     with pytest.raises(NotCachedError):
         workspace.load(task)
+
+
+def test_commit_from_another_file_system(workspace: DiskWorkspace, tmp_path: Path) -> None:
+    import tempfile
+
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("needs /dev/shm on another file system")
+    with tempfile.TemporaryDirectory(dir=shm) as other:
+        h, _ = save_result({"far": 1}, Path(other) / "r")
+        workspace.commit_result(h, Path(other) / "r")
+    assert workspace.load_hash(h) == {"far": 1}
+    assert list((Path(workspace.root) / "tmp").iterdir()) == []

@@ -11,6 +11,7 @@ import errno
 import glob
 import json
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -247,7 +248,8 @@ class DiskWorkspace(Workspace):
         """A fresh directory under ``tmp/`` (same file system as ``results/``, so committing is a rename)."""
         if not self._swept:
             self._swept = True
-            self.sweep_tmp()
+            # Only tmp/ (a few entries): the half-written record files are for gc, which lists every shard.
+            self.sweep_tmp(temp_files=False)
         path = self._tmp_entry("stage")
         try:
             yield Path(path)
@@ -281,7 +283,18 @@ class DiskWorkspace(Workspace):
             if not os.path.isdir(parent):
                 os.makedirs(parent, exist_ok=True)
                 fsync_dir(self._results)
-            os.rename(staged, target)
+            try:
+                os.rename(staged, target)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                # Staged on another file system (not by `staging_dir`): copy next to the target, then rename.
+                near = self._tmp_entry("copy")
+                try:
+                    shutil.copytree(staged, f"{near}/r")
+                    os.rename(f"{near}/r", target)
+                finally:
+                    remove_tree(near)
         except OSError as exc:
             if exc.errno in (errno.EEXIST, errno.ENOTEMPTY) and os.path.isdir(target):
                 remove_tree(staged)
@@ -392,13 +405,18 @@ class DiskWorkspace(Workspace):
 
     # --- housekeeping -------------------------------------------------------------------------------------------
 
-    def sweep_tmp(self, *, older_than: float | None = None, dry_run: bool = False) -> list[tuple[str, int]]:
+    def sweep_tmp(
+        self, *, older_than: float | None = None, dry_run: bool = False, temp_files: bool = True
+    ) -> list[tuple[str, int]]:
         """Remove leftovers of crashed processes; returns ``(path, bytes)`` of what was (or would be) removed.
 
         An entry of ``tmp/`` goes when it is older than ``older_than`` seconds (default: the ``stale_tmp_after``
         setting) and, when it was made on this host, its process is gone (other hosts' entries are judged by
-        age alone). Half-written record and lock-holder files (``.*.tmp``) of the same age go too.
+        age alone). With ``temp_files``, half-written record and lock-holder files (``.*.tmp``) of the same age
+        go too.
         """
         limit = time.time() - (self.settings.stale_tmp_after if older_than is None else older_than)
-        patterns = [glob.escape(self._records) + "/*/*", glob.escape(self._locks) + "/*"]
+        patterns = (
+            [glob.escape(self._records) + "/*/*", glob.escape(self._locks) + "/*"] if temp_files else []
+        )
         return sweep(self._tmp, patterns, limit, dry_run=dry_run)
