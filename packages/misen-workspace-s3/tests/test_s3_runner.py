@@ -93,9 +93,8 @@ class TestS3WorkspaceWithLocalExecutor(ExecutorContract):
 
     @pytest.fixture
     def executor(self) -> Any:
-        from misen_executor_local import LocalExecutor
-
-        return LocalExecutor(num_cpus=2, grace_period=2.0)
+        local = pytest.importorskip("misen_executor_local", reason="the local executor is not installed")
+        return local.LocalExecutor(num_cpus=2, grace_period=2.0)
 
     @pytest.fixture
     def workspace(self, make_ws: Callable[..., S3Workspace]) -> Workspace:
