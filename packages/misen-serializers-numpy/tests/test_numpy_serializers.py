@@ -260,3 +260,54 @@ def test_dict_of_sparse_matrices_keeps_each_as_npz(tmp_path: Path) -> None:
     out, manifest = roundtrip(value, tmp_path)
     assert [leaf["serializer"] for leaf in manifest["meta"]["leaves"]] == ["scipy.sparse"]
     assert (out["adj"] != value["adj"]).nnz == 0 and out["n"] == 5
+
+
+# --- end to end ----------------------------------------------------------------------------------------------------
+
+_PROJECT_SCRIPT = """
+import numpy as np
+from misen import Task, meta
+from misen.runner import run
+
+@meta(id="NPYSWEEP01", cache=True)
+def train(lr: float, dim: int) -> dict:
+    return {"weights": np.full((dim, 8), lr), "acc": np.float64(1 - lr), "history": [lr, lr / 2]}
+
+@meta(id="NPYPLOT001", cache=True)
+def summarize(runs: dict) -> np.ndarray:
+    return np.array([runs[k]["weights"].sum() for k in sorted(runs)])
+
+runs = {(lr, dim): Task(train, lr=lr, dim=dim).T for lr in (0.1, 0.2) for dim in (64, 128)}
+top = Task(summarize, runs=runs)
+report = run(top, executor="in-process", workspace="disk")
+assert report.ok, report
+out = top.result(workspace="disk")
+one = Task(train, lr=0.1, dim=64).result(workspace="disk")
+import json
+print(json.dumps([type(out).__name__, out.tolist(), type(one["weights"]).__name__, type(one["acc"]).__name__,
+                  one["history"]]))
+"""
+
+
+def test_a_sweep_of_array_dicts_runs_and_stores_npy_files(tmp_path: Path) -> None:
+    pytest.importorskip("misen_workspace_disk")
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "npyproj"\nversion = "0"\n')
+    (tmp_path / "sweep.py").write_text(_PROJECT_SCRIPT)
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("MISEN_")}
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg")
+    proc = subprocess.run(
+        [sys.executable, "sweep.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    kind, sums, weights_type, acc_type, history = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert kind == "ndarray"  # a few bytes are read, not mapped
+    assert sums == pytest.approx([51.2, 102.4, 102.4, 204.8])
+    assert (weights_type, acc_type, history) == ("memmap", "float64", [0.1, 0.05])
+    manifests = [json.loads(p.read_text()) for p in (tmp_path / ".misen").rglob("manifest.json")]
+    serializers = sorted(m["serializer"] for m in manifests)
+    assert serializers == ["container"] * 4 + ["numpy.ndarray"]
+    assert all(
+        [leaf["serializer"] for leaf in m["meta"]["leaves"]] == ["numpy.ndarray"]
+        for m in manifests
+        if m["serializer"] == "container"
+    )

@@ -5,6 +5,7 @@ torch is imported inside `match`/`save`/`load` only, when a torch value is met; 
 
 from __future__ import annotations
 
+import collections
 import sys
 import warnings
 from pathlib import Path
@@ -19,6 +20,7 @@ TENSOR_FILE = "tensor.pt"
 CHECKPOINT_FILE = "checkpoint.pt"
 MODULE_FILE = "module.pt"
 _PLAIN = (int, float, bool, str, type(None))
+_PLAIN_SET = frozenset(_PLAIN)
 
 
 def place(value: Any, device: str, what: str) -> Any:
@@ -89,7 +91,7 @@ def _is_checkpoint(value: Any, depth: int = 0) -> tuple[bool, bool]:
         return True, False
     if depth > 20:
         return False, False
-    if type(value) in (dict, __import__("collections").OrderedDict):
+    if type(value) in (dict, collections.OrderedDict):
         items = list(value.values())
         if not all(type(k) in _PLAIN for k in value):
             return False, False
@@ -97,8 +99,13 @@ def _is_checkpoint(value: Any, depth: int = 0) -> tuple[bool, bool]:
         items = list(value)
     else:
         return False, False
+    kinds = set(map(type, items))
+    if kinds <= _PLAIN_SET:  # a long list of numbers is screened in C, not item by item
+        return True, False
     found = False
     for item in items:
+        if type(item) in _PLAIN_SET:
+            continue
         ok, has = _is_checkpoint(item, depth + 1)
         if not ok:
             return False, False
