@@ -50,7 +50,7 @@ def parquet_obstacle(frame: Any) -> str | None:
     if not isinstance(frame.columns, pd.RangeIndex) and not _labels_ok(frame.columns):
         return "column labels that are not strings"
     for position, dtype in enumerate(frame.dtypes):
-        if dtype == object and not _object_ok(frame.iloc[:, position]):
+        if dtype.kind == "O" and not _object_ok(frame.iloc[:, position]):
             return f"object column {frame.columns[position]!r} holds values Parquet cannot keep exactly"
     index = frame.index
     levels = [index.get_level_values(i) for i in range(index.nlevels)]
