@@ -8,7 +8,7 @@ from typing import ClassVar, Literal, Optional
 
 import attrs
 import pytest
-from misen import Experiment, MemoryWorkspace, Task, meta
+from misen import Experiment, InProcessExecutor, MemoryWorkspace, Task, meta
 from misen.errors import MisenError
 from misen.experiment import ParameterError, UnknownTaskError
 
@@ -192,7 +192,7 @@ def test_run_reports_and_caches() -> None:
     assert Training(lr=0.5, dim=2)["metrics"].result(workspace=ws) == 1.0
     assert Training(lr=0.5, dim=2).result("model", ws) == {"lr": 0.5, "dim": 2}
     CALLS.clear()
-    again = Training(lr=0.5, dim=2).run(executor="in-process", workspace=ws)
+    again = Training(lr=0.5, dim=2).run(executor=InProcessExecutor(), workspace=ws)
     assert again.ok and CALLS == [] and again.outcomes == {}
 
 
