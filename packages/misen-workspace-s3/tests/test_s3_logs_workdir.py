@@ -114,3 +114,26 @@ def test_throwaway_work_dirs_are_fresh(make_ws: Callable[..., S3Workspace]) -> N
     ws = make_ws()
     one, two = ws.work_dir("t", persistent=False), ws.work_dir("t", persistent=False)
     assert one != two and one.is_dir() and not any(one.iterdir())
+
+
+def test_a_failed_final_upload_warns_and_is_retried_at_close(
+    make_ws: Callable[..., S3Workspace], capsys: Any
+) -> None:
+    worker, viewer = make_ws(log_upload_interval=0), make_ws()
+    path = worker.log_path("task", "k4", "a1")
+    path.write_text("the end\n")
+    upload = worker._uploader._upload
+    failures = []
+
+    def fail_once(local: Any, rel: str, *, force: bool = False) -> None:
+        if not failures:
+            failures.append(rel)
+            raise OSError("network is down")
+        upload(local, rel, force=force)
+
+    worker._uploader._upload = fail_once  # type: ignore[method-assign]
+    worker.publish_log("task", "k4", "a1", path, final=True)  # must not raise: the task's result is safe
+    assert "network is down" in capsys.readouterr().err
+    assert viewer.list_logs("task", "k4") == []
+    worker.close()
+    assert _remote_text(viewer, "task", "k4") == ["the end\n"]

@@ -65,13 +65,21 @@ class Uploader:
                 self._thread.start()
 
     def publish(self, local: Path, rel: str, *, final: bool) -> None:
-        """Upload ``local`` now if it changed since the last upload; ``final`` also stops watching it."""
+        """Upload ``local`` now if it changed since the last upload; ``final`` also stops watching it.
+
+        A failure only warns (the task's result does not depend on its log) and keeps the log watched, so that
+        the periodic uploader and `close` try again.
+        """
         with self._lock:
-            if final:
+            self._watched[local] = rel
+        try:
+            self._upload(local, rel, force=final)
+        except Exception as exc:
+            print(f"misen: upload of log {local} to {self.remote.where(rel)} failed: {exc}", file=sys.stderr)
+            return
+        if final:
+            with self._lock:
                 self._watched.pop(local, None)
-            else:
-                self._watched[local] = rel
-        self._upload(local, rel, force=final)
 
     def _upload(self, local: Path, rel: str, *, force: bool = False) -> None:
         stamp = _stamp(local)
