@@ -239,65 +239,14 @@ class S3Workspace(Workspace):
         if self.remote.kind == "local":  # already a local directory: no copy
             path = Path(self.remote.path(rel))
             return path if (path / MANIFEST).is_file() else None
+        from misen_workspace_s3._results import download_result, sizes_match
+
         local = self._cached(result_hash)
         if (local / MANIFEST).is_file():
-            if self._sizes_match(local):
+            if sizes_match(local):
                 return local
             shutil.rmtree(local, ignore_errors=True)
-        return self._download(result_hash)
-
-    @staticmethod
-    def _sizes_match(local: Path) -> bool:
-        from misen.serializer import read_manifest
-
-        try:
-            files = read_manifest(local)["files"]
-            return all((local / name).stat().st_size == info["size"] for name, info in files.items())
-        except (OSError, ResultCorruptedError, KeyError, TypeError):
-            return False
-
-    def _download(self, result_hash: str) -> Path | None:
-        from misen.serializer import check_result
-
-        rel = self._result(result_hash)
-        raw = self.remote.read(f"{rel}/{MANIFEST}")
-        if raw is None:
-            return None
-        try:
-            manifest = json.loads(raw)
-            names = sorted(manifest["files"])
-        except (ValueError, KeyError, TypeError):
-            raise ResultCorruptedError(
-                f"result {result_hash} in {self.describe()} has a malformed manifest"
-            ) from None
-        base = self.cache / "results"
-        base.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=base, prefix=".download-"))
-        try:
-            for name in names:
-                if ".." in name.split("/") or name.startswith("/"):
-                    raise ResultCorruptedError(
-                        f"result {result_hash}: manifest names a file outside it: {name!r}"
-                    )
-                try:
-                    self.remote.get_file(f"{rel}/{name}", tmp / name)
-                except FileNotFoundError:
-                    raise ResultCorruptedError(
-                        f"result {result_hash} in {self.describe()} is missing its file {name}"
-                    ) from None
-            (tmp / MANIFEST).write_bytes(raw)
-            check_result(
-                tmp, manifest, full=True
-            )  # every byte, once: later loads trust sizes and small digests
-            target = self._cached(result_hash)
-            try:
-                os.rename(tmp, target)
-            except OSError:  # another process downloaded it first: use theirs
-                if not (target / MANIFEST).is_file():
-                    raise
-            return target
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        return download_result(self.remote, self._result(result_hash), result_hash, local)
 
     def load_hash(self, result_hash: str, *, serializer: Any = None) -> Any:
         try:
