@@ -146,7 +146,8 @@ def _top_level_dists() -> dict[str, tuple[str, str]]:
             continue
         top = name.replace("-", "_")
         if name == "misen-core":
-            top = "misen"
+            found["misen"] = (name, dist.version)  # the import package `misen` is misen-core's, not the meta-package's
+            continue
         found.setdefault(top, (name, dist.version))
     return found
 

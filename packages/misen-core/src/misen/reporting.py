@@ -48,7 +48,7 @@ class PlainReporter(Reporter):
             n = len(plan.units)
             self._print(
                 f"misen: {n} work unit(s) to run with the {executor.describe()} executor; "
-                f"{cached} task(s) already cached (workspace: {workspace.describe()})"
+                f"{cached} of {total} task(s) up to date (workspace: {workspace.describe()})"
             )
 
     def unit_finished(self, unit: WorkUnit, outcome: UnitOutcome) -> None:

@@ -175,7 +175,8 @@ def build_plan(roots: list[Task[Any]], workspace: Workspace, *, run_id: str = ""
             deps=tuple(deps),
             label=repr(task),
         )
-    n_cached = sum(1 for t in order if t.cacheable and cached.get(t._id_bytes))
+    # Everything the run does not need to touch is up to date (a cached task's own inputs are never checked).
+    n_cached = len(order) - len(needed)
     plan = Plan(units=units, run_id=run_id, workspace_spec=workspace.spec(), executor=executor)
     return plan, n_cached, len(order)
 
@@ -308,7 +309,7 @@ def task_result(task: Task[Any], workspace: Workspace | str | None = None) -> An
         except NotCachedError:
             failure = ws.failure(task)
             extra = f"; its last attempt failed: {failure.get('error')}" if failure else "; run it first"
-            raise NotCachedError(f"{task!r} is not cached in the {ws.describe()} workspace{extra}") from None
+            raise NotCachedError(f"{task!r} is not cached in workspace {ws.describe()}{extra}") from None
     from misen.worker import call_task
 
     values: dict[bytes, Any] = {}

@@ -32,14 +32,25 @@ def _names_arg() -> click.Argument:
     return click.Argument(["names"], nargs=-1, metavar="[NAMES]...")
 
 
-def do_run(state: State, names: tuple[str, ...]) -> int:
+def do_run(state: State, names: tuple[str, ...], detach: bool = False) -> int:
     exp = state.experiment
     for n in names:
         exp[n]  # an unknown name fails before anything runs
+    executor: Any = state.executor
+    if detach:
+        from misen.runner import resolve_executor
+
+        executor = resolve_executor(executor)
+        if not attrs.has(type(executor.settings)) or "detach" not in attrs.fields_dict(type(executor.settings)):
+            raise MisenError(
+                f"the {executor.PLUGIN_NAME} executor cannot detach: only executors that hand work to a scheduler "
+                "(such as slurm) can leave it running"
+            )
+        executor.settings = attrs.evolve(executor.settings, detach=True)
     reporter = reporter_for(sys.stderr)
     try:
         report = exp.run(
-            executor=state.executor,
+            executor=executor,
             workspace=state.common.get("workspace_type"),
             names=list(names) or None,
             reporter=reporter,
@@ -222,7 +233,14 @@ COMMANDS = [
         "run",
         do_run,
         "Compute every named task (or NAMES) that is not cached yet (the default).",
-        lambda: [_names_arg()],
+        lambda: [
+            _names_arg(),
+            click.Option(
+                ["--detach"],
+                is_flag=True,
+                help="Queue the work and return at once (executors with a scheduler, such as slurm).",
+            ),
+        ],
     ),
     CommandSpec(
         "list",
