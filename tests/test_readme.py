@@ -5,6 +5,8 @@ Code blocks are marked with an HTML comment on the line before the fence:
 - ``<!-- readme-test: quickstart -->``: shell commands run, line by line, in a copy of the repository
   (``git ls-files``) in a temporary directory, so the real checkout's ``.misen/`` is never touched;
 - ``<!-- readme-test: file PATH -->``: the block is appended to ``PATH`` in the tour's temporary project;
+- ``<!-- readme-test: replace-function PATH NAME -->``: at that point of the tour, the top-level function
+  ``NAME`` in ``PATH`` (with its decorators) is replaced by the block, as a person editing the file would;
 - ``<!-- readme-test: run -->``: the tour runs it in that project, in README order (Python blocks share one
   namespace, as in a notebook; shell blocks run line by line with the project's ``src/`` importable);
 - ``<!-- readme-test: skip (REASON) -->``: not run, for the reason given.
@@ -28,7 +30,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-MARK = re.compile(r"^<!-- readme-test: (quickstart|run|file (\S+)|skip \((.+)\)) -->$")
+MARK = re.compile(
+    r"^<!-- readme-test: (quickstart|run|file (\S+)|replace-function (\S+) (\w+)|skip \((.+)\)) -->$"
+)
 FENCE = re.compile(r"^```(\w*)\s*$")
 
 
@@ -39,6 +43,7 @@ class Block:
     code: str
     line: int
     path: str | None = None
+    function: str | None = None
 
 
 def readme_blocks(text: str) -> list[Block]:
@@ -59,11 +64,12 @@ def readme_blocks(text: str) -> list[Block]:
             body.append(lines[i])
             i += 1
         kind = ""
-        path = None
+        path = function = None
         if mark:
             kind = mark.group(1).split(" ", 1)[0]
-            path = mark.group(2)
-        blocks.append(Block(kind, fence.group(1), "\n".join(body) + "\n", start + 1, path))
+            path = mark.group(2) or mark.group(3)
+            function = mark.group(4)
+        blocks.append(Block(kind, fence.group(1), "\n".join(body) + "\n", start + 1, path, function))
         i += 1
     return blocks
 
@@ -134,6 +140,11 @@ def test_quick_start_on_a_fresh_copy(tmp_path: Path) -> None:
     ]
     assert "uv run pytest" in commands, "the quick start must say how to run the tests"
     assert any("digits_study.experiments.sweep" in c for c in commands)
+    root_project = (ROOT / "pyproject.toml").read_text()
+    assert '"examples/*"' in root_project and '"digits-study"' in root_project, (
+        "the root pyproject.toml must list examples/* as workspace members and digits-study in the dev group, "
+        "or `uv run python -m digits_study...` cannot import the example"
+    )
     copy = tmp_path / "misen"
     _copy_repository(copy)
     real_workspace = ROOT / ".misen"
@@ -170,11 +181,26 @@ def test_quick_start_on_a_fresh_copy(tmp_path: Path) -> None:
 # --- the tour, as a project --------------------------------------------------------------------------------
 
 DRIVER = '''
-import json, os, subprocess, sys, traceback
+import ast, json, os, subprocess, sys, traceback
 steps = json.load(open(sys.argv[1]))
 namespace = {"__name__": "__main__"}
+
+
+def replace_function(path, name, code):
+    lines = open(path).read().splitlines(keepends=True)
+    for node in ast.parse("".join(lines)).body:
+        if isinstance(node, ast.FunctionDef) and node.name == name:
+            first = min([node.lineno, *(d.lineno for d in node.decorator_list)]) - 1
+            lines[first:node.end_lineno] = [code]
+            open(path, "w").write("".join(lines))
+            return
+    sys.exit(f"README.md: no function {name} in {path}")
+
+
 for step in steps:
-    if step["lang"] == "python":
+    if step["lang"] == "replace":
+        replace_function(step["path"], step["function"], step["code"])
+    elif step["lang"] == "python":
         try:
             exec(compile(step["code"], f"README.md:{step['line']}", "exec"), namespace)
         except BaseException:
@@ -205,6 +231,9 @@ def test_tour_runs_as_written(tmp_path: Path) -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
             previous = target.read_text() if target.exists() else ""
             target.write_text(previous + ("\n\n" if previous else "") + block.code)
+        elif block.kind == "replace-function":
+            steps.append({"lang": "replace", "path": block.path, "function": block.function, "code": block.code,
+                          "line": block.line})
         elif block.kind == "run":
             if block.lang == "python":
                 steps.append({"lang": "python", "code": block.code, "line": block.line})
@@ -229,7 +258,10 @@ def test_tour_runs_as_written(tmp_path: Path) -> None:
     out = done.stdout
     assert "loss: 0.1275" in out  # print(plot_task.result())
     assert "{'loss': 25.55}" in out  # the experiment's metrics
-    assert "Completed 3 of 3 tasks" in out
+    assert out.count("Completed 3 of 3 tasks") == 2  # before the edit, and after `accept`
+    assert "◐ metrics" in out  # the edit made the result stale
+    assert "changed: my_project.tasks.evaluate" in out  # `why` says what changed
+    assert "2 reproduced, 0 differ" in out  # `verify` after `accept`: the edit changed nothing
     assert "lr=0.01 dim=512: loss 2.555" in out  # the sweep, read back through the installed package
     assert "\ndata\n" in out  # a task saw DATA_DIR from .env
     assert (project / ".misen").is_dir()
