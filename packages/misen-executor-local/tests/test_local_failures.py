@@ -1,0 +1,106 @@
+"""Failures with real processes: a task that raises, calls os._exit, is SIGKILLed, passes its time limit or
+ignores SIGTERM; what is recorded, what is skipped, and that the rest of the run goes on. Also the task logs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
+
+from misen import Task
+
+
+def by_name(report: Any) -> dict[str, Any]:
+    return {report.units[u].label: o for u, o in report.outcomes.items()}
+
+
+def test_a_raising_task_fails_with_its_log_and_skips_dependents(
+    lx: ModuleType, run_local: Callable[..., Any], workspace: Any
+) -> None:
+    bad = Task(lx.raises, message="no luck")
+    dependent = Task(lx.after, dep=bad.T, tag="d1")
+    grandchild = Task(lx.after, dep=dependent.T, tag="d2")
+    independent = Task(lx.probe, name="independent")
+    report = run_local([grandchild, independent], num_cpus=2)
+    outcomes = by_name(report)
+    assert outcomes[repr(bad)].status == "failed"
+    assert "RuntimeError: no luck" in outcomes[repr(bad)].error
+    assert outcomes[repr(dependent)].status == "skipped" and outcomes[repr(grandchild)].status == "skipped"
+    assert outcomes[repr(independent)].status == "done"
+    log = Path(outcomes[repr(bad)].log).read_text()
+    assert "about to fail: no luck" in log and "Traceback" in log
+    failure = workspace.failure(bad)
+    assert failure["status"] == "failed" and failure["log"] == outcomes[repr(bad)].log
+    assert not workspace.is_cached(dependent)
+    assert "✗" in report.text and "no luck" in report.text
+
+
+def test_os_exit_and_sigkill_are_failures(
+    lx: ModuleType, run_local: Callable[..., Any], workspace: Any
+) -> None:
+    exits = Task(lx.hard_exit, code=3)
+    killed = Task(lx.kill_self, tag="k")
+    after_kill = Task(lx.after, dep=killed.T, tag="ak")
+    fine = [Task(lx.probe, name=f"fine{i}") for i in range(3)]
+    report = run_local([exits, after_kill, *fine], num_cpus=2)
+    outcomes = by_name(report)
+    e, k = outcomes[repr(exits)], outcomes[repr(killed)]
+    assert e.status == "failed" and "exited with code 3" in e.error, e
+    assert k.status == "failed" and "SIGKILL" in k.error, k
+    assert outcomes[repr(after_kill)].status == "skipped"
+    assert all(outcomes[repr(t)].status == "done" for t in fine)
+    assert "exiting hard" in Path(e.log).read_text()
+    assert "killing myself" in Path(k.log).read_text()
+    assert workspace.failure(exits)["status"] == "failed"
+    assert "SIGKILL" in workspace.failure(killed)["error"]
+    # Nothing holds the dead tasks' locks.
+    assert workspace.lock_holder(exits.hash) is None and workspace.lock_holder(killed.hash) is None
+
+
+def test_time_limit_stops_the_task_and_replaces_its_worker(
+    lx: ModuleType, run_local: Callable[..., Any], workspace: Any, tmp_path: Path
+) -> None:
+    marker = tmp_path / "hang.json"
+    slow = Task(lx.hang, minutes=0.02, marker=str(marker))
+    dependent = Task(lx.after, dep=slow.T, tag="t")
+    later = [Task(lx.probe, name=f"later{i}") for i in range(3)]
+    report = run_local([dependent, *later], num_cpus=1)
+    outcomes = by_name(report)
+    o = outcomes[repr(slow)]
+    assert o.status == "timeout", o
+    assert "time limit of 0.02 min" in o.error and "SIGKILL" not in o.error
+    assert outcomes[repr(dependent)].status == "skipped"
+    assert all(outcomes[repr(t)].status == "done" for t in later)
+    failure = workspace.failure(slow)
+    assert failure["status"] == "timeout" and failure["log"] and "hanging" in Path(failure["log"]).read_text()
+    hung_pid = json.loads(marker.read_text())["pid"]
+    assert all(workspace.load(t)["pid"] != hung_pid for t in later)
+    assert workspace.lock_holder(slow.hash) is None
+
+
+def test_a_task_ignoring_sigterm_is_killed_after_the_grace_period(
+    lx: ModuleType, run_local: Callable[..., Any], workspace: Any, tmp_path: Path
+) -> None:
+    slow = Task(lx.hang, minutes=0.01, marker=str(tmp_path / "m.json"), ignore_term=True)
+    report = run_local(slow, num_cpus=1, grace_period=0.5)
+    o = by_name(report)[repr(slow)]
+    assert o.status == "timeout" and "SIGKILL after 0.5s" in o.error, o
+    assert workspace.failure(slow)["status"] == "timeout"
+
+
+def test_output_of_the_task_and_its_subprocesses_goes_to_its_log(
+    lx: ModuleType, run_local: Callable[..., Any], workspace: Any
+) -> None:
+    task = Task(lx.chatty, tag="T7")
+    report = run_local(task, num_cpus=1)
+    assert report.ok, report.text
+    logs = workspace.list_logs("task", task.hash)
+    assert len(logs) == 1
+    text = logs[0].read()
+    for line in ("stdout line T7", "stderr line T7", "child process line T7", "shell line T7"):
+        assert line in text, text
+    unit_logs = workspace.list_logs("unit", task.hash)
+    assert len(unit_logs) == 1
+    unit_text = unit_logs[0].read()
+    assert "ended done" in unit_text and "worker 1 (pid" in unit_text and str(logs[0].path) in unit_text
