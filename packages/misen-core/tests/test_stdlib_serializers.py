@@ -358,3 +358,10 @@ def test_registering_imports_no_third_party_library() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_missing_serializer_message_names_the_extra(tmp_path: Path) -> None:
+    save_result(Blob(b"x"), tmp_path / "r")
+    _rewrite_manifest(tmp_path / "r", serializer="torch.tensor")
+    with pytest.raises(ResultCorruptedError, match=r'pip install "misen\[torch\]"'):
+        load_result(tmp_path / "r")

@@ -126,14 +126,28 @@ def _load_tables() -> tuple[dict[str, Serializer], dict[str, list[Serializer]]]:
     return _BY_NAME, _CLAIMS
 
 
+#: Which extra provides the serializers named ``<prefix>.<...>``, for the "install ..." hint.
+_PROVIDERS = {
+    "numpy": "misen[numpy]",
+    "scipy": "misen[numpy]",
+    "pandas": "misen[pandas]",
+    "pyarrow": "misen[pandas]",
+    "polars": "misen[pandas]",
+    "torch": "misen[torch]",
+    "sklearn": "misen[sklearn]",
+}
+
+
 def serializer_named(name: str) -> Serializer:
     by_name, _ = _load_tables()
     ser = by_name.get(name)
     if ser is None:
+        provider = _PROVIDERS.get(name.split(".")[0])
+        hint = f'`pip install "{provider}"`' if provider else "the misen-serializers package that provides it"
         # a result nobody here can read counts as not cached (recomputed), never as an error that stops a run
         raise ResultCorruptedError(
-            f"this result was written by serializer {name!r}, which is not installed; "
-            "install the misen-serializers package that provides it (see `misen plugins`)"
+            f"this result was written by serializer {name!r}, which is not installed; install {hint} "
+            "(see `misen plugins`), or let misen recompute it"
         )
     return ser
 
