@@ -109,14 +109,14 @@ class WorkspaceContract:
             workspace.load(failing)
 
     def test_corrupted_result_is_not_returned(self, workspace: Workspace) -> None:
-        h = workspace.store(b"0123456789" * 100)
+        expected = b"0123456789" * 100
+        h = workspace.store(expected)
         path = workspace.open_result(h)
         assert path is not None
         manifest = read_manifest(path)
         victim = path / next(iter(manifest["files"]))
         if not os.access(victim, os.W_OK):
             pytest.skip("the workspace's local copy is read-only")
-        original = victim.read_bytes()
         victim.write_bytes(b"garbage")
         # Either the damage is reported, or (a workspace that keeps a local copy of a remote store) the copy is
         # healed and the right value comes back; a wrong value is never returned.
@@ -124,7 +124,7 @@ class WorkspaceContract:
             value = workspace.load_hash(h)
         except (ResultCorruptedError, NotCachedError):
             return
-        assert value == original
+        assert value == expected
 
 
 class _Quiet:
