@@ -136,3 +136,14 @@ def block(directory: str, name: str, child: bool = False) -> str:
         time.sleep(0.02)
     Path(directory, f"{name}.ran.{os.getpid()}.{time.time_ns()}").touch()
     return name
+
+
+@meta(id="LX-FORK", cache=True)
+def fork_and_exit(marker: str) -> int:
+    """Fork a child that keeps every inherited descriptor open, then end the task's process abruptly."""
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(120)
+        os._exit(0)
+    Path(marker).write_text(json.dumps({"child": pid}))
+    os._exit(5)

@@ -4,11 +4,21 @@ ignores SIGTERM; what is recorded, what is skipped, and that the rest of the run
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
 
+import pytest
 from misen import Task
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def by_name(report: Any) -> dict[str, Any]:
@@ -56,6 +66,22 @@ def test_os_exit_and_sigkill_are_failures(
     assert "SIGKILL" in workspace.failure(killed)["error"]
     # Nothing holds the dead tasks' locks.
     assert workspace.lock_holder(exits.hash) is None and workspace.lock_holder(killed.hash) is None
+
+
+@pytest.mark.timeout(60)  # without the fix, the run waits for the child's 120 s
+def test_a_dead_worker_is_noticed_even_if_a_forked_child_holds_its_pipe(
+    lx: ModuleType, run_local: Callable[..., Any], workspace: Any, tmp_path: Path
+) -> None:
+    marker = tmp_path / "fork.json"
+    task = Task(lx.fork_and_exit, marker=str(marker))
+    report = run_local(task, num_cpus=1)
+    o = by_name(report)[repr(task)]
+    assert o.status == "failed" and "exited with code 5" in o.error, o
+    child = json.loads(marker.read_text())["child"]
+    deadline = time.time() + 10
+    while alive(child) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not alive(child)
 
 
 def test_time_limit_stops_the_task_and_replaces_its_worker(

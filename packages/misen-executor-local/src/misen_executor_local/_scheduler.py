@@ -7,6 +7,7 @@ import contextlib
 import itertools
 import os
 import pickle
+import select
 import selectors
 import signal
 import socket
@@ -177,6 +178,14 @@ class Scheduler:
                 self._on_message(worker, message)
             if worker.eof:
                 self._on_death(worker)
+        # A process the task forked may keep the worker's pipe open after the worker died: no end of output
+        # arrives then, so exits are also noticed directly.
+        for worker in [w for w in self.workers if w.busy is not None and w.poll() is not None]:
+            while not worker.eof and select.select([worker.fd], [], [], 0)[0]:
+                for message in worker.read_available():
+                    self._on_message(worker, message)
+            if worker in self.workers:
+                self._on_death(worker)
         self._enforce_limits()
 
     def _on_message(self, worker: WorkerProcess, message: Any) -> None:
@@ -193,6 +202,8 @@ class Scheduler:
     def _on_death(self, worker: WorkerProcess) -> None:
         self._forget(worker)
         code = worker.reap()
+        # Whatever the task left behind in the worker's process group goes with it.
+        worker.signal(signal.SIGKILL)
         busy = worker.busy
         worker.busy = None
         if busy is None:
