@@ -82,10 +82,16 @@ def bench_status(n: int = 100_000, directory: str | None = None) -> dict[str, An
         env = {**os.environ, "PYTHONPATH": str(project)}
         cmd = [sys.executable, "-c", textwrap.dedent(_QUERY), str(root), str(n)]
         subprocess.run(cmd, env=env, cwd=project, check=True, capture_output=True)  # warm the page cache once
-        t0 = time.perf_counter()
-        out = subprocess.run(cmd, env=env, cwd=project, check=True, capture_output=True, text=True)
-        wall = time.perf_counter() - t0
-        figures = json.loads(out.stdout)
+        # the best of two: other jobs on a shared machine (and their page-cache drops) only ever add time
+        best: tuple[float, dict[str, Any]] | None = None
+        for _ in range(2):
+            t0 = time.perf_counter()
+            out = subprocess.run(cmd, env=env, cwd=project, check=True, capture_output=True, text=True)
+            wall = time.perf_counter() - t0
+            if best is None or wall < best[0]:
+                best = (wall, json.loads(out.stdout))
+        assert best is not None
+        wall, figures = best
         assert figures["cached"] == n, figures
         return {
             "bench": "disk.status",
