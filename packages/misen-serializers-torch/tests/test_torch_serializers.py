@@ -203,3 +203,11 @@ def test_registering_imports_no_torch() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_dict_subclasses_are_left_to_their_own_serializers() -> None:
+    class Weights(dict):  # type: ignore[type-arg]
+        def __bool__(self) -> bool:
+            raise ValueError("ambiguous, like a sparse matrix")
+
+    assert not CheckpointSerializer().match(Weights(a=torch.ones(1)))

@@ -260,7 +260,9 @@ def read_manifest(directory: Path) -> dict[str, Any]:
     return manifest
 
 
-def check_result(directory: Path, manifest: dict[str, Any] | None = None, *, full: bool = False) -> dict[str, Any]:
+def check_result(
+    directory: Path, manifest: dict[str, Any] | None = None, *, full: bool = False
+) -> dict[str, Any]:
     """Verify a stored result's files against its manifest (sizes always; digests of small files, or all)."""
     manifest = manifest or read_manifest(directory)
     for rel, info in manifest["files"].items():

@@ -21,6 +21,7 @@ CHECKPOINT_FILE = "checkpoint.pt"
 MODULE_FILE = "module.pt"
 _PLAIN = (int, float, bool, str, type(None))
 _PLAIN_SET = frozenset(_PLAIN)
+_CONTAINERS = (dict, collections.OrderedDict, list, tuple)
 
 
 def place(value: Any, device: str, what: str) -> Any:
@@ -161,7 +162,8 @@ class CheckpointSerializer(Serializer):
     PRIORITY = 10
 
     def match(self, value: Any) -> bool:
-        if "torch" not in sys.modules or not value:  # no tensor can exist before torch is imported
+        # exact types only: subclasses of dict (scipy's dok matrices…) are someone else's business
+        if type(value) not in _CONTAINERS or not value or "torch" not in sys.modules:
             return False
         ok, has_tensor = _is_checkpoint(value)
         return ok and has_tensor

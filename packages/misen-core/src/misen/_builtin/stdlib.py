@@ -204,20 +204,38 @@ _PLAIN_CACHE: set[type] = set(_PLAIN)
 _cache_owner: list[Any] = [None]
 
 
+_WALKABLE_CACHE: dict[type, bool] = {}
+_GENERIC_CLAIMS = frozenset({"builtins.dict", "builtins.list", "builtins.tuple"})
+
+
 def _plain_types() -> set[type]:
     claims = _ser._load_tables()[1]
     if _cache_owner[0] is not claims:  # the plugins changed (tests, `plugins.reset`): forget what was learnt
         _PLAIN_CACHE.clear()
         _PLAIN_CACHE.update(_PLAIN)
+        _WALKABLE_CACHE.clear()
         _cache_owner[0] = claims
     return _PLAIN_CACHE
+
+
+def _walkable(value: Any) -> bool:
+    """A dict, list or tuple (subclasses too) that only generic container serializers claim: its items are
+    walked. A subclass with a serializer of its own (SciPy's dok matrices are dicts) is a leaf instead."""
+    if not isinstance(value, _WALKED):
+        return False
+    tp = type(value)
+    known = _WALKABLE_CACHE.get(tp)
+    if known is None:
+        known = tp in _WALKED or all(_GENERIC_CLAIMS & set(c.TYPES) for c in _ser._candidates(tp))
+        _WALKABLE_CACHE[tp] = known
+    return known
 
 
 def _is_leaf(value: Any) -> bool:
     """Whether ``value`` should be stored by its own serializer instead of inside a container's pickle."""
     tp = type(value)
     plain = _plain_types()
-    if tp in plain or isinstance(value, _WALKED):
+    if tp in plain or _walkable(value):
         return False
     ser = serializer_for(value)
     name = ser.PLUGIN_NAME
@@ -268,7 +286,7 @@ def has_leaves(value: Any, limit: int = 1_000_000) -> bool:
         for item in items:
             if type(item) in plain:
                 continue
-            if isinstance(item, _WALKED) or _fields_of(item) is not None:
+            if _walkable(item) or _fields_of(item) is not None:
                 stack.append(item)
             elif _is_leaf(item):
                 return True
@@ -290,7 +308,7 @@ class _Leaves:
         self.ids.clear()
 
     def persistent_id(self, obj: Any) -> Any:
-        if type(obj) in _PLAIN_CACHE or isinstance(obj, _WALKED) or not _is_leaf(obj):
+        if type(obj) in _PLAIN_CACHE or _walkable(obj) or not _is_leaf(obj):
             return None
         known = self.ids.get(id(obj))
         if known is not None:  # the same object twice stays one object
@@ -332,7 +350,7 @@ class ContainerSerializer(Serializer):
     PRIORITY = -100
 
     def match(self, value: Any) -> bool:
-        if not isinstance(value, _WALKED) and _fields_of(value) is None:
+        if not _walkable(value) and _fields_of(value) is None:
             return False
         return has_leaves(value)
 
