@@ -25,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _projects import make_project  # noqa: E402
+from _projects import make_project
 
 __all__ = ["bench_local"]
 
@@ -66,7 +66,9 @@ if __name__ == "__main__":
 
 
 def _python(code: str, *args: str, cwd: Path, env: dict[str, str]) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], cwd=cwd, env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *args], cwd=cwd, env=env, capture_output=True, text=True
+    )
     if done.returncode != 0:
         raise RuntimeError(f"benchmark step failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
@@ -83,7 +85,9 @@ def bench_local(n: int = 1000, cpus: int | None = None) -> dict[str, Any]:
             if executor == "local":
                 with open(root / ".misen.toml") as f:
                     text = f.read()
-                (root / ".misen.toml").write_text(text.replace('type = "local"', f'type = "local"\nnum_cpus = {cpus}'))
+                (root / ".misen.toml").write_text(
+                    text.replace('type = "local"', f'type = "local"\nnum_cpus = {cpus}')
+                )
             env = {k: v for k, v in os.environ.items() if not k.startswith("MISEN_")}
             env["PYTHONPATH"] = str(root / "src")
             return root, env
@@ -96,7 +100,13 @@ def bench_local(n: int = 1000, cpus: int | None = None) -> dict[str, Any]:
         root, env = fresh("pool", "in-process")
         script = root / "pool_floor.py"
         script.write_text(textwrap.dedent(_POOL))
-        done = subprocess.run([sys.executable, str(script), str(n), str(cpus)], cwd=root, env=env, capture_output=True, text=True)
+        done = subprocess.run(
+            [sys.executable, str(script), str(n), str(cpus)],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         if done.returncode != 0:
             raise RuntimeError(f"pool floor failed:\n{done.stderr[-2000:]}")
         out["pool_s"] = json.loads(done.stdout.strip().splitlines()[-1])["s"]
@@ -106,7 +116,9 @@ def bench_local(n: int = 1000, cpus: int | None = None) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1000, help="how many tasks (default 1000)")
-    parser.add_argument("--cpus", type=int, default=None, help="CPUs for the executor and the pool (default: all)")
+    parser.add_argument(
+        "--cpus", type=int, default=None, help="CPUs for the executor and the pool (default: all)"
+    )
     args = parser.parse_args(argv)
     result = bench_local(args.n, args.cpus)
     print(json.dumps(result))

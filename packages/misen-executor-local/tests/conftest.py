@@ -40,7 +40,9 @@ def write_project(root: Path, package: str, source: str, extra: dict[str, str] |
 
 @pytest.fixture(scope="session")
 def lx_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = write_project(tmp_path_factory.mktemp("lxproject"), "lxtasks", (HERE / "lx_task_module.py").read_text())
+    root = write_project(
+        tmp_path_factory.mktemp("lxproject"), "lxtasks", (HERE / "lx_task_module.py").read_text()
+    )
     sys.path.insert(0, str(root / "src"))
     return root
 
@@ -85,13 +87,14 @@ def run_local(workspace: Any) -> Callable[..., Any]:
     """
     from misen.reporting import PlainReporter
     from misen.runner import run
-
     from misen_executor_local import LocalExecutor
 
     def go(tasks: Any, **settings: Any) -> Any:
         settings.setdefault("grace_period", 2.0)
         stream = io.StringIO()
-        report = run(tasks, executor=LocalExecutor(**settings), workspace=workspace, reporter=PlainReporter(stream))
+        report = run(
+            tasks, executor=LocalExecutor(**settings), workspace=workspace, reporter=PlainReporter(stream)
+        )
         return _Ran(report, stream.getvalue())
 
     return go

@@ -3,9 +3,10 @@ the value of ``ASSIGNED_RESOURCES``. No GPU is needed: the executor only sets va
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 from misen import Task
 
@@ -18,12 +19,20 @@ def test_affinity_and_thread_variables(lx: ModuleType, run_local: Callable[..., 
     a, b = workspace.load(one), workspace.load(two)
     assert len(a["affinity"]) == 1 and a["assigned_cpus"] == a["affinity"]
     assert b["affinity"] == [0, 1] and b["assigned_cpus"] == [0, 1]
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS"):
+    for name in (
+        "OMP_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "NUMEXPR_NUM_THREADS",
+        "VECLIB_MAXIMUM_THREADS",
+    ):
         assert a["env"][name] == "1", (name, a["env"])
         assert b["env"][name] == "2", (name, b["env"])
 
 
-def test_cpu_indices_restrict_the_cores(lx: ModuleType, run_local: Callable[..., Any], workspace: Any) -> None:
+def test_cpu_indices_restrict_the_cores(
+    lx: ModuleType, run_local: Callable[..., Any], workspace: Any
+) -> None:
     tasks = [Task(lx.probe, name=f"c{i}") for i in range(3)]
     report = run_local(tasks, cpu_indices=[1])
     assert report.ok, report.text
@@ -64,7 +73,9 @@ def test_gpu_indices_and_runtimes(lx: ModuleType, run_local: Callable[..., Any],
     cuda = Task(lx.probe, name="c2", res={"gpus": 2})
     rocm = Task(lx.probe, name="r1", res={"gpus": 1, "gpu_runtime": "rocm"})
     xpu = Task(lx.probe, name="x1", res={"gpus": 1, "gpu_runtime": "xpu"})
-    report = run_local([cuda, rocm, xpu], num_cpus=2, cuda_gpu_indices=[3, 5], num_rocm_gpus=1, xpu_gpu_indices=[7])
+    report = run_local(
+        [cuda, rocm, xpu], num_cpus=2, cuda_gpu_indices=[3, 5], num_rocm_gpus=1, xpu_gpu_indices=[7]
+    )
     assert report.ok, report.text
     c, r, x = workspace.load(cuda), workspace.load(rocm), workspace.load(xpu)
     assert c["env"]["CUDA_VISIBLE_DEVICES"] == "3,5" and c["assigned_gpus"] == [3, 5]

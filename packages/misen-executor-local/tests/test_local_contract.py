@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 from misen.testing.contracts import ExecutorContract
-
 from misen_executor_local import LocalExecutor
 
 

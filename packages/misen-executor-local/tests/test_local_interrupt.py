@@ -66,7 +66,9 @@ def test_ctrl_c_stops_the_run_cleanly_and_the_next_run_finishes(
     script.write_text(SCRIPT)
     cmd = [sys.executable, str(script), str(d), workspace.root]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(cmd, cwd=in_project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd, cwd=in_project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     wait_for(d / "b.running", proc)
     wait_for(d / "o.running", proc)
     b, o = json.loads((d / "b.running").read_text()), json.loads((d / "o.running").read_text())

@@ -3,14 +3,14 @@ requests larger than the machine, and the settings section."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from misen import Task
 from misen.errors import ConfigError, ResourceError
-
 from misen_executor_local import LocalExecutor
 
 
@@ -18,7 +18,9 @@ def overlap(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return a["start"] < b["end"] and b["start"] < a["end"]
 
 
-def test_independent_tasks_run_at_the_same_time(lx: ModuleType, run_local: Callable[..., Any], workspace: Any) -> None:
+def test_independent_tasks_run_at_the_same_time(
+    lx: ModuleType, run_local: Callable[..., Any], workspace: Any
+) -> None:
     tasks = [Task(lx.probe, name=f"p{i}", seconds=1.0) for i in range(2)]
     report = run_local(tasks, num_cpus=2)
     assert report.ok, report.text
@@ -28,7 +30,9 @@ def test_independent_tasks_run_at_the_same_time(lx: ModuleType, run_local: Calla
     assert {a["affinity"][0], b["affinity"][0]} == {0, 1}
 
 
-def test_a_two_cpu_task_does_not_share_two_cpus(lx: ModuleType, run_local: Callable[..., Any], workspace: Any) -> None:
+def test_a_two_cpu_task_does_not_share_two_cpus(
+    lx: ModuleType, run_local: Callable[..., Any], workspace: Any
+) -> None:
     big = Task(lx.probe, name="big", seconds=0.8, res={"cpus": 2})
     small = [Task(lx.probe, name=f"small{i}", seconds=0.4) for i in range(2)]
     report = run_local([big, *small], num_cpus=2)
@@ -48,7 +52,9 @@ def test_memory_is_packed(lx: ModuleType, run_local: Callable[..., Any], workspa
     assert not overlap(a, b), (a, b)
 
 
-def test_dependents_wait_for_their_dependencies(lx: ModuleType, run_local: Callable[..., Any], workspace: Any) -> None:
+def test_dependents_wait_for_their_dependencies(
+    lx: ModuleType, run_local: Callable[..., Any], workspace: Any
+) -> None:
     first = Task(lx.probe, name="first", seconds=0.3)
     chained = Task(lx.after, dep=first.T, tag="x")
     report = run_local([chained], num_cpus=2)
@@ -92,7 +98,12 @@ def test_started_events_say_where(lx: ModuleType, workspace: Any) -> None:
     ],
 )
 def test_too_large_requests_are_refused_before_anything_runs(
-    lx: ModuleType, run_local: Callable[..., Any], workspace: Any, res: dict[str, Any], settings: dict[str, Any], words: list[str]
+    lx: ModuleType,
+    run_local: Callable[..., Any],
+    workspace: Any,
+    res: dict[str, Any],
+    settings: dict[str, Any],
+    words: list[str],
 ) -> None:
     fine = Task(lx.probe, name="fine")
     huge = Task(lx.probe, name="huge", res=res)
@@ -106,7 +117,9 @@ def test_too_large_requests_are_refused_before_anything_runs(
     assert list(workspace.iter_records("task")) == []
 
 
-def test_the_default_memory_request_fits_a_small_machine(lx: ModuleType, run_local: Callable[..., Any], workspace: Any) -> None:
+def test_the_default_memory_request_fits_a_small_machine(
+    lx: ModuleType, run_local: Callable[..., Any], workspace: Any
+) -> None:
     # Resources() asks for 8 GiB; a 4 GiB machine still runs such tasks (one at a time).
     tasks = [Task(lx.probe, name=f"d{i}", seconds=0.3) for i in range(2)]
     report = run_local(tasks, num_cpus=2, max_memory=4)

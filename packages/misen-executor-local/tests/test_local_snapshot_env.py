@@ -9,14 +9,15 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from misen import Task
 
-FIRST = '''
+FIRST = """
 import time
 from pathlib import Path
 from misen import meta
@@ -29,16 +30,16 @@ def slow_first(directory: str) -> int:
     while not Path(directory, "edited").exists() and time.time() < deadline:
         time.sleep(0.02)
     return 1
-'''
+"""
 
-SECOND = '''
+SECOND = """
 from misen import meta
 
 
 @meta(id="SNAP-SECOND", cache=True)
 def value(x: int) -> str:
     return "{version}"
-'''
+"""
 
 
 @pytest.fixture
@@ -95,7 +96,11 @@ def test_editing_code_while_a_run_is_queued_does_not_change_what_runs(
 
 
 def test_env_files_reach_tasks_and_local_wins(
-    lx: ModuleType, run_local: Callable[..., Any], workspace: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    lx: ModuleType,
+    run_local: Callable[..., Any],
+    workspace: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     root = tmp_path / "envproj"
     root.mkdir()

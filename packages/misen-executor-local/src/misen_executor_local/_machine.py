@@ -90,7 +90,9 @@ def _pick(
         return list(range(count))
     if count > len(pool):
         have = format_indices(pool) if pool else "none"
-        raise ConfigError(f"{where}: {setting} = {count}, but only {len(pool)} {kind}(s) are available ({have})")
+        raise ConfigError(
+            f"{where}: {setting} = {count}, but only {len(pool)} {kind}(s) are available ({have})"
+        )
     return pool[:count]
 
 
@@ -118,7 +120,9 @@ class Machine:
     """The CPUs, memory and GPUs the executor may hand out, and what is free right now."""
 
     def __init__(self, settings: Any, where: str = "[executor]") -> None:
-        self.cpus = _pick("CPU", "num_cpus", settings.num_cpus, list(settings.cpu_indices), usable_cpus(), where)
+        self.cpus = _pick(
+            "CPU", "num_cpus", settings.num_cpus, list(settings.cpu_indices), usable_cpus(), where
+        )
         if not self.cpus:
             raise ConfigError(f"{where}: no CPUs to run on (num_cpus = {settings.num_cpus!r})")
         self.memory = float(settings.max_memory) if settings.max_memory is not None else physical_memory_gib()
@@ -126,7 +130,11 @@ class Machine:
         for rt in GPU_RUNTIMES:
             count = getattr(settings, f"num_{rt}_gpus")
             indices = list(getattr(settings, f"{rt}_gpu_indices"))
-            self.gpus[rt] = _pick(f"{rt} GPU", f"num_{rt}_gpus", count, indices, None, where) if (count or indices) else []
+            self.gpus[rt] = (
+                _pick(f"{rt} GPU", f"num_{rt}_gpus", count, indices, None, where)
+                if (count or indices)
+                else []
+            )
         self.free_cpus = list(self.cpus)
         self.free_memory = self.memory
         self.free_gpus = {rt: list(v) for rt, v in self.gpus.items()}
@@ -143,10 +151,14 @@ class Machine:
         if res.nodes > 1:
             out.append(f"nodes={res.nodes}, but the local executor runs on one machine (nodes=1)")
         if res.cpus > len(self.cpus):
-            out.append(f"cpus={res.cpus}, but the local executor has {len(self.cpus)} CPU(s) ({format_indices(self.cpus)})")
+            out.append(
+                f"cpus={res.cpus}, but the local executor has {len(self.cpus)} CPU(s) ({format_indices(self.cpus)})"
+            )
         mem = self.memory_for(res)
         if self.memory and mem > self.memory + 1e-9:
-            out.append(f"memory={res.memory:g} GiB, but the local executor has {self.memory:.1f} GiB (max_memory)")
+            out.append(
+                f"memory={res.memory:g} GiB, but the local executor has {self.memory:.1f} GiB (max_memory)"
+            )
         if res.gpus:
             have = self.gpus[res.gpu_runtime]
             if res.gpus > len(have):

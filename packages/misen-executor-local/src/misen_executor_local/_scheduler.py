@@ -79,7 +79,9 @@ class Scheduler:
                     # Unreachable while check() holds (an idle machine fits every unit); never spin.
                     for uid in self.ready:
                         unit = self.plan.units[uid]
-                        self._conclude(unit, UnitOutcome(status="failed", error="its resources never became free"))
+                        self._conclude(
+                            unit, UnitOutcome(status="failed", error="its resources never became free")
+                        )
                     self.ready = []
                     continue
                 self._wait()
@@ -224,7 +226,10 @@ class Scheduler:
         with contextlib.suppress(Exception):
             self.ws.record_failure(unit.root, status=status, error=error, log=log)
         self._settle(
-            busy, UnitOutcome(status=status, error=error, log=log, duration=time.time() - busy.start, where=busy.where)
+            busy,
+            UnitOutcome(
+                status=status, error=error, log=log, duration=time.time() - busy.start, where=busy.where
+            ),
         )
 
     def _enforce_limits(self) -> None:
@@ -263,7 +268,9 @@ class Scheduler:
             if uid in self.outcomes:
                 continue
             skipped = self.plan.units[uid]
-            self.outcomes[uid] = o = UnitOutcome(status="skipped", error=f"dependency {cause.label} did not succeed")
+            self.outcomes[uid] = o = UnitOutcome(
+                status="skipped", error=f"dependency {cause.label} did not succeed"
+            )
             self.events.unit_finished(skipped, o)
             todo.extend((d, skipped) for d in self.dependents.get(uid, ()))
 
@@ -321,7 +328,11 @@ class Scheduler:
                 if not self.ws.is_cached(unit.root):
                     self.ws.record_failure(unit.root, status="cancelled", error="run interrupted", log=log)
             outcome = UnitOutcome(
-                status="cancelled", error="run interrupted", log=log, duration=time.time() - b.start, where=b.where
+                status="cancelled",
+                error="run interrupted",
+                log=log,
+                duration=time.time() - b.start,
+                where=b.where,
             )
             self.machine.give_back(b.alloc)
             self._unit_log(b, outcome)

@@ -90,7 +90,9 @@ def main() -> None:
                 memory=request["memory"],
                 node=request.get("node", ""),
             )
-            outcome = execute_payload(request["payload"], where=request["where"], capture="fd", assigned=assigned)
+            outcome = execute_payload(
+                request["payload"], where=request["where"], capture="fd", assigned=assigned
+            )
             write_message(replies, ("outcome", request["unit"], outcome.as_dict()))
     except KeyboardInterrupt:
         # Skip interpreter teardown: a task's leftover non-daemon threads must not keep the process alive.

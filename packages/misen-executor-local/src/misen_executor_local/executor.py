@@ -94,11 +94,11 @@ class LocalExecutorSettings(ExecutorSettings):
         },
     )
     num_cuda_gpus: int | None = _gpu_count("cuda", "CUDA")
-    cuda_gpu_indices: list[int] = _gpu_indices("cuda", "CUDA")
+    cuda_gpu_indices: list[int] = _gpu_indices("cuda", "CUDA")  # noqa: RUF009 (an attrs.field)
     num_rocm_gpus: int | None = _gpu_count("rocm", "ROCm")
-    rocm_gpu_indices: list[int] = _gpu_indices("rocm", "ROCm")
+    rocm_gpu_indices: list[int] = _gpu_indices("rocm", "ROCm")  # noqa: RUF009 (an attrs.field)
     num_xpu_gpus: int | None = _gpu_count("xpu", "Intel XPU")
-    xpu_gpu_indices: list[int] = _gpu_indices("xpu", "Intel XPU")
+    xpu_gpu_indices: list[int] = _gpu_indices("xpu", "Intel XPU")  # noqa: RUF009 (an attrs.field)
     max_workers: int | None = attrs.field(
         default=None,
         validator=_count,
