@@ -11,6 +11,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import time
 from collections.abc import Iterator
 
 import filelock
@@ -69,6 +70,11 @@ def hold_lock(locks_dir: str, key: str, holder: LockHolder, *, timeout: float, f
         lock.acquire(timeout=max(timeout, PROBE_GRACE), poll_interval=0.01)
     except filelock.Timeout:
         other = _read_holder(holder_path)
+        for _ in range(5):  # the holder writes its note just after taking the lock
+            if other is not None:
+                break
+            time.sleep(0.01)
+            other = _read_holder(holder_path)
         who = other.describe() if other is not None else "another process (it has not said who yet)"
         what = f"task {other.task}" if other is not None and other.task else f"task {key}"
         raise TaskLockedError(
