@@ -365,3 +365,20 @@ def test_missing_serializer_message_names_the_extra(tmp_path: Path) -> None:
     _rewrite_manifest(tmp_path / "r", serializer="torch.tensor")
     with pytest.raises(ResultCorruptedError, match=r'pip install "misen\[torch\]"'):
         load_result(tmp_path / "r")
+
+
+def test_pydantic_models_hash_by_class_and_fields() -> None:
+    pydantic = pytest.importorskip("pydantic")
+
+    class Optim(pydantic.BaseModel):
+        name: str = "adam"
+        lr: float = 1e-3
+
+    class Config(pydantic.BaseModel):
+        dim: int
+        optim: Optim = Optim()
+
+    assert hash_value(Config(dim=4)) == hash_value(Config(dim=4, optim=Optim()))
+    assert hash_value(Config(dim=4)) != hash_value(Config(dim=8))
+    assert hash_value(Config(dim=4)) != hash_value(Config(dim=4, optim=Optim(lr=0.1)))
+    assert hash_value(Config(dim=4)) != hash_value({"dim": 4, "optim": {"name": "adam", "lr": 1e-3}})

@@ -27,6 +27,7 @@ from misen.serializer import LoadContext, SaveContext, Serializer, serializer_fo
 __all__ = [
     "BytesSerializer",
     "ContainerSerializer",
+    "ModelHasher",
     "PickleSerializer",
     "StdlibHasher",
     "StrSerializer",
@@ -429,6 +430,24 @@ class StdlibHasher(Hasher):
         raise MisenError(f"cannot hash a value of type {type(value).__qualname__}")
 
 
+class ModelHasher(Hasher):
+    """Pydantic models (v2 and v1) and msgspec structs as task arguments, by class and field values, like
+    dataclasses. Claimed by name: neither library is imported. Nested models hash the same way."""
+
+    PLUGIN_NAME = "models"
+    TYPES = ("pydantic.main.BaseModel", "pydantic.v1.main.BaseModel", "msgspec.Struct")
+
+    def reduce(self, value: Any) -> Any:
+        tp = type(value)
+        names = getattr(tp, "__struct_fields__", None)  # msgspec
+        if names is None:
+            fields = getattr(tp, "model_fields", None)  # pydantic 2
+            if fields is None:
+                fields = getattr(tp, "__fields__", {})  # pydantic 1
+            names = tuple(fields)
+        return {name: getattr(value, name) for name in names}
+
+
 @hookimpl
 def misen_add_serializers() -> list[type[Serializer]]:
     return [PickleSerializer, BytesSerializer, StrSerializer, ContainerSerializer]
@@ -436,4 +455,4 @@ def misen_add_serializers() -> list[type[Serializer]]:
 
 @hookimpl
 def misen_add_hashers() -> list[Any]:
-    return [StdlibHasher()]
+    return [StdlibHasher(), ModelHasher()]
