@@ -131,3 +131,20 @@ def test_output_of_the_task_and_its_subprocesses_goes_to_its_log(
     assert len(unit_logs) == 1
     unit_text = unit_logs[0].read()
     assert "ended done" in unit_text and "worker 1 (pid" in unit_text and str(logs[0].path) in unit_text
+
+
+def test_units_queued_behind_a_dying_task_still_run(
+    lx: ModuleType, run_local: Callable[..., Any], workspace: Any
+) -> None:
+    # Cheap tasks of one shape are queued on a worker behind the running one; the worker dies mid-way (SIGKILL
+    # and os._exit of the same shape); whatever was queued behind them runs on a fresh worker.
+    tasks = [Task(lx.probe, name=f"q{i}") for i in range(12)]
+    killed = Task(lx.kill_self, tag="mid")
+    exits = Task(lx.hard_exit, code=4)
+    mixed = [*tasks[:4], killed, *tasks[4:8], exits, *tasks[8:]]
+    report = run_local(mixed, num_cpus=1)
+    outcomes = by_name(report)
+    assert outcomes[repr(killed)].status == "failed" and outcomes[repr(exits)].status == "failed"
+    assert all(outcomes[repr(t)].status == "done" for t in tasks), report.text
+    pids = [workspace.load(t)["pid"] for t in tasks]
+    assert len(set(pids)) >= 2  # the worker was replaced after each death

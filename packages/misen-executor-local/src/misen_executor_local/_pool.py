@@ -57,7 +57,8 @@ class WorkerProcess:
         self.fd = self.proc.stdout.fileno()
         self._buffer = bytearray()
         self.busy: Busy | None = None
-        self.units_run = 0
+        #: A unit sent to run right after ``busy`` (same shape), not started yet.
+        self.queued: Any = None
         self.eof = False
 
     def send(self, message: bytes) -> bool:

@@ -33,7 +33,14 @@ _DEVICE_NAMES = frozenset(n for names in DEVICE_VARIABLES.values() for n in name
 _TICK = 0.25
 #: Idle workers of other device sets/thread counts kept beyond ``max_workers`` before the oldest is retired.
 _SPARE_WORKERS = 2
+#: A task function whose runs all took less than this many seconds may have units queued behind it.
+_CHEAP = 0.25
 _attempts = itertools.count()
+
+
+def _limit(unit: WorkUnit) -> float | None:
+    minutes = unit.resources.time
+    return minutes * 60 if minutes is not None else None
 
 
 class Scheduler:
@@ -61,6 +68,10 @@ class Scheduler:
         self.retired: list[WorkerProcess] = []
         self.selector = selectors.DefaultSelector()
         self.next_index = 1
+        #: Longest run of each task function in this run (seconds): which units are cheap enough to queue.
+        self.slowest: dict[str, float] = {}
+        #: Unit logs still to write; written after dispatching, off the path from one unit to the next.
+        self.logs: list[tuple[Busy, UnitOutcome]] = []
 
     # --- the loop --------------------------------------------------------------------------------------------------
 
@@ -73,6 +84,7 @@ class Scheduler:
                         self.outcomes.setdefault(uid, UnitOutcome(status="cancelled", error="run cancelled"))
                     break
                 self._dispatch()
+                self._write_unit_logs()
                 if not any(w.busy for w in self.workers):
                     if not self.ready:
                         break
@@ -107,25 +119,62 @@ class Scheduler:
                 continue
             self._start(unit, alloc)
         self.ready = left
+        if self.ready:
+            self._prefetch()
 
     def _start(self, unit: WorkUnit, alloc: Allocation) -> None:
-        try:
-            payload = self.payload_plan.payload(unit.id)
-        except Exception as exc:
+        payload = self._payload(unit)
+        if payload is None:
             self.machine.give_back(alloc)
+            return
+        worker = self._worker_for(alloc)
+        worker.busy = Busy(unit, alloc, self._where(worker, alloc), _limit(unit))
+        self.events.unit_started(unit, worker.busy.where)
+        self._send(worker, unit, alloc, payload)
+
+    def _prefetch(self) -> None:
+        """Queue the next ready unit behind a running one of the same shape, on workers running cheap tasks.
+
+        The worker starts it the moment the current unit ends, without waiting for a round trip through this
+        process; it inherits the running unit's cores and devices. Only done behind task functions that have
+        been quick in this run, since a queued unit cannot move to another worker.
+        """
+        for worker in self.workers:
+            if not self.ready:
+                return
+            busy = worker.busy
+            if busy is None or worker.queued is not None or busy.stopping:
+                continue
+            quickest = self.slowest.get(busy.unit.root.name)
+            if quickest is None or quickest > _CHEAP:
+                continue
+            unit = self.plan.units[self.ready[0]]
+            if unit.resources != busy.unit.resources:
+                continue
+            self.ready.pop(0)
+            payload = self._payload(unit)
+            if payload is not None:
+                worker.queued = unit
+                self._send(worker, unit, busy.alloc, payload)
+
+    def _payload(self, unit: WorkUnit) -> bytes | None:
+        try:
+            return self.payload_plan.payload(unit.id)
+        except Exception as exc:
             error = f"could not send the unit to a worker process ({type(exc).__name__}: {exc})"
             with contextlib.suppress(Exception):
                 self.ws.record_failure(unit.root, status="failed", error=error, log=None)
             self._conclude(unit, UnitOutcome(status="failed", error=error))
-            return
-        worker = self._worker_for(alloc)
-        where = f"worker {worker.index} (pid {worker.pid}), {alloc.describe()}"
-        minutes = unit.resources.time
-        worker.busy = Busy(unit, alloc, where, minutes * 60 if minutes is not None else None)
+            return None
+
+    def _where(self, worker: WorkerProcess, alloc: Allocation) -> str:
+        return f"worker {worker.index} (pid {worker.pid}), {alloc.describe()}"
+
+    def _send(self, worker: WorkerProcess, unit: WorkUnit, alloc: Allocation, payload: bytes) -> None:
         request = {
             "unit": unit.id,
             "payload": payload,
-            "where": where,
+            "where": self._where(worker, alloc),
             "cpus": alloc.cpus,
             "gpus": alloc.gpus,
             "gpu_runtime": alloc.gpu_runtime,
@@ -134,7 +183,6 @@ class Scheduler:
             "node": self.node,
         }
         data = pickle.dumps(request, protocol=5)
-        self.events.unit_started(unit, where)
         # A worker that died before reading shows up as end of output, and is handled as a death there.
         worker.send(HEADER.pack(len(data)) + data)
 
@@ -197,13 +245,24 @@ class Scheduler:
         if busy.stopping:
             busy.outcome = message[2]  # it is being stopped: the outcome is settled when the process is gone
             return
+        outcome = UnitOutcome.from_dict(message[2])
+        name = busy.unit.root.name
+        self.slowest[name] = max(self.slowest.get(name, 0.0), outcome.duration)
+        queued, worker.queued = worker.queued, None
         worker.busy = None
-        worker.units_run += 1
-        self._settle(busy, UnitOutcome.from_dict(message[2]))
+        self._settle(busy, outcome, give_back=queued is None)
+        if queued is not None:
+            # The worker went straight on to the unit queued behind this one, on the same cores and devices.
+            worker.busy = Busy(queued, busy.alloc, busy.where, _limit(queued))
+            self.events.unit_started(queued, busy.where)
 
     def _on_death(self, worker: WorkerProcess) -> None:
         self._forget(worker)
         code = worker.reap()
+        if worker.queued is not None:
+            # Never started (or interrupted before it began its task): it runs on another worker.
+            self.ready.insert(0, worker.queued.id)
+            worker.queued = None
         # Whatever the task left behind in the worker's process group goes with it.
         worker.signal(signal.SIGKILL)
         busy = worker.busy
@@ -247,10 +306,11 @@ class Scheduler:
 
     # --- outcomes --------------------------------------------------------------------------------------------------
 
-    def _settle(self, busy: Busy, outcome: UnitOutcome) -> None:
-        self.machine.give_back(busy.alloc)
-        self._unit_log(busy, outcome)
+    def _settle(self, busy: Busy, outcome: UnitOutcome, *, give_back: bool = True) -> None:
+        if give_back:
+            self.machine.give_back(busy.alloc)
         self._conclude(busy.unit, outcome)
+        self.logs.append((busy, outcome))
 
     def _conclude(self, unit: WorkUnit, outcome: UnitOutcome) -> None:
         self.outcomes[unit.id] = outcome
@@ -283,6 +343,11 @@ class Scheduler:
                 break
         return None
 
+    def _write_unit_logs(self) -> None:
+        logs, self.logs = self.logs, []
+        for busy, outcome in logs:
+            self._unit_log(busy, outcome)
+
     def _unit_log(self, busy: Busy, outcome: UnitOutcome) -> None:
         """A short record of where the unit ran and how it ended (``misen logs --job``)."""
         unit = busy.unit
@@ -314,6 +379,7 @@ class Scheduler:
         workers = list(self.workers)
         for w in workers:
             self._forget(w)
+            w.queued = None  # never started: the runner reports it cancelled
         stop_all(workers, self.settings.grace_period)
         for w in busy:
             b = w.busy
@@ -338,6 +404,7 @@ class Scheduler:
             self._unit_log(b, outcome)
             self.outcomes[unit.id] = outcome
             self.events.unit_finished(unit, outcome)
+        self._write_unit_logs()
 
     def _close_workers(self) -> None:
         """End of the run: idle workers exit at end of input; any that do not within a second are killed."""
