@@ -211,3 +211,18 @@ def test_dict_subclasses_are_left_to_their_own_serializers() -> None:
             raise ValueError("ambiguous, like a sparse matrix")
 
     assert not CheckpointSerializer().match(Weights(a=torch.ones(1)))
+
+
+def test_a_slice_stores_only_its_own_elements(tmp_path: Path) -> None:
+    big = torch.arange(1_000_000, dtype=torch.float32)
+    out, manifest = roundtrip(big[10:13], tmp_path)
+    assert torch.equal(out, torch.tensor([10.0, 11.0, 12.0]))
+    assert manifest["files"]["tensor.pt"]["size"] < 100_000, "the whole 4 MB storage was written"
+
+
+@pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors:UserWarning")
+def test_nested_tensor_round_trips(tmp_path: Path) -> None:
+    value = torch.nested.nested_tensor([torch.ones(2), torch.zeros(3)])
+    out, manifest = roundtrip(value, tmp_path)
+    assert manifest["meta"]["shape"] is None
+    assert [t.tolist() for t in out.unbind()] == [[1.0, 1.0], [0.0, 0.0, 0.0]]

@@ -56,11 +56,25 @@ def _load(path: Path, ctx: LoadContext, *, weights_only: bool = True, **kwargs: 
     return torch.load(path, map_location="cpu", weights_only=weights_only, mmap=ctx.mmap, **kwargs)
 
 
+def _is_small_view(tensor: Any) -> bool:
+    """A strided tensor using less than its storage (a slice), whose storage torch.save would write whole."""
+    import torch
+
+    if tensor.layout != torch.strided or tensor.is_nested or tensor.is_quantized:
+        return False
+    try:
+        return bool(tensor.untyped_storage().nbytes() > tensor.numel() * tensor.element_size())
+    except RuntimeError:
+        return False
+
+
 class TensorSerializer(Serializer):
     """`torch.Tensor` (and `torch.nn.Parameter`): one ``torch.save`` file, loaded weights-only.
 
     A CUDA (or other accelerator) tensor is written from a CPU copy and its device recorded; loading puts it
-    back on that device when present, else on the CPU with a `RuntimeWarning`. ``requires_grad`` is kept.
+    back on that device when present, else on the CPU with a `RuntimeWarning`. ``requires_grad`` is kept. A
+    slice of a larger tensor is stored as a copy of just that slice (``torch.save`` alone would write the
+    whole underlying storage).
     """
 
     PLUGIN_NAME = "torch.tensor"
@@ -71,11 +85,18 @@ class TensorSerializer(Serializer):
         import torch
 
         device = str(value.device)
-        cpu = value.detach().cpu() if value.device.type != "cpu" else value
-        if cpu is not value:
-            cpu.requires_grad_(value.requires_grad)
-        torch.save(cpu, directory / TENSOR_FILE)
-        return {"device": device, "dtype": str(value.dtype), "shape": list(value.shape)}
+        out = value
+        if value.device.type != "cpu":
+            out = value.detach().cpu().requires_grad_(value.requires_grad)
+        elif _is_small_view(value):
+            # torch.save writes a view's whole storage: a 3-element slice of a 1 GiB tensor would store 1 GiB
+            out = value.detach().clone().requires_grad_(value.requires_grad)
+        torch.save(out, directory / TENSOR_FILE)
+        try:
+            shape: list[int] | None = list(value.shape)
+        except RuntimeError:  # nested tensors have no single shape
+            shape = None
+        return {"device": device, "dtype": str(value.dtype), "shape": shape}
 
     def load(self, directory: Path, meta: dict[str, Any], ctx: LoadContext) -> Any:
         tensor = _load(directory / TENSOR_FILE, ctx)
