@@ -221,3 +221,15 @@ def test_registering_imports_no_pandas() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_arrow_table_with_per_chunk_dictionaries(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    column = pa.chunked_array(
+        [pa.array(["x", "y"]).dictionary_encode(), pa.array(["z", "x"]).dictionary_encode()]
+    )
+    table = pa.table({"d": column, "n": [1, 2, 3, 4]})
+    out, _ = roundtrip(table, tmp_path)
+    assert out.column("d").to_pylist() == ["x", "y", "z", "x"] and out.column("n").to_pylist() == [1, 2, 3, 4]
+    assert out.schema == table.schema

@@ -26,6 +26,9 @@ class ArrowSerializer(Serializer):
         import pyarrow as pa
 
         kind = "batch" if isinstance(value, pa.RecordBatch) else "table"
+        if kind == "table" and any(pa.types.is_dictionary(f.type) for f in value.schema):
+            # an IPC file holds one dictionary per field: chunks with their own dictionaries are unified
+            value = value.unify_dictionaries()
         with (
             pa.OSFile(str(directory / ARROW_FILE), "wb") as sink,
             pa.ipc.new_file(sink, value.schema) as writer,
