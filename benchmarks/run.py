@@ -307,7 +307,7 @@ def bench_numpy() -> list[Row]:
     return [
         Row("numpy:store", "store a 1 GiB float64 array (disk workspace)", f"{_s(f['store_s'])} ({f['store_ratio']}×)",
             f"{_s(f['np_save_fsync_s'])} `np.save` + fsync", "≤ 1.3×", f["store_ratio"] <= 1.3),
-        Row("numpy:load", "load it and sum every element (page cache dropped: "
+        Row("numpy:load", "load a stored 1 GiB float64 array and sum it (page cache dropped: "
             f"{'yes' if f['cold_cache'] else 'no'})", f"{_s(f['load_s'])} ({f['load_ratio']}×), peak {f['load_peak_mib']} MiB",
             f"{_s(f['np_load_s'])} `np.load`, peak {f['np_load_peak_mib']} MiB", "≤ 1.3×, peak ≈ 1 GiB",
             f["load_ratio"] <= 1.3 and peak_ok),
