@@ -127,10 +127,24 @@ def test_output_of_the_task_and_its_subprocesses_goes_to_its_log(
     text = logs[0].read()
     for line in ("stdout line T7", "stderr line T7", "child process line T7", "shell line T7"):
         assert line in text, text
-    unit_logs = workspace.list_logs("unit", task.hash)
-    assert len(unit_logs) == 1
-    unit_text = unit_logs[0].read()
-    assert "ended done" in unit_text and "worker 1 (pid" in unit_text and str(logs[0].path) in unit_text
+    # Quick successful units get no unit log; failed ones and longer ones do.
+    assert workspace.list_logs("unit", task.hash) == []
+
+
+def test_unit_logs_say_where_and_how_units_ended(
+    lx: ModuleType, run_local: Callable[..., Any], workspace: Any
+) -> None:
+    bad = Task(lx.raises, message="unit log")
+    slow = Task(lx.probe, name="slow", seconds=1.1)
+    report = run_local([bad, slow], num_cpus=2)
+    outcomes = by_name(report)
+    for task, status in ((bad, "failed"), (slow, "done")):
+        logs = workspace.list_logs("unit", task.hash)
+        assert len(logs) == 1, task
+        text = logs[0].read()
+        assert f"ended {status}" in text and "(pid " in text and outcomes[repr(task)].where in text, text
+        assert f"task log: {outcomes[repr(task)].log}" in text
+    assert "RuntimeError: unit log" in workspace.list_logs("unit", bad.hash)[0].read()
 
 
 def test_units_queued_behind_a_dying_task_still_run(

@@ -35,6 +35,8 @@ _TICK = 0.25
 _SPARE_WORKERS = 2
 #: A task function whose runs all took less than this many seconds may have units queued behind it.
 _CHEAP = 0.25
+#: Units that end done/cached sooner than this many seconds get no unit log.
+_UNIT_LOG_AFTER = 1.0
 _attempts = itertools.count()
 
 
@@ -310,7 +312,10 @@ class Scheduler:
         if give_back:
             self.machine.give_back(busy.alloc)
         self._conclude(busy.unit, outcome)
-        self.logs.append((busy, outcome))
+        # Quick successful units get no unit log: on a small machine its file writes would cost more than the
+        # task, and their task log already says where they ran.
+        if not outcome.ok or outcome.duration >= _UNIT_LOG_AFTER:
+            self.logs.append((busy, outcome))
 
     def _conclude(self, unit: WorkUnit, outcome: UnitOutcome) -> None:
         self.outcomes[unit.id] = outcome
