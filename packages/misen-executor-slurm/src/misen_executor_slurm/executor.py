@@ -346,7 +346,9 @@ class _Run:
                 where=f"slurm job {ref}" if ref else "",
             )
             unit = self.plan.units[uid]
-            if uid in self.started and unit.root.cacheable:
+            # A submitted job may have started between two polls; record the cancellation for every submitted
+            # unit (a result that did land still wins: the status of a cached task is "done").
+            if ref is not None and unit.root.cacheable:
                 self.ws.record_failure(
                     unit.root, status="cancelled", error=outcome.error or "", log=outcome.log
                 )
