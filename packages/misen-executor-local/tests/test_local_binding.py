@@ -112,3 +112,20 @@ def test_device_variables_from_env_files_do_not_override_binding(
         assert env["MKL_NUM_THREADS"] == "1"
     finally:
         (in_project / ".env").unlink()
+
+
+def test_gpus_count_within_the_devices_this_process_may_use(
+    lx: ModuleType, run_local: Callable[..., Any], workspace: Any, monkeypatch: Any
+) -> None:
+    import pytest
+    from misen.errors import ConfigError
+    from misen_executor_local import LocalExecutor
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    task = Task(lx.probe, name="both", res={"gpus": 2})
+    report = run_local(task, num_cpus=1, num_cuda_gpus=2)
+    assert report.ok, report.text
+    assert workspace.load(task)["env"]["CUDA_VISIBLE_DEVICES"] == "2,3"
+    with pytest.raises(ConfigError) as info:
+        LocalExecutor(num_cuda_gpus=3).machine()
+    assert "num_cuda_gpus = 3" in str(info.value) and "CUDA_VISIBLE_DEVICES" in str(info.value)

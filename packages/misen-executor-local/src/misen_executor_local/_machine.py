@@ -71,6 +71,18 @@ def usable_cpus() -> list[int]:
         return list(range(os.cpu_count() or 1))
 
 
+def visible_devices(runtime: str) -> list[int] | None:
+    """The device indices this process is already restricted to (its own ``CUDA_VISIBLE_DEVICES``...), if any."""
+    for name in DEVICE_VARIABLES[runtime]:
+        raw = os.environ.get(name)
+        if raw is None:
+            continue
+        parts = [p.strip() for p in raw.split(",") if p.strip()]
+        if all(p.isdigit() for p in parts):
+            return [int(p) for p in parts]
+    return None
+
+
 def _pick(
     kind: str, setting: str, count: Any, indices: list[int], available: list[int] | None, where: str
 ) -> list[int]:
@@ -130,8 +142,16 @@ class Machine:
         for rt in GPU_RUNTIMES:
             count = getattr(settings, f"num_{rt}_gpus")
             indices = list(getattr(settings, f"{rt}_gpu_indices"))
+            # Started with CUDA_VISIBLE_DEVICES=2,3 (say), "2 GPUs" means those two, not devices 0 and 1.
+            visible = visible_devices(rt) if count and not indices else None
+            if visible is not None and count > len(visible):
+                names = "/".join(DEVICE_VARIABLES[rt])
+                raise ConfigError(
+                    f"{where}: num_{rt}_gpus = {count}, but this process may only use {rt} device(s) "
+                    f"{format_indices(visible) or 'none'} (its {names} restricts it)"
+                )
             self.gpus[rt] = (
-                _pick(f"{rt} GPU", f"num_{rt}_gpus", count, indices, None, where)
+                _pick(f"{rt} GPU", f"num_{rt}_gpus", count, indices, visible, where)
                 if (count or indices)
                 else []
             )
