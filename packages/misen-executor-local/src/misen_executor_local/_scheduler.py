@@ -35,6 +35,8 @@ _TICK = 0.25
 _SPARE_WORKERS = 2
 #: A task function whose runs all took less than this many seconds may have units queued behind it.
 _CHEAP = 0.25
+#: Largest payload queued behind a running unit: well inside a pipe's buffer (64 KiB on Linux).
+_QUEUE_MAX_BYTES = 32 * 1024
 #: Units that end done/cached sooner than this many seconds get no unit log.
 _UNIT_LOG_AFTER = 1.0
 _attempts = itertools.count()
@@ -155,9 +157,14 @@ class Scheduler:
                 continue
             self.ready.pop(0)
             payload = self._payload(unit)
-            if payload is not None:
-                worker.queued = unit
-                self._send(worker, unit, busy.alloc, payload)
+            if payload is None:
+                continue
+            if len(payload) > _QUEUE_MAX_BYTES:
+                # The worker reads it only after its current unit: it must fit in the pipe, or we would block.
+                self.ready.insert(0, unit.id)
+                return
+            worker.queued = unit
+            self._send(worker, unit, busy.alloc, payload)
 
     def _payload(self, unit: WorkUnit) -> bytes | None:
         try:
@@ -382,6 +389,11 @@ class Scheduler:
             assert w.busy is not None
             w.busy.stopping = "cancelled"
         workers = list(self.workers)
+        # Outcomes already sent count: a unit that finished just before Ctrl-C is done, not cancelled.
+        for w in busy:
+            while not w.eof and select.select([w.fd], [], [], 0)[0]:
+                for message in w.read_available():
+                    self._on_message(w, message)
         for w in workers:
             self._forget(w)
             w.queued = None  # never started: the runner reports it cancelled
