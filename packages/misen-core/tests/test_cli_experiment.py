@@ -62,7 +62,7 @@ def test_result_pretty_prints_and_not_cached_is_one_line(project: Project) -> No
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "{'accuracy': 0.01, 'dim': 8}"
     res = project.exp(TRAIN, "--dim", "8", "result", "plot")
-    assert res.stdout.strip() == "'plot of accuracy 0.01'"
+    assert res.stdout.strip() == "plot of accuracy 0.01"  # a string result prints as itself
 
     prov = project.exp(TRAIN, "--dim", "8", "result", "metrics", "--provenance")
     assert prov.returncode == 0, prov.stderr
@@ -124,7 +124,7 @@ def test_sweep_as_written(project: Project) -> None:
         "train 0.01 512",
     ]
     res = project.exp(SWEEP, "result", "plot")
-    assert res.stdout.strip() == "'0.001,256:0.01; 0.001,512:0.01; 0.01,256:0.1; 0.01,512:0.1'"
+    assert res.stdout.strip() == "0.001,256:0.01; 0.001,512:0.01; 0.01,256:0.1; 0.01,512:0.1"
     assert project.exp(SWEEP, "count").stdout.splitlines() == ["Completed 9 of 9 tasks"]
     # Lists: repeated and comma-separated; the already computed (0.01, 256) is reused.
     proc = project.exp(SWEEP, "--lrs", "0.01", "--lrs", "0.5", "--dims", "256")

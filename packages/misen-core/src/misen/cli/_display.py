@@ -71,11 +71,21 @@ class Output:
 
     def pretty(self, value: Any) -> None:
         """Pretty-print a value (rich's pretty printer; colour-free when not a terminal)."""
-        from rich.console import Console
+        import os
+
+        if isinstance(value, str | os.PathLike | int | float | complex | bool | bytes) or value is None:
+            # A scalar prints as itself, never wrapped, so a path can be copied or piped.
+            text = os.fspath(value) if isinstance(value, os.PathLike) else value
+            print(text if isinstance(text, str) else repr(text), file=self.stream, flush=True)
+            return
+        if not self.rich:
+            import pprint
+
+            print(pprint.pformat(value, width=100, sort_dicts=False), file=self.stream, flush=True)
+            return
         from rich.pretty import Pretty
 
-        console = self.console() if self.rich else Console(file=self.stream, color_system=None, width=100)
-        console.print(Pretty(value, expand_all=False))
+        self.console().print(Pretty(value, expand_all=False))
 
 
 def reporter_for(stream: TextIO | None = None) -> Reporter:
