@@ -37,8 +37,6 @@ _SPARE_WORKERS = 2
 _CHEAP = 0.25
 #: Largest payload queued behind a running unit: well inside a pipe's buffer (64 KiB on Linux).
 _QUEUE_MAX_BYTES = 32 * 1024
-#: Units that end done/cached sooner than this many seconds get no unit log.
-_UNIT_LOG_AFTER = 1.0
 _attempts = itertools.count()
 
 
@@ -319,10 +317,7 @@ class Scheduler:
         if give_back:
             self.machine.give_back(busy.alloc)
         self._conclude(busy.unit, outcome)
-        # Quick successful units get no unit log: on a small machine its file writes would cost more than the
-        # task, and their task log already says where they ran.
-        if not outcome.ok or outcome.duration >= _UNIT_LOG_AFTER:
-            self.logs.append((busy, outcome))
+        self.logs.append((busy, outcome))
 
     def _conclude(self, unit: WorkUnit, outcome: UnitOutcome) -> None:
         self.outcomes[unit.id] = outcome
