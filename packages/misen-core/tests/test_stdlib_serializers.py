@@ -145,7 +145,7 @@ def test_bytes_are_one_raw_file(kind: type, tmp_path: Path) -> None:
     assert type(out) is kind and out == value
     assert manifest["serializer"] == "bytes"
     assert manifest["files"] == {
-        "value.bin": {"size": len(value), "blake2b": manifest["files"]["value.bin"]["blake2b"]}
+        "value.bin": {"size": len(value), "xxh3": manifest["files"]["value.bin"]["xxh3"]}
     }
     assert (tmp_path / "r" / "value.bin").read_bytes() == bytes(value)
 
@@ -156,7 +156,7 @@ def test_large_bytes_are_checksummed_while_written(tmp_path: Path) -> None:
 
     value = bytes(range(256)) * (OVERLAP_MIN_BYTES // 256 + 3)
     out, manifest = roundtrip(value, tmp_path)
-    assert manifest["files"]["value.bin"]["blake2b"] == file_digest(tmp_path / "r" / "value.bin")
+    assert manifest["files"]["value.bin"]["xxh3"] == file_digest(tmp_path / "r" / "value.bin")
     check_result(tmp_path / "r", full=True)
     assert out == value
 

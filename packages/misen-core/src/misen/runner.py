@@ -270,6 +270,8 @@ def run(
             outcomes = ex.execute(plan, ws, RunEvents(started, finished))
         except KeyboardInterrupt:
             interrupted = True
+        finally:
+            ws.sync()  # quick results were written without fsync: one flush for the whole run
     for uid in plan.units:
         if uid not in outcomes:
             outcomes[uid] = UnitOutcome(status="cancelled", error="run interrupted")

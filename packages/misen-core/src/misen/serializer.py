@@ -26,7 +26,8 @@ __all__ = [
 ]
 
 MANIFEST = "manifest.json"
-RESULT_FORMAT = 1
+#: 2: per-file checksums are XXH3-128 (``xxh3``); format 1 manifests (``blake2b``) still load.
+RESULT_FORMAT = 2
 #: Files up to this size are checksummed on every load; larger ones are checked by size (and by `misen verify`).
 FULL_CHECK_BYTES = 64 * 1024 * 1024
 
@@ -192,8 +193,29 @@ def _check_version(ser: Serializer, version: int) -> None:
         )
 
 
-def file_digest(path: Path) -> str:
-    h = hashlib.blake2b(digest_size=16)
+#: The per-file checksum written into new manifests (xxHash's XXH3, 128 bits: integrity at memory speed).
+DIGEST_FIELD = "xxh3"
+#: Files at least this large are fsynced before their result is published, whatever the durability asked for:
+#: a crash could otherwise leave a large file of the right size but wrong content, which is checked by size only.
+ALWAYS_FSYNC_BYTES = 8 * 1024 * 1024
+
+
+def new_digest() -> Any:
+    """A fresh incremental checksum object (``update(bytes)``, ``hexdigest()``) of the manifest's kind."""
+    import xxhash
+
+    return xxhash.xxh3_128()
+
+
+def _digest_for(field: str) -> Any:
+    if field == "xxh3":
+        return new_digest()
+    return hashlib.blake2b(digest_size=16)  # manifests written before the switch to XXH3
+
+
+def file_digest(path: Path, field: str = DIGEST_FIELD) -> str:
+    """The checksum of a file's bytes, as recorded in a manifest under ``field``."""
+    h = _digest_for(field)
     with open(path, "rb", buffering=0) as f:
         buf = bytearray(8 * 1024 * 1024)
         view = memoryview(buf)
@@ -202,27 +224,79 @@ def file_digest(path: Path) -> str:
             if not n:
                 break
             h.update(view[:n])
-    return h.hexdigest()
+    return str(h.hexdigest())
 
 
-def save_result(value: Any, directory: Path, serializer: Any = None) -> tuple[str, dict[str, Any]]:
+class DigestWriter:
+    """A binary file that checksums what is written through it, so the file never has to be read back.
+
+    ``with DigestWriter(path, ctx) as f: pickle.dump(value, f)`` records the digest with ``ctx.record_digest``
+    when it closes. Seeking back (to rewrite) drops the digest and `save_result` reads the file instead.
+    """
+
+    def __init__(self, path: Path, ctx: SaveContext) -> None:
+        self.path = path
+        self.ctx = ctx
+        self._f = open(path, "wb")  # noqa: SIM115 - closed in __exit__
+        self._h: Any = new_digest()
+        self._size = 0
+
+    def write(self, data: Any) -> int:
+        n = self._f.write(data)
+        if self._h is not None:
+            self._h.update(data)
+            self._size += len(memoryview(data).cast("B")) if not isinstance(data, bytes | bytearray) else len(data)
+        return n
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        self._h = None
+        return self._f.seek(pos, whence)
+
+    def truncate(self, size: int | None = None) -> int:
+        self._h = None
+        return self._f.truncate(size)
+
+    def flush(self) -> None:
+        self._f.flush()
+
+    def __enter__(self) -> DigestWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._f.close()
+        if self._h is not None and exc[0] is None:
+            self.ctx.record_digest(self.path, self._size, self._h.hexdigest())
+
+
+def save_result(
+    value: Any, directory: Path, serializer: Any = None, *, durable: bool = True
+) -> tuple[str, dict[str, Any]]:
     """Serialize ``value`` into the empty ``directory`` and write its manifest.
 
-    Returns ``(result_hash, manifest)``. Every file is fsynced; the caller commits the directory atomically.
+    Returns ``(result_hash, manifest)``; the caller commits the directory atomically. With ``durable`` every file
+    is fsynced first; without it only large files are (small ones are fully checksummed on every load, so a crash
+    can lose them but never pass off damaged bytes), and the workspace's `~misen.workspace.Workspace.sync` makes the
+    rest durable later.
     """
     ser = _as_instance(serializer) if serializer is not None else serializer_for(value)
     directory.mkdir(parents=True, exist_ok=True)
     ctx = SaveContext()
     meta = ser.save(value, directory, ctx)
     files: dict[str, dict[str, Any]] = {}
+    synced = False
     for path in sorted(directory.rglob("*")):
         if path.is_file() and path.name != MANIFEST:
             rel = path.relative_to(directory).as_posix()
             size = path.stat().st_size
             known = ctx.digests.get(path.absolute())
             digest = known[1] if known is not None and known[0] == size else file_digest(path)
-            files[rel] = {"size": size, "blake2b": digest}
-            _fsync(path)
+            files[rel] = {"size": size, DIGEST_FIELD: digest}
+            if durable or size >= ALWAYS_FSYNC_BYTES:
+                _fsync(path)
+                synced = True
     body = {
         "format": RESULT_FORMAT,
         "serializer": serializer_name(ser),
@@ -236,8 +310,9 @@ def save_result(value: Any, directory: Path, serializer: Any = None) -> tuple[st
     mpath = directory / MANIFEST
     with open(mpath, "w") as f:
         json.dump(manifest, f, sort_keys=True, default=str)
-        f.flush()
-        os.fsync(f.fileno())
+        if durable or synced:
+            f.flush()
+            os.fsync(f.fileno())
     return result_hash, manifest
 
 
@@ -275,8 +350,10 @@ def check_result(
             raise ResultCorruptedError(
                 f"result at {directory}: file {rel} has {size} bytes, {info['size']} expected (truncated or changed)"
             )
-        if (full or size <= FULL_CHECK_BYTES) and file_digest(path) != info["blake2b"]:
-            raise ResultCorruptedError(f"result at {directory}: file {rel} does not match its checksum")
+        if full or size <= FULL_CHECK_BYTES:
+            field = DIGEST_FIELD if DIGEST_FIELD in info else "blake2b"
+            if field not in info or file_digest(path, field) != info[field]:
+                raise ResultCorruptedError(f"result at {directory}: file {rel} does not match its checksum")
     return manifest
 
 

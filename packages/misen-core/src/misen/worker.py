@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 __all__ = ["execute_payload", "make_payload", "run_unit"]
 
 PAYLOAD_VERSION = 1
+#: Results of tasks that ran at least this many seconds are fsynced before they are published.
+DURABLE_AFTER = 1.0
 _attempts = itertools.count()
 
 
@@ -145,8 +147,10 @@ class _Tee(io.TextIOBase):
 
 @contextlib.contextmanager
 def capture_output(path: Path, mode: str) -> Iterator[Any]:
-    """Send this process's output to ``path``: at the file-descriptor level (subprocesses included) or Python's."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Send this process's output to ``path``: at the file-descriptor level (subprocesses included) or Python's.
+
+    The directory exists already (`misen.workspace.Workspace.log_path` makes it).
+    """
     with open(path, "a", buffering=1, encoding="utf-8", errors="replace") as log:
         if mode == "fd":
             sys.stdout.flush()
@@ -204,7 +208,11 @@ def environment_digest() -> str:
         else:
             from importlib import metadata
 
-            dists = sorted(f"{d.metadata.get('Name', '?')}=={d.version}" for d in metadata.distributions())
+            # The .dist-info folder names carry name and version: no need to parse every METADATA file.
+            dists = sorted(
+                getattr(getattr(d, "_path", None), "name", "") or f"{d.metadata.get('Name', '?')}=={d.version}"
+                for d in metadata.distributions()
+            )
             _BASE["env"] = "dists:" + digest("\n".join(dists).encode())
     return str(_BASE["env"])
 
@@ -332,7 +340,10 @@ def _run_tasks(
             value = values[root._id_bytes]
             duration = time.time() - start
             if root.cacheable:
-                result = ws.store(value, serializer=root.meta.serializer)
+                # A result that took a while to compute is made durable before it is published; a quick one is
+                # flushed by the workspace's sync at the end of the run (losing it costs little to recompute).
+                durable = duration >= DURABLE_AFTER
+                result = ws.store(value, serializer=root.meta.serializer, durable=durable)
                 prov = _provenance(
                     start=start,
                     duration=duration,
@@ -344,7 +355,14 @@ def _run_tasks(
                     fingerprint=root._fp_bytes.decode()[5:] or None,
                     log=str(log_path),
                 )
-                ws.link(root, resolved=root_resolved, result=result, provenance=prov, fingerprint=_fingerprint_dict(root))
+                ws.link(
+                    root,
+                    resolved=root_resolved,
+                    result=result,
+                    provenance=prov,
+                    fingerprint=_fingerprint_dict(root),
+                    durable=durable,
+                )
             print(f"[misen] done in {duration:.2f}s", file=log)
     except KeyboardInterrupt:
         _record(ws, root, "cancelled", "interrupted", str(log_path))
@@ -402,6 +420,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     payload = Path(args.payload).read_bytes()
     outcome = execute_payload(payload, where=args.where, job_id=args.job_id, capture="fd")
+    for ws in _workspaces.values():  # this process may be the only one on its machine: flush before exiting
+        with contextlib.suppress(Exception):
+            ws.sync()
     if args.outcome:
         tmp = Path(args.outcome + ".tmp")
         tmp.write_text(json.dumps(outcome.as_dict()))

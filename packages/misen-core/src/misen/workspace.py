@@ -135,8 +135,12 @@ class Workspace:
         """*Primitive.* The record ``kind/key``, or ``None``. Never writes."""
         raise NotImplementedError
 
-    def put_record(self, kind: str, key: str, value: dict[str, Any]) -> None:
-        """*Primitive.* Write the record atomically (a reader sees the old or the new value, never a mix)."""
+    def put_record(self, kind: str, key: str, value: dict[str, Any], *, durable: bool = True) -> None:
+        """*Primitive.* Write the record atomically (a reader sees the old or the new value, never a mix).
+
+        ``durable=False`` allows the write to reach stable storage later, at `sync` (a crash before then may lose
+        the record, never tear it into something that reads as valid).
+        """
         raise NotImplementedError
 
     def delete_record(self, kind: str, key: str) -> None:
@@ -166,12 +170,16 @@ class Workspace:
         """*Primitive.* A fresh empty local directory to serialize a result into; removed on exit."""
         raise NotImplementedError
 
-    def commit_result(self, result_hash: str, staged: Path) -> None:
+    def commit_result(self, result_hash: str, staged: Path, *, durable: bool = True) -> None:
         """*Primitive.* Publish the staged directory as result ``result_hash``, atomically.
 
         If that result already exists, keep the existing one. After this returns, `has_result` is true.
+        ``durable=False``: as for `put_record`.
         """
         raise NotImplementedError
+
+    def sync(self) -> None:  # noqa: B027
+        """Make everything written with ``durable=False`` so far durable (called at the end of every run)."""
 
     def open_result(self, result_hash: str) -> Path | None:
         """*Primitive.* A local directory holding the result's files, or ``None`` if it is not stored."""
@@ -276,14 +284,17 @@ class Workspace:
         except ResultCorruptedError as exc:
             raise NotCachedError(f"{task!r}: the stored result is damaged and counts as not cached ({exc})") from None
 
-    def store(self, value: Any, *, serializer: Any = None) -> str:
-        """Serialize and commit ``value``; returns its result hash. Equal results are stored once."""
+    def store(self, value: Any, *, serializer: Any = None, durable: bool = True) -> str:
+        """Serialize and commit ``value``; returns its result hash. Equal results are stored once.
+
+        ``durable=False`` (cheap results that are quick to recompute) leaves the final flush to `sync`.
+        """
         from misen.serializer import save_result
 
         with self.staging_dir() as staged:
-            result_hash, _ = save_result(value, staged / "r", serializer)
+            result_hash, _ = save_result(value, staged, serializer, durable=durable)
             if not self.has_result(result_hash):
-                self.commit_result(result_hash, staged / "r")
+                _call(self.commit_result, result_hash, staged, durable=durable)
         return result_hash
 
     def link(
@@ -294,21 +305,17 @@ class Workspace:
         result: str,
         provenance: dict[str, Any] | None = None,
         fingerprint: dict[str, Any] | None = None,
+        durable: bool = True,
     ) -> None:
         """Record ``result`` as the task's current result (and as the result of its resolved identity)."""
         now = time.time()
+        put = self.put_record
         if provenance is not None:
-            self.put_record("resolved", resolved, {"result": result, "provenance": provenance})
-        self.put_record(
-            "task",
-            task.hash,
-            {"resolved": resolved, "result": result, "name": task.name, "key": task.key_hash, "time": now},
-        )
-        self.put_record(
-            "key",
-            task.key_hash,
-            {"task": task.hash, "result": result, "resolved": resolved, "fingerprint": fingerprint, "time": now},
-        )
+            _call(put, "resolved", resolved, {"result": result, "provenance": provenance}, durable=durable)
+        task_record = {"resolved": resolved, "result": result, "name": task.name, "key": task.key_hash, "time": now}
+        _call(put, "task", task.hash, task_record, durable=durable)
+        key_record = {"task": task.hash, "result": result, "resolved": resolved, "fingerprint": fingerprint, "time": now}
+        _call(put, "key", task.key_hash, key_record, durable=durable)
         self.delete_record("failure", task.hash)
 
     def resolved_result(self, resolved: str) -> str | None:
@@ -329,9 +336,27 @@ class Workspace:
         return prov or None
 
     def record_failure(self, task: Task[Any], *, status: str, error: str, log: str | None) -> None:
-        self.put_record(
-            "failure", task.hash, {"status": status, "error": error, "log": log, "time": time.time(), "name": task.name}
-        )
+        record = {"status": status, "error": error, "log": log, "time": time.time(), "name": task.name}
+        _call(self.put_record, "failure", task.hash, record, durable=False)
 
     def failure(self, task: Task[Any]) -> dict[str, Any] | None:
         return self.get_record("failure", task.hash)
+
+
+_TAKES_DURABLE: dict[Any, bool] = {}
+
+
+def _call(method: Any, *args: Any, durable: bool) -> Any:
+    """Call a primitive, passing ``durable`` only to implementations that take it (plugins written before it)."""
+    func = getattr(method, "__func__", method)
+    takes = _TAKES_DURABLE.get(func)
+    if takes is None:
+        import inspect
+
+        try:
+            params = inspect.signature(func).parameters
+            takes = "durable" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+        except (TypeError, ValueError):
+            takes = False
+        _TAKES_DURABLE[func] = takes
+    return method(*args, durable=durable) if takes else method(*args)

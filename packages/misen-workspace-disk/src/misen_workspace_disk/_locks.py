@@ -54,14 +54,20 @@ def _read_holder(path: str) -> LockHolder | None:
         return None
 
 
+_MADE: set[str] = set()  # lock shard directories known to exist in this process
+
+
 @contextlib.contextmanager
 def hold_lock(locks_dir: str, key: str, holder: LockHolder, *, timeout: float, fsync: bool) -> Iterator[None]:
     """Hold the exclusive lock ``key`` for the ``with`` block, or raise `TaskLockedError` naming the holder."""
     lock_path, holder_path = _paths(locks_dir, key)
-    try:
-        os.makedirs(os.path.dirname(lock_path), exist_ok=True)
-    except OSError as exc:
-        raise storage_error(exc, lock_path, "create the lock directory") from None
+    shard = os.path.dirname(lock_path)
+    if shard not in _MADE:
+        try:
+            os.makedirs(shard, exist_ok=True)
+        except OSError as exc:
+            raise storage_error(exc, lock_path, "create the lock directory") from None
+        _MADE.add(shard)
     # The file mode follows the umask: a workspace shared by a group needs a group-writable umask anyway.
     lock = filelock.UnixFileLock(
         lock_path, thread_local=False, fallback_to_soft=False, preserve_lock_file=True

@@ -87,8 +87,9 @@ class DiskWorkspaceSettings(WorkspaceSettings):
     fsync: bool = attrs.field(
         default=True,
         metadata={
-            "help": "fsync every result and record before publishing it, so a power cut cannot leave a damaged "
-            "result. Turn off only for throw-away workspaces on slow file systems."
+            "help": "Make results durable: results of tasks that ran for a second or more are fsynced before "
+            "they are published, quicker ones are flushed together at the end of the run. Turn off only for "
+            "throw-away workspaces on slow file systems."
         },
     )
     stale_tmp_after: float = attrs.field(
@@ -109,7 +110,7 @@ class DiskWorkspace(Workspace):
         results/<hash[:2]>/<hash>/              results: a directory with manifest.json, content addressed
         tmp/                                    staging and non-persistent scratch (same file system: rename)
         locks/<key[:2]>/<key>.lock              flock of a running task; <key>.holder.json names its holder
-        logs/<task|unit>/<key[:2]>/<key>/       <attempt>.log per attempt, and ``latest`` naming the newest
+        logs/<task|unit>/<key[:2]>/<key>/       <attempt>.log per attempt (names sort by time: the newest is the largest)
         work/<key>/                             persistent WORK_DIR of a cacheable task
         snapshots/                              code snapshots (written by misen's core)
 
@@ -133,6 +134,7 @@ class DiskWorkspace(Workspace):
         self._locks = self.root + "/locks"
         self._logs = self.root + "/logs"
         self._swept = False
+        self._made: set[str] = set()  # directories known to exist (saves a mkdir per write)
 
     def describe(self) -> str:
         return f"disk ({self.root})"
@@ -206,11 +208,16 @@ class DiskWorkspace(Workspace):
                 out[key] = value
         return out
 
-    def put_record(self, kind: str, key: str, value: dict[str, Any]) -> None:
+    def put_record(self, kind: str, key: str, value: dict[str, Any], *, durable: bool = True) -> None:
         path = self._record_path(kind, key)
         atomic_write_bytes(
-            path, dump_json(value), fsync=self.settings.fsync, action=f"write the {kind} record"
+            path, dump_json(value), fsync=self.settings.fsync and durable, action=f"write the {kind} record"
         )
+
+    def sync(self) -> None:
+        """Flush what was written without fsync (results of quick tasks) to stable storage."""
+        if self.settings.fsync:
+            os.sync()
 
     def delete_record(self, kind: str, key: str) -> None:
         path = self._record_path(kind, key)
@@ -272,7 +279,7 @@ class DiskWorkspace(Workspace):
             raise storage_error(exc, path, "create a temporary directory") from None
         return path
 
-    def commit_result(self, result_hash: str, staged: Path) -> None:
+    def commit_result(self, result_hash: str, staged: Path, *, durable: bool = True) -> None:
         """Rename the staged directory into ``results/`` (no copy); an equal stored result wins."""
         target = self._result_path(result_hash)
         manifest = read_json(os.path.join(staged, "manifest.json"))
@@ -300,7 +307,7 @@ class DiskWorkspace(Workspace):
                 remove_tree(staged)
                 return
             raise storage_error(exc, target, "store the result") from None
-        if self.settings.fsync:
+        if self.settings.fsync and durable:
             fsync_dir(parent)
 
     def open_result(self, result_hash: str) -> Path | None:
@@ -354,12 +361,15 @@ class DiskWorkspace(Workspace):
         return f"{self._logs}/{kind}/{key[:2]}/{key}"
 
     def log_path(self, kind: str, key: str, attempt: str) -> Path:
-        """``logs/<kind>/<key[:2]>/<key>/<attempt>.log``; records ``attempt`` as the newest in ``latest``."""
+        """``logs/<kind>/<key[:2]>/<key>/<attempt>.log`` (attempt names sort by time: the newest is the largest)."""
         check_name(attempt, "log attempt")
         directory = self._log_dir(kind, key)
-        atomic_write_bytes(
-            f"{directory}/latest", attempt.encode(), fsync=False, action="write the log pointer"
-        )
+        if directory not in self._made:
+            try:
+                os.makedirs(directory, exist_ok=True)
+            except OSError as exc:
+                raise storage_error(exc, directory, "create the log directory") from None
+            self._made.add(directory)
         return Path(f"{directory}/{attempt}.log")
 
     def list_logs(self, kind: str, key: str) -> list[LogEntry]:
@@ -377,17 +387,13 @@ class DiskWorkspace(Workspace):
                     with contextlib.suppress(OSError):
                         mtime = entry.stat().st_mtime
                         entries.append(LogEntry(attempt=entry.name[:-4], path=Path(entry.path), mtime=mtime))
-        latest = self.latest_attempt(kind, key)
-        entries.sort(key=lambda e: (e.attempt == latest, e.mtime, e.attempt), reverse=True)
+        entries.sort(key=lambda e: (e.mtime, e.attempt), reverse=True)
         return entries
 
     def latest_attempt(self, kind: str, key: str) -> str | None:
-        """The attempt whose log was started last, read from the ``latest`` pointer (no directory listing)."""
-        try:
-            data = read_bytes(f"{self._log_dir(kind, key)}/latest")
-        except OSError:
-            return None
-        return data.decode(errors="replace").strip() if data else None
+        """The newest attempt of ``key`` (listing only that task's own log directory)."""
+        logs = self.list_logs(kind, key)
+        return logs[0].attempt if logs else None
 
     # --- scratch ------------------------------------------------------------------------------------------------
 

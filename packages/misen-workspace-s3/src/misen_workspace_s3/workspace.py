@@ -178,7 +178,8 @@ class S3Workspace(Workspace):
                 out[rels[rel]] = value
         return out
 
-    def put_record(self, kind: str, key: str, value: dict[str, Any]) -> None:
+    def put_record(self, kind: str, key: str, value: dict[str, Any], *, durable: bool = True) -> None:
+        # Every PUT is durable once the store answers; ``durable`` changes nothing here.
         self.remote.write(self._record(kind, key), json.dumps(value, sort_keys=True, default=str).encode())
 
     def delete_record(self, kind: str, key: str) -> None:
@@ -211,7 +212,7 @@ class S3Workspace(Workspace):
         finally:
             shutil.rmtree(path, ignore_errors=True)
 
-    def commit_result(self, result_hash: str, staged: Path) -> None:
+    def commit_result(self, result_hash: str, staged: Path, *, durable: bool = True) -> None:
         from misen.serializer import read_manifest
 
         rel = self._result(result_hash)

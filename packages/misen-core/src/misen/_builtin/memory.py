@@ -54,7 +54,7 @@ class MemoryWorkspace(Workspace):
         rec = self._records.get(kind, {}).get(key)
         return dict(rec) if rec is not None else None
 
-    def put_record(self, kind: str, key: str, value: dict[str, Any]) -> None:
+    def put_record(self, kind: str, key: str, value: dict[str, Any], *, durable: bool = True) -> None:
         with self._guard:
             self._records.setdefault(kind, {})[key] = dict(value)
 
@@ -80,7 +80,7 @@ class MemoryWorkspace(Workspace):
         finally:
             shutil.rmtree(path, ignore_errors=True)
 
-    def commit_result(self, result_hash: str, staged: Path) -> None:
+    def commit_result(self, result_hash: str, staged: Path, *, durable: bool = True) -> None:
         target = self._result(result_hash)
         target.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(OSError):

@@ -9,12 +9,10 @@ from __future__ import annotations
 import collections
 import dataclasses
 import fractions
-import hashlib
 import os
 import pickle
 import re
 import shutil
-import threading
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -39,44 +37,33 @@ PICKLE_PROTOCOL = 5
 BYTES_LEAF_MIN = 1024 * 1024
 
 
-#: Buffers at least this large are checksummed from memory by a second thread while they are written.
+#: Buffers at least this large are written by `write_buffers` (checksummed from memory) rather than by pickle.
 OVERLAP_MIN_BYTES = 8 * 1024 * 1024
 _CHUNK = 64 * 1024 * 1024
 
 
 def write_buffers(path: Path, buffers: list[memoryview], ctx: SaveContext) -> None:
-    """Write ``buffers`` one after the other into the new file ``path`` with large unbuffered writes, fsync it,
-    and, for large data, compute its checksum from memory alongside (hashlib and file writes both release the
-    GIL) and hand it to ``ctx.record_digest``, so `save_result` never reads the file back.
+    """Write ``buffers`` one after the other into the new file ``path`` with large unbuffered writes, computing
+    its checksum from memory on the way and handing it to ``ctx.record_digest``, so `save_result` never reads
+    the file back (`save_result` fsyncs it).
 
     Serializers of large binary values (arrays, tensors) can use this for disk-speed stores.
     """
+    from misen.serializer import new_digest
+
     flat = [b.cast("B") if b.ndim != 1 or b.format != "B" else b for b in buffers]
     total = sum(len(b) for b in flat)
     record = getattr(ctx, "record_digest", None)
-    digest = hasher = None
-    if record is not None and total >= OVERLAP_MIN_BYTES:
-        digest = hashlib.blake2b(digest_size=16)
-
-        def run() -> None:
-            for b in flat:
-                digest.update(b)  # type: ignore[union-attr]
-
-        hasher = threading.Thread(target=run, name="misen-digest")
-        hasher.start()
-    try:
-        with open(path, "wb", buffering=0) as f:
-            for b in flat:
-                for start in range(0, len(b), _CHUNK):
-                    chunk = b[start : start + _CHUNK]
-                    done = 0
-                    while done < len(chunk):  # a single write() may write less (and stops at ~2 GiB on Linux)
-                        done += f.write(chunk[done:])
-            if digest is not None:
-                os.fsync(f.fileno())
-    finally:
-        if hasher is not None:
-            hasher.join()
+    digest = new_digest() if record is not None else None
+    with open(path, "wb", buffering=0) as f:
+        for b in flat:
+            for start in range(0, len(b), _CHUNK):
+                chunk = b[start : start + _CHUNK]
+                if digest is not None:
+                    digest.update(chunk)  # XXH3 runs at memory speed: no need to overlap it with the write
+                done = 0
+                while done < len(chunk):  # a single write() may write less (and stops at ~2 GiB on Linux)
+                    done += f.write(chunk[done:])
     if digest is not None and record is not None:
         record(path, total, digest.hexdigest())
 
@@ -135,7 +122,9 @@ class PickleSerializer(Serializer):
     FORMAT_VERSION = 1
 
     def save(self, value: Any, directory: Path, ctx: SaveContext) -> dict[str, Any]:
-        with open(directory / "value.pkl", "wb") as f:
+        from misen.serializer import DigestWriter
+
+        with DigestWriter(directory / "value.pkl", ctx) as f:
             engine = _dump(value, f)
         return {"engine": engine}
 

@@ -1,0 +1,76 @@
+"""The result format: checksums, the older format's manifests, and durability left to `Workspace.sync`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from misen.errors import ResultCorruptedError
+from misen.serializer import check_result, file_digest, load_result, save_result
+
+
+def test_manifest_records_xxh3_of_every_file(tmp_path: Path) -> None:
+    value = {"a": list(range(1000)), "b": "x" * 5000}
+    result_hash, manifest = save_result(value, tmp_path / "r")
+    assert manifest["format"] == 2
+    for rel, info in manifest["files"].items():
+        assert info["xxh3"] == file_digest(tmp_path / "r" / rel)
+        assert info["size"] == (tmp_path / "r" / rel).stat().st_size
+    assert load_result(tmp_path / "r") == value
+    again, _ = save_result(value, tmp_path / "again", durable=False)
+    assert again == result_hash  # durability changes when bytes reach the disk, never what they are
+
+
+def test_format_1_manifests_with_blake2b_still_load_and_are_checked(tmp_path: Path) -> None:
+    d = tmp_path / "old"
+    save_result([1, 2, 3], d)
+    manifest = json.loads((d / "manifest.json").read_text())
+    manifest["format"] = 1
+    for rel, info in manifest["files"].items():
+        info.pop("xxh3")
+        info["blake2b"] = hashlib.blake2b((d / rel).read_bytes(), digest_size=16).hexdigest()
+    (d / "manifest.json").write_text(json.dumps(manifest))
+    assert load_result(d) == [1, 2, 3]
+    victim = d / next(iter(manifest["files"]))
+    data = bytearray(victim.read_bytes())
+    data[-2] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    with pytest.raises(ResultCorruptedError, match="checksum"):
+        check_result(d)
+
+
+def test_a_manifest_without_any_checksum_is_refused(tmp_path: Path) -> None:
+    d = tmp_path / "bare"
+    save_result("text", d)
+    manifest = json.loads((d / "manifest.json").read_text())
+    for info in manifest["files"].values():
+        info.pop("xxh3")
+    (d / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ResultCorruptedError):
+        load_result(d)
+
+
+def test_quick_results_are_flushed_by_sync_at_the_end_of_a_run(tmp_path: Path) -> None:
+    from misen import InProcessExecutor, MemoryWorkspace, Task
+    from misen.runner import run
+    from misen.testing import tasks as T
+
+    calls: list[str] = []
+
+    class Recording(MemoryWorkspace):
+        def put_record(self, kind, key, value, *, durable=True):  # type: ignore[no-untyped-def]
+            calls.append(f"{kind}:{durable}")
+            super().put_record(kind, key, value, durable=durable)
+
+        def sync(self) -> None:
+            calls.append("sync")
+
+    ws = Recording()
+    assert run(Task(T.add, a=40, b=2), executor=InProcessExecutor(), workspace=ws).ok
+    assert "task:False" in calls and calls[-1] == "sync"
+    calls.clear()
+    assert run(Task(T.slow_value, seconds=1.1, value=1), executor=InProcessExecutor(), workspace=ws).ok
+    assert "task:True" in calls  # a result that took a while is durable before it is published
