@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from misen import settings
 from misen.errors import ConfigError, PluginNotFoundError
-from misen.runner import resolve_executor, resolve_workspace
+from misen.runner import resolve_executor
 
 
 def write(path: Path, text: str) -> Path:

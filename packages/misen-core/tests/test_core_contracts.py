@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from misen import InProcessExecutor, MemoryWorkspace
 from misen.testing import ExecutorContract, WorkspaceContract
 

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from misen import ASSIGNED_RESOURCES, WORK_DIR, Task, meta
 from misen.errors import MisenError, MissingIdError, UnhashableArgumentError
 from misen.hashing import hash_value

@@ -7,7 +7,6 @@ import sys
 import types
 
 import pytest
-
 from misen import hookimpl, plugins
 from misen.errors import MisenError
 from misen.executor import Executor

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from misen.errors import ResultCorruptedError
 from misen.serializer import check_result, file_digest, load_result, save_result
 

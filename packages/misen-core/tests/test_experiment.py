@@ -44,8 +44,8 @@ class Training(Experiment):
 
 
 class Sweep(Experiment):
-    lrs: list[float] = [0.001, 0.01]  # noqa: RUF012 - the seed's spelling: each instance gets a copy
-    dims: list[int] = [256, 512]  # noqa: RUF012
+    lrs: list[float] = [0.001, 0.01]
+    dims: list[int] = [256, 512]
 
     def tasks(self) -> dict[str, Task]:
         metrics = {(lr, dim): Training(lr=lr, dim=dim)["metrics"].T for lr in self.lrs for dim in self.dims}
@@ -64,7 +64,7 @@ class Typed(Experiment):
     mode: Literal["a", "b"] = "a"
     seed: Optional[int] = None  # noqa: UP045 - Optional is what is tested
     pair: tuple[int, str] = (1, "a")
-    table: dict[str, list[int]] = {"a": [1]}  # noqa: RUF012
+    table: dict[str, list[int]] = {"a": [1]}
     path: Path = Path("p")
     note: ClassVar[str] = "not a parameter"
 

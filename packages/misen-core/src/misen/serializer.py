@@ -237,7 +237,7 @@ class DigestWriter:
     def __init__(self, path: Path, ctx: SaveContext) -> None:
         self.path = path
         self.ctx = ctx
-        self._f = open(path, "wb")  # noqa: SIM115 - closed in __exit__
+        self._f = open(path, "wb")
         self._h: Any = new_digest()
         self._size = 0
 

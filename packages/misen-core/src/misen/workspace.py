@@ -178,7 +178,7 @@ class Workspace:
         """
         raise NotImplementedError
 
-    def sync(self) -> None:  # noqa: B027
+    def sync(self) -> None:
         """Make everything written with ``durable=False`` so far durable (called at the end of every run)."""
 
     def open_result(self, result_hash: str) -> Path | None:

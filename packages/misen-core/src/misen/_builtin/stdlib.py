@@ -9,7 +9,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import fractions
-import os
 import pickle
 import re
 import shutil
