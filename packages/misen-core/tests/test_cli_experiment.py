@@ -278,3 +278,9 @@ def test_job_logs_with_the_local_executor(project: Project) -> None:
     assert len(paths) == 3 and all(Path(p).is_file() for p in paths)
     one = project.exp(TRAIN, "logs", "metrics", "--job", "--dim", "3")
     assert one.returncode == 0 and one.stdout.startswith("==> Task(evaluate")
+
+
+def test_detach_needs_an_executor_with_a_scheduler(project: Project) -> None:
+    proc = project.exp(TRAIN, "run", "--detach", "--executor-type", "in-process")
+    assert "cannot detach" in one_error_line(proc) and "in-process" in one_error_line(proc)
+    assert project.executed() == []  # refused before anything ran
