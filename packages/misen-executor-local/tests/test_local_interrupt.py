@@ -99,3 +99,44 @@ def test_ctrl_c_stops_the_run_cleanly_and_the_next_run_finishes(
     assert workspace.load(dependent) == "after c"
     assert workspace.failure(blocked) is None
     assert len(list(d.glob("b.ran.*"))) == 1 and len(list(d.glob("o.ran.*"))) == 1
+    # The process the task started and left running ended with the run.
+    child = json.loads((d / "b.running").read_text())["child"]
+    assert child != b["child"]
+    deadline = time.time() + 10
+    while alive(child) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not alive(child)
+
+
+def test_a_cancel_request_stops_running_units_and_returns(
+    lx: ModuleType, workspace: Any, tmp_path: Path
+) -> None:
+    from misen.executor import RunEvents
+    from misen.runner import build_plan
+    from misen_executor_local import LocalExecutor
+
+    d = tmp_path / "signals"
+    d.mkdir()
+    (d / "hold").touch()
+    blocked = Task(lx.block, directory=str(d), name="c")
+    later = Task(lx.after, dep=blocked.T, tag="later")
+    plan, _, _ = build_plan([later], workspace, run_id="cancel-test", executor="local")
+    events = RunEvents()
+    pids: list[int] = []
+
+    def started(unit: Any, where: str) -> None:
+        # Ask to cancel once the blocking task is really running.
+        while not (d / "c.running").exists():
+            time.sleep(0.02)
+        pids.append(json.loads((d / "c.running").read_text())["pid"])
+        events.cancel_requested = True
+
+    events._on_start = started
+    outcomes = LocalExecutor(num_cpus=1, grace_period=2).execute(plan, workspace, events)
+    assert {plan.units[u].label: o.status for u, o in outcomes.items()} == {
+        repr(blocked): "cancelled",
+        repr(later): "cancelled",
+    }
+    assert not alive(pids[0])
+    assert workspace.failure(blocked)["status"] == "cancelled"
+    assert workspace.lock_holder(blocked.hash) is None

@@ -131,8 +131,8 @@ class Scheduler:
             return
         worker = self._worker_for(alloc)
         worker.busy = Busy(unit, alloc, self._where(worker, alloc), _limit(unit))
-        self.events.unit_started(unit, worker.busy.where)
         self._send(worker, unit, alloc, payload)
+        self.events.unit_started(unit, worker.busy.where)
 
     def _prefetch(self) -> None:
         """Queue the next ready unit behind a running one of the same shape, on workers running cheap tasks.
@@ -431,4 +431,6 @@ class Scheduler:
             if w.poll() is None:
                 w.signal(signal.SIGKILL)
             w.reap()
+            # Processes a task started and left running end with the run (as a batch system would do).
+            w.signal(signal.SIGKILL)
         self.selector.close()
