@@ -147,3 +147,4 @@ def stop_all(workers: list[WorkerProcess], grace: float) -> None:
             w.signal(signal.SIGKILL)
     for w in workers:
         w.reap()
+        w.signal(signal.SIGKILL)  # what the task started and that outlived SIGTERM
