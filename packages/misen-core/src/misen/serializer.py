@@ -287,10 +287,9 @@ def save_result(
     meta = ser.save(value, directory, ctx)
     files: dict[str, dict[str, Any]] = {}
     synced = False
-    for path in sorted(directory.rglob("*")):
-        if path.is_file() and path.name != MANIFEST:
-            rel = path.relative_to(directory).as_posix()
-            size = path.stat().st_size
+    for rel, size in _walk_files(directory):
+        if rel != MANIFEST:
+            path = directory / rel
             known = ctx.digests.get(path.absolute())
             digest = known[1] if known is not None and known[0] == size else file_digest(path)
             files[rel] = {"size": size, DIGEST_FIELD: digest}
@@ -314,6 +313,23 @@ def save_result(
             f.flush()
             os.fsync(f.fileno())
     return result_hash, manifest
+
+
+def _walk_files(directory: Path) -> list[tuple[str, int]]:
+    """``(relative posix path, size)`` of every file under ``directory``, sorted (one scandir per folder)."""
+    out: list[tuple[str, int]] = []
+    stack = [("", str(directory))]
+    while stack:
+        prefix, path = stack.pop()
+        with os.scandir(path) as it:
+            for entry in it:
+                rel = prefix + entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((rel + "/", entry.path))
+                elif entry.is_file(follow_symlinks=False):
+                    out.append((rel, entry.stat(follow_symlinks=False).st_size))
+    out.sort()
+    return out
 
 
 def _fsync(path: Path) -> None:

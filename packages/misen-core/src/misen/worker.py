@@ -33,7 +33,7 @@ from misen.tasks import (
     _signature,
     substitute,
 )
-from misen.workspace import LockHolder, Workspace
+from misen.workspace import LockHolder, Workspace, hostname
 
 if TYPE_CHECKING:
     from misen.executor import Plan
@@ -223,7 +223,7 @@ def _provenance(**fields: Any) -> dict[str, Any]:
     import misen
 
     return {
-        "host": socket.gethostname(),
+        "host": hostname(),
         "pid": os.getpid(),
         "misen": misen.__version__,
         "python": platform.python_version(),
@@ -321,7 +321,7 @@ def _run_tasks(
     current = root
     try:
         with capture_output(log_path, capture) as log:
-            print(f"[misen] {unit.label} on {socket.gethostname()} (pid {os.getpid()}) {where}".rstrip(), file=log)
+            print(f"[misen] {unit.label} on {hostname()} (pid {os.getpid()}) {where}".rstrip(), file=log)
             log.flush()
             for key, dep in external.items():
                 values[key] = ws.load_hash(hashes[key], serializer=dep.meta.serializer)

@@ -31,7 +31,16 @@ from misen.errors import NotCachedError, ResultCorruptedError
 if TYPE_CHECKING:
     from misen.tasks import Task
 
-__all__ = ["LockHolder", "LogEntry", "Workspace", "WorkspaceSettings"]
+__all__ = ["LockHolder", "LogEntry", "Workspace", "WorkspaceSettings", "hostname"]
+
+_HOST: list[str] = []
+
+
+def hostname() -> str:
+    """This machine's name (asked once per process; a fork inherits the same machine)."""
+    if not _HOST:
+        _HOST.append(socket.gethostname())
+    return _HOST[0]
 
 
 @attrs.frozen
@@ -46,7 +55,7 @@ class LockHolder:
 
     @classmethod
     def current(cls, run: str = "", task: str = "") -> LockHolder:
-        return cls(host=socket.gethostname(), pid=os.getpid(), since=time.time(), run=run, task=task)
+        return cls(host=hostname(), pid=os.getpid(), since=time.time(), run=run, task=task)
 
     def describe(self) -> str:
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.since))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import itertools
 import os
 import re
 import secrets
@@ -91,8 +92,18 @@ def is_name(name: object) -> bool:
     )
 
 
+_TOKENS = itertools.count()
+
+
 def token() -> str:
-    return secrets.token_hex(6)
+    """A name part unique on this machine: the pid and a counter (re-seeded by random after a fork)."""
+    pid = os.getpid()
+    if _TOKEN_PID[0] != pid:
+        _TOKEN_PID[:] = [pid, secrets.randbits(24)]
+    return f"{pid:x}.{_TOKEN_PID[1]:06x}.{next(_TOKENS):x}"
+
+
+_TOKEN_PID: list[int] = [0, 0]
 
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:
