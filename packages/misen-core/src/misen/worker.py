@@ -13,7 +13,6 @@ import io
 import itertools
 import os
 import pickle
-import socket
 import sys
 import time
 import traceback

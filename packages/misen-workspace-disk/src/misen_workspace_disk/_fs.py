@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import errno
-import json
 import itertools
+import json
 import os
 import re
 import secrets
