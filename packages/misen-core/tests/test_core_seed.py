@@ -135,3 +135,34 @@ r = t.resources
 print(r.gpus, r.memory, r.cpus, r.nodes, r.time, r.gpu_runtime)
 ''')
     assert out.split() == ["1", "32", "1", "1", "None", "cuda"]
+
+
+def test_result_computes_what_is_missing_as_the_sharing_section_promises(tmp_path: Path) -> None:
+    out = run_script(tmp_path, COMPOSE_EXAMPLE + '''
+from misen.errors import NotCachedError
+try:
+    eval_task.result(workspace="memory", compute=False)
+except NotCachedError as exc:
+    print("strict:", type(exc).__name__)
+print(plot_task.result(workspace="memory"))       # computes train and evaluate first
+print(eval_task.is_cached(workspace="memory"), eval_task.result(workspace="memory"))
+''')
+    assert "strict: NotCachedError" in out
+    assert "plot of 0.256" in out
+    assert "True 0.256" in out
+
+
+def test_a_process_local_workspace_refuses_a_multi_process_executor(tmp_path: Path) -> None:
+    out = run_script(tmp_path, COMPOSE_EXAMPLE + '''
+from misen import run, Executor
+from misen.errors import MisenError
+
+class Spawning(Executor):
+    PLUGIN_NAME = "spawning"
+
+try:
+    run(plot_task, executor=Spawning(), workspace="memory")
+except MisenError as exc:
+    print("refused:", exc)
+''')
+    assert "refused:" in out and "in-process" in out

@@ -238,6 +238,11 @@ def run(
         root.check_ids()
     ws = resolve_workspace(workspace)
     ex = resolve_executor(executor)
+    if ex.SNAPSHOT and not ws.SHARED_ACROSS_PROCESSES:
+        raise MisenError(
+            f"the {ws.describe()} workspace lives in this process only, but the {ex.PLUGIN_NAME} executor runs tasks "
+            "in other processes; use the in-process executor with it, or a workspace on disk"
+        )
     reporter = reporter if reporter is not None else PlainReporter()
     run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     plan, n_cached, total = build_plan(roots, ws, run_id=run_id, executor=ex.PLUGIN_NAME)
@@ -301,8 +306,17 @@ def _safe(hook: Any, **kwargs: Any) -> None:
         print(f"misen: a lifecycle hook raised {type(exc).__name__}: {exc}", file=sys.stderr)
 
 
-def task_result(task: Task[Any], workspace: Workspace | str | None = None) -> Any:
-    """The result of ``task``: loaded if cached; a non-cacheable task is computed from cached inputs."""
+def task_result(task: Task[Any], workspace: Workspace | str | None = None, *, compute: bool = True) -> Any:
+    """The result of ``task``.
+
+    A cached result is loaded. Otherwise, with ``compute`` (the default), what the task needs is run first with
+    the configured executor (the in-process one for a workspace that lives in this process only), as anyone who
+    installed a project expects from ``TrainingSweep()["plot"].result()``; a failure raises
+    `misen.errors.TaskFailedError` naming the task, its error and its log. With ``compute=False`` a missing result
+    raises `misen.errors.NotCachedError` instead (what ``misen ... result NAME`` does).
+    """
+    from misen.errors import TaskFailedError
+
     task.check_ids()
     ws = resolve_workspace(workspace)
     if task.cacheable:
@@ -310,24 +324,66 @@ def task_result(task: Task[Any], workspace: Workspace | str | None = None) -> An
             return ws.load(task)
         except NotCachedError:
             failure = ws.failure(task)
-            extra = f"; its last attempt failed: {failure.get('error')}" if failure else "; run it first"
-            raise NotCachedError(f"{task!r} is not cached in workspace {ws.describe()}{extra}") from None
+            if not compute:
+                extra = f"; its last attempt failed: {failure.get('error')}" if failure else "; run it first"
+                raise NotCachedError(f"{task!r} is not cached in workspace {ws.describe()}{extra}") from None
+            if ws.result_hash(task) is not None:
+                ws.delete_record("task", task.hash)  # its stored result is damaged: compute it again
     from misen.worker import call_task
+
+    if compute:
+        missing = [t for t in _cacheable_inputs(task) if not ws.is_cached(t)]
+        if missing:
+            report = run(missing, executor=_executor_for(ws), workspace=ws)
+            if not report.ok:
+                unit, outcome = report.failed[0]
+                where = f" (log: {outcome.log})" if outcome.log else ""
+                raise TaskFailedError(
+                    f"{task!r} could not be computed: {unit.label} ended {outcome.status}: {outcome.error}{where}"
+                )
+        if task.cacheable:
+            return ws.load(task)
 
     values: dict[bytes, Any] = {}
 
-    def compute(t: Task[Any]) -> None:
+    def compute_value(t: Task[Any]) -> None:
         if t._id_bytes in values:
             return
         if t.cacheable:
-            values[t._id_bytes] = task_result(t, ws)
+            values[t._id_bytes] = task_result(t, ws, compute=False)
             return
         for dep in t.dependencies:
-            compute(dep)
+            compute_value(dep)
         values[t._id_bytes] = call_task(t, values, _runtime_for(t, ws))
 
-    compute(task)
+    compute_value(task)
     return values[task._id_bytes]
+
+
+def _cacheable_inputs(task: Task[Any]) -> list[Task[Any]]:
+    """The task itself if cacheable, else the cacheable tasks it reaches through non-cacheable ones."""
+    if task.cacheable:
+        return [task]
+    out: dict[bytes, Task[Any]] = {}
+    stack = [task]
+    seen: set[bytes] = set()
+    while stack:
+        t = stack.pop()
+        for dep in t.dependencies:
+            if dep._id_bytes in seen:
+                continue
+            seen.add(dep._id_bytes)
+            if dep.cacheable:
+                out[dep._id_bytes] = dep
+            else:
+                stack.append(dep)
+    return list(out.values())
+
+
+def _executor_for(ws: Workspace) -> Executor | str | None:
+    if not getattr(ws, "SHARED_ACROSS_PROCESSES", True):
+        return "in-process"
+    return None
 
 
 def _runtime_for(task: Task[Any], ws: Workspace) -> dict[str, Any]:

@@ -349,11 +349,13 @@ class Task(Generic[R]):
 
     # --- workspace queries ----------------------------------------------------------------------------------
 
-    def result(self, workspace: Workspace | str | None = None) -> R:
-        """The task's result: loaded from the workspace if cached; a non-cacheable task is computed here."""
+    def result(self, workspace: Workspace | str | None = None, *, compute: bool = True) -> R:
+        """The task's result: loaded if cached, else computed first (what it needs runs with the configured
+        executor; a non-cacheable task itself is computed here). ``compute=False`` raises
+        `misen.errors.NotCachedError` instead of computing."""
         from misen.runner import task_result
 
-        return task_result(self, workspace)
+        return task_result(self, workspace, compute=compute)  # type: ignore[no-any-return]
 
     def is_cached(self, workspace: Workspace | str | None = None) -> bool:
         """Whether the workspace holds a result for this task (``False`` for non-cacheable tasks)."""

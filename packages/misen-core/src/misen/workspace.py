@@ -105,6 +105,8 @@ class Workspace:
     PLUGIN_NAME: ClassVar[str] = ""
     ALIASES: ClassVar[tuple[str, ...]] = ()
     Settings: ClassVar[type[Any]] = WorkspaceSettings
+    #: Whether other processes (workers, jobs) can open this workspace from its `spec`.
+    SHARED_ACROSS_PROCESSES: ClassVar[bool] = True
 
     def __init__(self, settings: Any = None, **overrides: Any) -> None:
         if settings is None:

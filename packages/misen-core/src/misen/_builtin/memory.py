@@ -33,6 +33,8 @@ class MemoryWorkspace(Workspace):
 
     PLUGIN_NAME = "memory"
     Settings = MemorySettings
+    #: Results live in this process only: executors that start other processes cannot use it.
+    SHARED_ACROSS_PROCESSES = False
 
     def __init__(self, settings: Any = None, **overrides: Any) -> None:
         super().__init__(settings, **overrides)

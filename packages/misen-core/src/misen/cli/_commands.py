@@ -151,7 +151,7 @@ def do_result(state: State, name: str, provenance: bool) -> int:
         for key, value in prov.items():
             out.line((key.ljust(width), "bold"), "  ", _show_provenance(key, value))
         return 0
-    out.pretty(task.result(ws))
+    out.pretty(task.result(ws, compute=False))
     return 0
 
 
