@@ -229,7 +229,7 @@ def run(
 ) -> RunReport:
     """Run everything ``tasks`` need that is not cached yet, and block until it is done or failed."""
     from misen.reporting import PlainReporter
-    from misen.settings import project_root
+    from misen.settings import find_project_root, project_root
     from misen.snapshot import load_env_files, take_snapshot
 
     start = time.time()
@@ -253,7 +253,9 @@ def run(
         root_dir = project_root()
         plan.env = load_env_files(root_dir)
         ex.check(plan)
-        if ex.SNAPSHOT:
+        # Outside any project (no pyproject.toml or .misen.toml above the current directory, e.g. code imported
+        # from an installed package) there is no source tree to freeze: workers import the installed code.
+        if ex.SNAPSHOT and find_project_root() is not None:
             plan.snapshot = take_snapshot(root_dir, snapshot_root(ex, ws))
     reporter.start(plan, n_cached, total, ex, ws)
     hook = _hooks()

@@ -117,22 +117,27 @@ def unstructure_settings(obj: Any) -> dict[str, Any]:
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in out.items()}
 
 
-_ROOTS: dict[str, Path] = {}
+_ROOTS: dict[str, Path | None] = {}
 
 
-def project_root(start: Path | None = None) -> Path:
+def find_project_root(start: Path | None = None) -> Path | None:
     """The nearest directory at or above ``start`` (default: cwd) holding ``.misen.toml`` or ``pyproject.toml``."""
     here = (start or Path.cwd()).resolve()
-    cached = _ROOTS.get(str(here))
-    if cached is not None:
-        return cached
-    found = here
+    key = str(here)
+    if key in _ROOTS:
+        return _ROOTS[key]
+    found = None
     for candidate in (here, *here.parents):
         if (candidate / PROJECT_FILE).is_file() or (candidate / "pyproject.toml").is_file():
             found = candidate
             break
-    _ROOTS[str(here)] = found
+    _ROOTS[key] = found
     return found
+
+
+def project_root(start: Path | None = None) -> Path:
+    """`find_project_root`, or the current directory when no project file is found."""
+    return find_project_root(start) or (start or Path.cwd()).resolve()
 
 
 def user_config_path() -> Path:
