@@ -284,3 +284,10 @@ def test_detach_needs_an_executor_with_a_scheduler(project: Project) -> None:
     proc = project.exp(TRAIN, "run", "--detach", "--executor-type", "in-process")
     assert "cannot detach" in one_error_line(proc) and "in-process" in one_error_line(proc)
     assert project.executed() == []  # refused before anything ran
+
+
+def test_a_config_typo_is_reported_by_every_command(project: Project) -> None:
+    (project.root / ".misen.toml").write_text('[executor]\ntype = "in-process"\ncaptur = true\n')
+    for command in ("list", "count", "run"):
+        line = one_error_line(project.exp(TRAIN, command))
+        assert ".misen.toml" in line and "[executor]" in line and "'captur'" in line

@@ -78,6 +78,20 @@ class State:
         if self.common.get("config"):
             set_config_override(self.common["config"])
 
+    def check_config(self) -> None:
+        """Structure both backend sections now, so a typo in .misen.toml is reported by every command.
+
+        An executor that is not installed is only an error for ``run``: inspecting results needs none.
+        """
+        from misen.errors import PluginNotFoundError
+        from misen.runner import resolve_executor
+
+        self.workspace()
+        try:
+            resolve_executor(self.executor)
+        except PluginNotFoundError:
+            pass
+
     @property
     def experiment(self) -> Experiment:
         if self._experiment is None:
@@ -181,6 +195,7 @@ def _command(
         state = State(parent.cls, parent.base, dict(parent.given), dict(parent.common))
         state.absorb(ctx)
         state.apply_config()
+        state.check_config()
         return fn(state, **{n: kwargs[n] for n in own_names if n is not None})
 
     return click.Command(
