@@ -73,3 +73,28 @@ def test_quick_results_are_flushed_by_sync_at_the_end_of_a_run(tmp_path: Path) -
     calls.clear()
     assert run(Task(T.slow_value, seconds=1.1, value=1), executor=InProcessExecutor(), workspace=ws).ok
     assert "task:True" in calls  # a result that took a while is durable before it is published
+
+
+def test_a_damaged_dependency_is_dropped_and_recomputed(tmp_path: Path) -> None:
+    from misen import InProcessExecutor, MemoryWorkspace, Task
+    from misen.runner import run
+    from misen.testing import tasks as T
+
+    ws = MemoryWorkspace()
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    dep = Task(T.write_marker, directory=str(marks), name="dep", value=20)
+    top = Task(T.add, a=dep.T, b=1)
+    assert run(dep, executor=InProcessExecutor(), workspace=ws).ok
+    stored = ws.open_result(ws.result_hash(dep) or "")
+    assert stored is not None
+    for f in stored.iterdir():
+        if f.name != "manifest.json":
+            f.write_bytes(b"garbage")
+    report = run(top, executor=InProcessExecutor(), workspace=ws)
+    assert not report.ok
+    assert "damaged" in (report.failed[0][1].error or "")
+    assert not dep.is_cached(ws)  # dropped, so the next run recomputes it
+    assert run(top, executor=InProcessExecutor(), workspace=ws).ok
+    assert top.result(ws) == 21
+    assert len(list(marks.iterdir())) == 2

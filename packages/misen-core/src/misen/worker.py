@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from misen.errors import MisenError, TaskLockedError
+from misen.errors import MisenError, ResultCorruptedError, TaskLockedError
 from misen.executor import UnitOutcome, WorkUnit
 from misen.resources import AssignedResources
 from misen.tasks import (
@@ -323,7 +323,15 @@ def _run_tasks(
             print(f"[misen] {unit.label} on {hostname()} (pid {os.getpid()}) {where}".rstrip(), file=log)
             log.flush()
             for key, dep in external.items():
-                values[key] = ws.load_hash(hashes[key], serializer=dep.meta.serializer)
+                try:
+                    values[key] = ws.load_hash(hashes[key], serializer=dep.meta.serializer)
+                except ResultCorruptedError as exc:
+                    # Forget the damaged result so the next run recomputes the dependency instead of failing again.
+                    ws.delete_record("task", dep.hash)
+                    raise MisenError(
+                        f"the stored result of dependency {dep!r} is damaged ({exc}); it was dropped and is "
+                        "recomputed on the next run"
+                    ) from None
             for task in unit.tasks:
                 current = task
                 runtime = _runtime_values(task, ws, assigned)

@@ -304,9 +304,23 @@ class Workspace:
 
         with self.staging_dir() as staged:
             result_hash, _ = save_result(value, staged, serializer, durable=durable)
+            if self.has_result(result_hash) and not self._intact(result_hash):
+                self.delete_result(result_hash)  # an equal result was stored before and has been damaged since
             if not self.has_result(result_hash):
                 _call(self.commit_result, result_hash, staged, durable=durable)
         return result_hash
+
+    def _intact(self, result_hash: str) -> bool:
+        from misen.serializer import check_result
+
+        path = self.open_result(result_hash)
+        if path is None:
+            return False
+        try:
+            check_result(path)
+        except ResultCorruptedError:
+            return False
+        return True
 
     def link(
         self,
@@ -334,7 +348,8 @@ class Workspace:
         if rec is None:
             return None
         result = rec.get("result")
-        return result if isinstance(result, str) and self.has_result(result) else None
+        # Reusing a result under a new identity is rare: worth checking that it is still intact.
+        return result if isinstance(result, str) and self.has_result(result) and self._intact(result) else None
 
     def provenance(self, task: Task[Any]) -> dict[str, Any] | None:
         rec = self.get_record("task", task.hash)
