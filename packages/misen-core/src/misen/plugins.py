@@ -57,9 +57,9 @@ class PluginInfo:
 class Registry:
     """Dispatch tables built once from the registration hooks."""
 
-    def __init__(self, pm: pluggy.PluginManager, dists: dict[str, tuple[str, str]]) -> None:
+    def __init__(self, pm: pluggy.PluginManager, dists: dict[str, tuple[str, str]] | None = None) -> None:
         self.pm = pm
-        self._dists = dists
+        self._dists_cache = dists
         self._tables: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
 
@@ -113,6 +113,12 @@ class Registry:
         hint = f'; install it with `pip install "{provider}"`' if provider else ""
         raise PluginNotFoundError(f"unknown {kind} type {name!r} (installed: {installed}){hint}")
 
+    def _dists(self) -> dict[str, tuple[str, str]]:
+        # Reading every installed distribution's metadata is slow: only `misen plugins` needs it.
+        if self._dists_cache is None:
+            self._dists_cache = _top_level_dists()
+        return self._dists_cache
+
     def infos(self) -> list[PluginInfo]:
         rows = []
         for kind in ("executor", "workspace", "serializer", "hasher"):
@@ -122,7 +128,7 @@ class Registry:
                     continue
                 seen.add(id(obj))
                 module = getattr(obj, "__module__", type(obj).__module__)
-                dist, version = self._dists.get(module.split(".")[0], ("?", "?"))
+                dist, version = self._dists().get(module.split(".")[0], ("?", "?"))
                 rows.append(PluginInfo(kind, name, obj, module, dist, version))
         return rows
 
@@ -188,7 +194,7 @@ def registry() -> Registry:
     if _REGISTRY is None:
         with _LOCK:
             if _REGISTRY is None:
-                _REGISTRY = Registry(plugin_manager(), _top_level_dists())
+                _REGISTRY = Registry(plugin_manager())
     return _REGISTRY
 
 
@@ -198,7 +204,7 @@ def reset(extra: Iterable[Any] = ()) -> Registry:
     from misen import hashing, serializer
 
     with _LOCK:
-        _REGISTRY = Registry(plugin_manager(extra), _top_level_dists())
+        _REGISTRY = Registry(plugin_manager(extra))
     hashing.reset_dispatch_cache()
     serializer.reset_dispatch_cache()
     return _REGISTRY
