@@ -110,7 +110,7 @@ def _distribution_of(cls: type) -> str:
     from misen.plugins import registry
 
     top = cls.__module__.split(".")[0]
-    return registry()._dists.get(top, ("?", "?"))[0]
+    return registry().distribution_of(top)[0]
 
 
 def _backend_sections(kind: str, table: dict[str, type]) -> list[str]:

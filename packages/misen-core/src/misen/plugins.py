@@ -119,6 +119,10 @@ class Registry:
             self._dists_cache = _top_level_dists()
         return self._dists_cache
 
+    def distribution_of(self, module: str) -> tuple[str, str]:
+        """``(distribution, version)`` that provides the import package of ``module`` (``("?", "?")`` if unknown)."""
+        return self._dists().get(module.split(".")[0], ("?", "?"))
+
     def infos(self) -> list[PluginInfo]:
         rows = []
         for kind in ("executor", "workspace", "serializer", "hasher"):
@@ -128,7 +132,7 @@ class Registry:
                     continue
                 seen.add(id(obj))
                 module = getattr(obj, "__module__", type(obj).__module__)
-                dist, version = self._dists().get(module.split(".")[0], ("?", "?"))
+                dist, version = self.distribution_of(module)
                 rows.append(PluginInfo(kind, name, obj, module, dist, version))
         return rows
 
