@@ -166,3 +166,13 @@ except MisenError as exc:
     print("refused:", exc)
 ''')
     assert "refused:" in out and "in-process" in out
+
+
+def test_a_process_local_workspace_runs_in_process_when_no_executor_is_chosen(tmp_path: Path) -> None:
+    out = run_script(tmp_path, COMPOSE_EXAMPLE + '''
+import os
+from misen import run
+report = run(plot_task, workspace="memory")
+print(report.ok, {o.where for o in report.outcomes.values()} == {f"in process {os.getpid()}"})
+''')
+    assert "True True" in out

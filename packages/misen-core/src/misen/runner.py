@@ -237,6 +237,8 @@ def run(
     for root in roots:
         root.check_ids()
     ws = resolve_workspace(workspace)
+    if executor is None and not ws.SHARED_ACROSS_PROCESSES:
+        executor = "in-process"  # nothing chosen, and the workspace cannot be shared: run here
     ex = resolve_executor(executor)
     if ex.SNAPSHOT and not ws.SHARED_ACROSS_PROCESSES:
         raise MisenError(
@@ -336,7 +338,7 @@ def task_result(task: Task[Any], workspace: Workspace | str | None = None, *, co
     if compute:
         missing = [t for t in _cacheable_inputs(task) if not ws.is_cached(t)]
         if missing:
-            report = run(missing, executor=_executor_for(ws), workspace=ws)
+            report = run(missing, workspace=ws)
             if not report.ok:
                 unit, outcome = report.failed[0]
                 where = f" (log: {outcome.log})" if outcome.log else ""
@@ -380,12 +382,6 @@ def _cacheable_inputs(task: Task[Any]) -> list[Task[Any]]:
             else:
                 stack.append(dep)
     return list(out.values())
-
-
-def _executor_for(ws: Workspace) -> Executor | str | None:
-    if not getattr(ws, "SHARED_ACROSS_PROCESSES", True):
-        return "in-process"
-    return None
 
 
 def _runtime_for(task: Task[Any], ws: Workspace) -> dict[str, Any]:
