@@ -176,3 +176,26 @@ report = run(plot_task, workspace="memory")
 print(report.ok, {o.where for o in report.outcomes.values()} == {f"in process {os.getpid()}"})
 ''')
     assert "True True" in out
+
+
+def test_done_walks_shared_dependencies_once() -> None:
+    from misen import MemoryWorkspace, Task, meta
+    from misen.runner import run
+
+    @meta(id="DONELEAF01", cache=True, code_changes="ignore")
+    def leaf() -> int:
+        return 1
+
+    @meta(id="DONESTEP01", code_changes="ignore")
+    def step(a: int, b: int = 0, side: str = "") -> int:
+        return a + b
+
+    ws = MemoryWorkspace()
+    base = Task(leaf)
+    top = base
+    for _ in range(60):  # 2**60 paths: a walk that revisits shared dependencies never ends
+        left, right = Task(step, a=top.T, side="l"), Task(step, a=top.T, side="r")
+        top = Task(step, a=left.T, b=right.T)
+    assert not top.done(ws)
+    assert run(base, workspace=ws).ok
+    assert top.done(ws)

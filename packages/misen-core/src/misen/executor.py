@@ -10,8 +10,7 @@ unit that did not end ``done``/``cached``.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -172,16 +171,3 @@ class Executor:
 
     def describe(self) -> str:
         return self.PLUGIN_NAME
-
-
-def ready_order(plan: Plan) -> Iterator[WorkUnit]:
-    """Units in an order where each comes after its dependencies (the plan's own order)."""
-    yield from plan.units.values()
-
-
-def skip_outcome(reason: str) -> UnitOutcome:
-    return UnitOutcome(status="skipped", error=reason, duration=0.0)
-
-
-def now() -> float:
-    return time.time()

@@ -370,9 +370,20 @@ class Task(Generic[R]):
 
         self.check_ids()
         ws = resolve_workspace(workspace)
-        if self.cacheable:
-            return ws.is_cached(self)
-        return all(dep.done(ws) for dep in self._deps)
+        # Walk the non-cacheable part of the graph once (shared dependencies are checked once, not per path).
+        seen: set[bytes] = set()
+        stack: list[Task[Any]] = [self]
+        while stack:
+            task = stack.pop()
+            if task._id_bytes in seen:
+                continue
+            seen.add(task._id_bytes)
+            if task.cacheable:
+                if not ws.is_cached(task):
+                    return False
+            else:
+                stack.extend(task._deps)
+        return True
 
     def is_running(self, workspace: Workspace | str | None = None) -> bool:
         """Whether a process currently holds this task's lock in the workspace."""

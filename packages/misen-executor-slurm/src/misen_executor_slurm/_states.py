@@ -67,66 +67,28 @@ def _log_tail(log: Path, size: int = 16384) -> str:
 
 def outcome_from_state(job: str, state: JobState | None, log: Path) -> UnitOutcome:
     """The outcome of a job that ended without writing an outcome file (``state`` None: SLURM forgot it)."""
-    where = f"slurm job {job}"
+
+    def outcome(status: str, error: str) -> UnitOutcome:
+        return UnitOutcome(status=status, error=error, log=str(log), where=f"slurm job {job}")
+
     if state is None:
-        return UnitOutcome(
-            status="failed",
-            error=f"job {job} vanished without writing an outcome (cancelled, OOM-killed or node failure); see {log}",
-            log=str(log),
-            where=where,
+        return outcome(
+            "failed", f"job {job} vanished without writing an outcome (cancelled, OOM-killed or node failure); see {log}"
         )
     name, reason = state.state, state.reason
     detail = f" ({reason})" if reason else ""
     exit_code = f", exit code {state.exit_code}" if state.exit_code and state.exit_code != "0:0" else ""
-    tail = _log_tail(log)
     if name == "TIMEOUT":
-        return UnitOutcome(
-            status="timeout", error=f"job {job} reached its time limit (TIMEOUT)", log=str(log), where=where
-        )
+        return outcome("timeout", f"job {job} reached its time limit (TIMEOUT)")
     if name in ("CANCELLED", "DEADLINE") and reason == "DependencyNeverSatisfied":
-        return UnitOutcome(
-            status="skipped",
-            error=f"job {job} was cancelled by SLURM: a dependency failed",
-            log=str(log),
-            where=where,
-        )
-    if name == "OUT_OF_MEMORY" or any(m in tail for m in _MEMORY_MARKERS):
-        return UnitOutcome(
-            status="failed", error=f"job {job} ran out of memory ({name}{exit_code}); raise the task's memory",
-            log=str(log), where=where,
-        )  # fmt: skip
-    if name == "CANCELLED":
-        return UnitOutcome(
-            status="cancelled", error=f"job {job} was cancelled{detail}", log=str(log), where=where
-        )
-    if name == "NODE_FAIL":
-        return UnitOutcome(
-            status="failed",
-            error=f"job {job} failed: its node failed (NODE_FAIL{detail})",
-            log=str(log),
-            where=where,
-        )
-    if name == "PREEMPTED":
-        return UnitOutcome(
-            status="failed", error=f"job {job} was preempted (PREEMPTED)", log=str(log), where=where
-        )
-    if name == "BOOT_FAIL":
-        return UnitOutcome(
-            status="failed",
-            error=f"job {job} failed: its node did not boot (BOOT_FAIL)",
-            log=str(log),
-            where=where,
-        )
-    if name == "COMPLETED":
-        return UnitOutcome(
-            status="failed",
-            error=f"job {job} completed but its worker wrote no outcome; see {log}",
-            log=str(log),
-            where=where,
-        )
-    return UnitOutcome(
-        status="failed",
-        error=f"job {job} ended {name}{detail}{exit_code}; see {log}",
-        log=str(log),
-        where=where,
-    )
+        return outcome("skipped", f"job {job} was cancelled by SLURM: a dependency failed")
+    if name == "OUT_OF_MEMORY" or any(m in _log_tail(log) for m in _MEMORY_MARKERS):
+        return outcome("failed", f"job {job} ran out of memory ({name}{exit_code}); raise the task's memory")
+    known = {
+        "CANCELLED": ("cancelled", f"job {job} was cancelled{detail}"),
+        "NODE_FAIL": ("failed", f"job {job} failed: its node failed (NODE_FAIL{detail})"),
+        "PREEMPTED": ("failed", f"job {job} was preempted (PREEMPTED)"),
+        "BOOT_FAIL": ("failed", f"job {job} failed: its node did not boot (BOOT_FAIL)"),
+        "COMPLETED": ("failed", f"job {job} completed but its worker wrote no outcome; see {log}"),
+    }
+    return outcome(*known.get(name, ("failed", f"job {job} ended {name}{detail}{exit_code}; see {log}")))
