@@ -75,7 +75,8 @@ def test_install_slurm_and_torch_extras_from_wheels(tmp_path: Path) -> None:
             print(report.ok, type(value).__name__, value.tolist())
             import json
             ws = __import__("misen.runner", fromlist=["x"]).resolve_workspace()
-            print(json.loads((ws.open_result(ws.result_hash(t)) / "manifest.json").read_text())["serializer"])
+            from misen import cache
+            print(json.loads((ws.open_result(cache.result_hash(ws, t)) / "manifest.json").read_text())["serializer"])
     """))
     out = subprocess.run(
         [str(python), "flow.py"], cwd=project, capture_output=True, text=True, timeout=300,

@@ -126,7 +126,7 @@ def test_plugins_and_config(project: Project) -> None:
     assert config.returncode == 0, config.stderr
     toml = str(project.root / ".misen.toml")
     assert f'  type = "in-process"    # {toml}' in config.stdout
-    assert f'  directory = ".misen"    # {toml}' in config.stdout
+    assert f'  directory = "{project.root / ".misen"}"    # {toml}' in config.stdout
     assert '  code_changes = "track"    # default' in config.stdout
     project.write(".misen.toml", "[workspace]\nbogus = 1\n[nonsense]\n")
     assert "unknown section [nonsense]" in one_error_line(project.misen("config"))
@@ -134,7 +134,7 @@ def test_plugins_and_config(project: Project) -> None:
 
 PLUGIN = '''
 import click
-from misen.hookspecs import hookimpl
+from misen import hookimpl
 
 
 @hookimpl
@@ -146,7 +146,7 @@ def misen_add_commands(cli):
 '''
 
 BROKEN = """
-from misen.hookspecs import hookimpl
+from misen import hookimpl
 
 
 @hookimpl

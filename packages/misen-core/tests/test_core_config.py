@@ -8,6 +8,7 @@ import pytest
 from misen import settings
 from misen.errors import ConfigError, PluginNotFoundError
 from misen.runner import resolve_executor
+from misen.testing.fixtures import start_session
 
 
 def write(path: Path, text: str) -> Path:
@@ -73,14 +74,13 @@ def test_wrong_type_names_the_key(isolated_project: Path) -> None:
 
 
 def test_unknown_backend_lists_installed_and_provider(isolated_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from misen import plugins
 
     with pytest.raises(PluginNotFoundError) as info:
         resolve_executor("nonesuch")
     assert "in-process" in str(info.value)
     # With only the built-ins, a known backend from another package says what to install.
     monkeypatch.setenv("MISEN_NO_ENTRY_POINTS", "1")
-    plugins.reset()
+    start_session()
     try:
         write(isolated_project / ".misen.toml", '[executor]\ntype = "slurm"\n')
         with pytest.raises(PluginNotFoundError) as info:
@@ -88,7 +88,7 @@ def test_unknown_backend_lists_installed_and_provider(isolated_project: Path, mo
         assert "installed: in-process" in str(info.value) and 'pip install "misen[slurm]"' in str(info.value)
     finally:
         monkeypatch.delenv("MISEN_NO_ENTRY_POINTS")
-        plugins.reset()
+        start_session()
 
 
 def test_names_accept_underscores(isolated_project: Path) -> None:

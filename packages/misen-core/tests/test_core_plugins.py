@@ -7,19 +7,20 @@ import sys
 import types
 
 import pytest
-from misen import hookimpl, plugins
+from misen import hookimpl
 from misen.errors import MisenError
 from misen.executor import Executor
+from misen.testing.fixtures import start_session
 
 
 @pytest.fixture(autouse=True)
 def fresh_registry():
     yield
-    plugins.reset()
+    start_session()
 
 
 def test_builtins_are_registered_through_hooks() -> None:
-    reg = plugins.reset()
+    reg = start_session().registry
     assert reg.get("executor", "in-process").PLUGIN_NAME == "in-process"
     assert reg.get("workspace", "memory").PLUGIN_NAME == "memory"
     assert any(s.PLUGIN_NAME == "pickle" for s in reg.serializers())
@@ -38,7 +39,7 @@ def test_duplicate_names_fail_naming_both() -> None:
         return [Other]
 
     mod.misen_add_executors = misen_add_executors  # type: ignore[attr-defined]
-    reg = plugins.reset([mod])
+    reg = start_session(mod).registry
     with pytest.raises(MisenError) as info:
         reg.executors()
     assert "InProcessExecutor" in str(info.value) and "Other" in str(info.value)
@@ -53,12 +54,12 @@ def test_misspelt_hook_is_caught() -> None:
 
     mod.misen_add_executor = misen_add_executor  # type: ignore[attr-defined]
     with pytest.raises(Exception, match="misen_add_executor"):
-        plugins.reset([mod])
+        start_session(mod).registry.executors()
 
 
 def test_disable_plugins_by_entry_point_name(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MISEN_NO_ENTRY_POINTS", "1")
-    reg = plugins.reset()
+    reg = start_session().registry
     assert set(reg.executors()) >= {"in-process"}
     assert "local" not in reg.executors()
 

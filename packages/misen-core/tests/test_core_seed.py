@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 TASKS_EXAMPLE = '''
+from misen import cache
 from misen import Task, meta
 
 @meta(cache=True)
@@ -111,10 +112,11 @@ print(Task(prepare, dataset="cifar", augment=True).is_cached(workspace=ws))
 t = Task(shout, text=Task(prepare, dataset="cifar").T)
 run(t, executor="in-process", workspace=ws)
 print(t.result(workspace=ws))
+from misen import cache
 from misen.runner import resolve_workspace
 w = resolve_workspace(ws)
 import json
-print(json.loads((w.open_result(w.result_hash(t)) / "manifest.json").read_text())["serializer"])
+print(json.loads((w.open_result(cache.result_hash(w, t)) / "manifest.json").read_text())["serializer"])
 ''')
     assert "reran 0" in out
     assert "False" in out

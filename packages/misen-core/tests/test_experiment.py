@@ -8,7 +8,7 @@ from typing import ClassVar, Literal, Optional
 
 import attrs
 import pytest
-from misen import Experiment, InProcessExecutor, MemoryWorkspace, Task, meta
+from misen import Experiment, InProcessExecutor, MemoryWorkspace, Task, cache, meta
 from misen.errors import MisenError
 from misen.experiment import ParameterError, UnknownTaskError
 
@@ -203,8 +203,8 @@ def test_a_failing_task_does_not_raise_but_the_report_says_so() -> None:
     ((unit, outcome),) = report.failed
     assert unit.root == Training(lr=-1.0)["metrics"]
     assert "negative learning rate" in (outcome.error or "")
-    assert ws.status(Training(lr=-1.0)["metrics"]) == "failed"
-    assert ws.status(Training(lr=-1.0)["model"]) == "done"
+    assert cache.status(ws, Training(lr=-1.0)["metrics"]) == "failed"
+    assert cache.status(ws, Training(lr=-1.0)["model"]) == "done"
 
 
 def test_run_only_some_names() -> None:

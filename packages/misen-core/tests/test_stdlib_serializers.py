@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
 import pytest
-from misen import plugins
-from misen._builtin.stdlib import BYTES_LEAF_MIN, BytesSerializer, PickleSerializer, StrSerializer
+from misen import cache, hookimpl
 from misen.errors import MisenError, ResultCorruptedError
 from misen.hashing import hash_value
-from misen.hookspecs import hookimpl
 from misen.serializer import LoadContext, SaveContext, Serializer, load_result, save_result, serializer_for
+from misen.stdlib import BYTES_LEAF_MIN, BytesSerializer, PickleSerializer, StrSerializer
 from misen.testing import SerializerContract
+from misen.testing.fixtures import start_session
 
 
 class Blob:
@@ -71,13 +71,13 @@ class _Plugin:
 def builtins_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Only the built-ins and the Blob plugin, whatever else the environment has installed."""
     monkeypatch.setenv("MISEN_NO_ENTRY_POINTS", "1")
-    plugins.reset([_Plugin])
+    start_session(_Plugin)
     BlobSerializer.saved.clear()
     BlobSerializer.seen_versions.clear()
     BlobSerializer.fail = False
     yield
     monkeypatch.delenv("MISEN_NO_ENTRY_POINTS")
-    plugins.reset()
+    start_session()
 
 
 def roundtrip(value: Any, tmp_path: Path, name: str = "r") -> tuple[Any, dict[str, Any]]:
@@ -151,8 +151,8 @@ def test_bytes_are_one_raw_file(kind: type, tmp_path: Path) -> None:
 
 
 def test_large_bytes_are_checksummed_while_written(tmp_path: Path) -> None:
-    from misen._builtin.stdlib import OVERLAP_MIN_BYTES
     from misen.serializer import check_result, file_digest
+    from misen.stdlib import OVERLAP_MIN_BYTES
 
     value = bytes(range(256)) * (OVERLAP_MIN_BYTES // 256 + 3)
     out, manifest = roundtrip(value, tmp_path)
@@ -323,12 +323,12 @@ def test_result_of_an_uninstalled_plugin_counts_as_not_cached(tmp_path: Path) ->
 
     ws = MemoryWorkspace()
     task = Task(add, a=1, b=2)
-    result_hash = ws.store(Blob(b"x"))
-    ws.link(task, resolved="r-" + task.hash, result=result_hash)
-    assert ws.load(task) == Blob(b"x")
-    plugins.reset()  # the Blob plugin is gone
+    result_hash = cache.store(ws, Blob(b"x"))
+    cache.link(ws, task, resolved="r-" + task.hash, result=result_hash)
+    assert cache.load(ws, task) == Blob(b"x")
+    start_session()  # the Blob plugin is gone
     with pytest.raises(NotCachedError, match="not installed"):
-        ws.load(task)
+        cache.load(ws, task)
 
 
 # --- hashers -------------------------------------------------------------------------------------------------------

@@ -63,13 +63,10 @@ def in_project(lx_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.delenv("MISEN_CONFIG", raising=False)
     for name in ("OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ZE_AFFINITY_MASK"):
         monkeypatch.delenv(name, raising=False)
-    from misen import settings, tasks
+    from misen.session import make_session, use_session
 
-    settings.set_config_override(None)
-    settings._cache.clear()
-    tasks._config_cache.clear()
-    yield lx_project
-    settings.set_config_override(None)
+    with use_session(make_session()):  # a fresh misen session for each test (`misen.testing`)
+        yield lx_project
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from misen import Task
+from misen import Task, cache
 
 
 def test_affinity_and_thread_variables(lx: ModuleType, run_local: Callable[..., Any], workspace: Any) -> None:
@@ -16,7 +16,7 @@ def test_affinity_and_thread_variables(lx: ModuleType, run_local: Callable[..., 
     two = Task(lx.probe, name="two", res={"cpus": 2})
     report = run_local([one, two], num_cpus=2)
     assert report.ok, report.text
-    a, b = workspace.load(one), workspace.load(two)
+    a, b = cache.load(workspace, one), cache.load(workspace, two)
     assert len(a["affinity"]) == 1 and a["assigned_cpus"] == a["affinity"]
     assert b["affinity"] == [0, 1] and b["assigned_cpus"] == [0, 1]
     for name in (
@@ -36,17 +36,17 @@ def test_cpu_indices_restrict_the_cores(
     tasks = [Task(lx.probe, name=f"c{i}") for i in range(3)]
     report = run_local(tasks, cpu_indices=[1])
     assert report.ok, report.text
-    assert all(workspace.load(t)["affinity"] == [1] for t in tasks)
+    assert all(cache.load(workspace, t)["affinity"] == [1] for t in tasks)
 
 
 def test_tasks_without_gpus_see_none(lx: ModuleType, run_local: Callable[..., Any], workspace: Any) -> None:
     task = Task(lx.probe, name="cpu-only")
     report = run_local(task, num_cpus=1, num_cuda_gpus=2, num_rocm_gpus=1)
     assert report.ok, report.text
-    env = workspace.load(task)["env"]
+    env = cache.load(workspace, task)["env"]
     for name in ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "ZE_AFFINITY_MASK"):
         assert env[name] == "", (name, env)
-    assert workspace.load(task)["assigned_gpus"] == []
+    assert cache.load(workspace, task)["assigned_gpus"] == []
 
 
 def test_two_gpu_tasks_get_different_devices(
@@ -58,7 +58,7 @@ def test_two_gpu_tasks_get_different_devices(
     b = Task(lx.probe, name="gb", res={"gpus": 1}, meet=["ga"], rendezvous=meet)
     report = run_local([a, b], num_cpus=2, num_cuda_gpus=2)
     assert report.ok, report.text
-    ra, rb = workspace.load(a), workspace.load(b)
+    ra, rb = cache.load(workspace, a), cache.load(workspace, b)
     devices = {ra["env"]["CUDA_VISIBLE_DEVICES"], rb["env"]["CUDA_VISIBLE_DEVICES"]}
     assert devices == {"0", "1"}, (ra["env"], rb["env"])
     for r in (ra, rb):
@@ -77,7 +77,7 @@ def test_gpu_indices_and_runtimes(lx: ModuleType, run_local: Callable[..., Any],
         [cuda, rocm, xpu], num_cpus=2, cuda_gpu_indices=[3, 5], num_rocm_gpus=1, xpu_gpu_indices=[7]
     )
     assert report.ok, report.text
-    c, r, x = workspace.load(cuda), workspace.load(rocm), workspace.load(xpu)
+    c, r, x = cache.load(workspace, cuda), cache.load(workspace, rocm), cache.load(workspace, xpu)
     assert c["env"]["CUDA_VISIBLE_DEVICES"] == "3,5" and c["assigned_gpus"] == [3, 5]
     assert c["env"]["HIP_VISIBLE_DEVICES"] == ""
     assert r["env"]["HIP_VISIBLE_DEVICES"] == "0" == r["env"]["ROCR_VISIBLE_DEVICES"]
@@ -93,7 +93,7 @@ def test_a_worker_is_not_reused_for_other_devices(
     gpu = Task(lx.probe, name="g", res={"gpus": 1})
     report = run_local([plain[0], gpu, plain[1]], num_cpus=1, num_cuda_gpus=1)
     assert report.ok, report.text
-    p0, g, p1 = workspace.load(plain[0]), workspace.load(gpu), workspace.load(plain[1])
+    p0, g, p1 = cache.load(workspace, plain[0]), cache.load(workspace, gpu), cache.load(workspace, plain[1])
     assert p0["pid"] == p1["pid"] != g["pid"]
     assert g["env"]["CUDA_VISIBLE_DEVICES"] == "0" and p1["env"]["CUDA_VISIBLE_DEVICES"] == ""
 
@@ -106,7 +106,7 @@ def test_device_variables_from_env_files_do_not_override_binding(
         task = Task(lx.probe, name="envfile")
         report = run_local(task, num_cpus=1, num_cuda_gpus=2)
         assert report.ok, report.text
-        env = workspace.load(task)["env"]
+        env = cache.load(workspace, task)["env"]
         assert env["CUDA_VISIBLE_DEVICES"] == ""
         assert env["OMP_NUM_THREADS"] == "7"  # a thread count the project chose stays
         assert env["MKL_NUM_THREADS"] == "1"
@@ -125,7 +125,7 @@ def test_gpus_count_within_the_devices_this_process_may_use(
     task = Task(lx.probe, name="both", res={"gpus": 2})
     report = run_local(task, num_cpus=1, num_cuda_gpus=2)
     assert report.ok, report.text
-    assert workspace.load(task)["env"]["CUDA_VISIBLE_DEVICES"] == "2,3"
+    assert cache.load(workspace, task)["env"]["CUDA_VISIBLE_DEVICES"] == "2,3"
     with pytest.raises(ConfigError) as info:
         LocalExecutor(num_cuda_gpus=3).machine()
     assert "num_cuda_gpus = 3" in str(info.value) and "CUDA_VISIBLE_DEVICES" in str(info.value)

@@ -11,7 +11,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from misen import Task
+from misen import Task, cache
 
 
 def alive(pid: int) -> bool:
@@ -41,9 +41,9 @@ def test_a_raising_task_fails_with_its_log_and_skips_dependents(
     assert outcomes[repr(independent)].status == "done"
     log = Path(outcomes[repr(bad)].log).read_text()
     assert "about to fail: no luck" in log and "Traceback" in log
-    failure = workspace.failure(bad)
+    failure = cache.failure(workspace, bad)
     assert failure["status"] == "failed" and failure["log"] == outcomes[repr(bad)].log
-    assert not workspace.is_cached(dependent)
+    assert not cache.is_cached(workspace, dependent)
     assert "✗" in report.text and "no luck" in report.text
 
 
@@ -63,8 +63,8 @@ def test_os_exit_and_sigkill_are_failures(
     assert all(outcomes[repr(t)].status == "done" for t in fine)
     assert "exiting hard" in Path(e.log).read_text()
     assert "killing myself" in Path(k.log).read_text()
-    assert workspace.failure(exits)["status"] == "failed"
-    assert "SIGKILL" in workspace.failure(killed)["error"]
+    assert cache.failure(workspace, exits)["status"] == "failed"
+    assert "SIGKILL" in cache.failure(workspace, killed)["error"]
     # Nothing holds the dead tasks' locks.
     assert workspace.lock_holder(exits.hash) is None and workspace.lock_holder(killed.hash) is None
 
@@ -99,10 +99,10 @@ def test_time_limit_stops_the_task_and_replaces_its_worker(
     assert "time limit of 0.02 min" in o.error and "SIGKILL" not in o.error
     assert outcomes[repr(dependent)].status == "skipped"
     assert all(outcomes[repr(t)].status == "done" for t in later)
-    failure = workspace.failure(slow)
+    failure = cache.failure(workspace, slow)
     assert failure["status"] == "timeout" and failure["log"] and "hanging" in Path(failure["log"]).read_text()
     hung_pid = json.loads(marker.read_text())["pid"]
-    assert all(workspace.load(t)["pid"] != hung_pid for t in later)
+    assert all(cache.load(workspace, t)["pid"] != hung_pid for t in later)
     assert workspace.lock_holder(slow.hash) is None
 
 
@@ -113,7 +113,7 @@ def test_a_task_ignoring_sigterm_is_killed_after_the_grace_period(
     report = run_local(slow, num_cpus=1, grace_period=0.5)
     o = by_name(report)[repr(slow)]
     assert o.status == "timeout" and "SIGKILL after 0.5s" in o.error, o
-    assert workspace.failure(slow)["status"] == "timeout"
+    assert cache.failure(workspace, slow)["status"] == "timeout"
 
 
 def test_output_of_the_task_and_its_subprocesses_goes_to_its_log(
@@ -160,5 +160,5 @@ def test_units_queued_behind_a_dying_task_still_run(
     outcomes = by_name(report)
     assert outcomes[repr(killed)].status == "failed" and outcomes[repr(exits)].status == "failed"
     assert all(outcomes[repr(t)].status == "done" for t in tasks), report.text
-    pids = [workspace.load(t)["pid"] for t in tasks]
+    pids = [cache.load(workspace, t)["pid"] for t in tasks]
     assert len(set(pids)) >= 2  # the worker was replaced after each death

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from misen import Task
+from misen import Task, cache
 
 SCRIPT = """
 import json, sys
@@ -87,17 +87,17 @@ def test_ctrl_c_stops_the_run_cleanly_and_the_next_run_finishes(
     quick = Task(lx.probe, name="quick")
     for task in (blocked, other):
         assert workspace.lock_holder(task.hash) is None
-        assert workspace.failure(task)["status"] == "cancelled"
-        assert not workspace.is_cached(task)
-    assert workspace.is_cached(quick) and not workspace.is_cached(dependent)
+        assert cache.failure(workspace, task)["status"] == "cancelled"
+        assert not cache.is_cached(workspace, task)
+    assert cache.is_cached(workspace, quick) and not cache.is_cached(workspace, dependent)
     assert not list(d.glob("*.ran.*"))
     # The next run picks up where this one stopped.
     (d / "hold").unlink()
     done = subprocess.run(cmd, cwd=in_project, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, (done.stdout, done.stderr)
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {"done": 3}
-    assert workspace.load(dependent) == "after c"
-    assert workspace.failure(blocked) is None
+    assert cache.load(workspace, dependent) == "after c"
+    assert cache.failure(workspace, blocked) is None
     assert len(list(d.glob("b.ran.*"))) == 1 and len(list(d.glob("o.ran.*"))) == 1
     # The process the task started and left running ended with the run.
     child = json.loads((d / "b.running").read_text())["child"]
@@ -129,7 +129,7 @@ def test_a_cancel_request_stops_running_units_and_returns(
         while not (d / "c.running").exists():
             time.sleep(0.02)
         pids.append(json.loads((d / "c.running").read_text())["pid"])
-        events.cancel_requested = True
+        events.cancel()
 
     events._on_start = started
     outcomes = LocalExecutor(num_cpus=1, grace_period=2).execute(plan, workspace, events)
@@ -138,5 +138,5 @@ def test_a_cancel_request_stops_running_units_and_returns(
         repr(later): "cancelled",
     }
     assert not alive(pids[0])
-    assert workspace.failure(blocked)["status"] == "cancelled"
+    assert cache.failure(workspace, blocked)["status"] == "cancelled"
     assert workspace.lock_holder(blocked.hash) is None

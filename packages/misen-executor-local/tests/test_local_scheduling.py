@@ -9,7 +9,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from misen import Task
+from misen import Task, cache
 from misen.errors import ConfigError, ResourceError
 from misen_executor_local import LocalExecutor
 
@@ -24,7 +24,7 @@ def test_independent_tasks_run_at_the_same_time(
     tasks = [Task(lx.probe, name=f"p{i}", seconds=1.0) for i in range(2)]
     report = run_local(tasks, num_cpus=2)
     assert report.ok, report.text
-    a, b = (workspace.load(t) for t in tasks)
+    a, b = (cache.load(workspace, t) for t in tasks)
     assert overlap(a, b), (a, b)
     assert a["pid"] != b["pid"]
     assert {a["affinity"][0], b["affinity"][0]} == {0, 1}
@@ -37,9 +37,9 @@ def test_a_two_cpu_task_does_not_share_two_cpus(
     small = [Task(lx.probe, name=f"small{i}", seconds=0.4) for i in range(2)]
     report = run_local([big, *small], num_cpus=2)
     assert report.ok, report.text
-    b = workspace.load(big)
+    b = cache.load(workspace, big)
     for t in small:
-        s = workspace.load(t)
+        s = cache.load(workspace, t)
         assert not overlap(b, s), (b, s)
     assert b["affinity"] == [0, 1]
 
@@ -48,7 +48,7 @@ def test_memory_is_packed(lx: ModuleType, run_local: Callable[..., Any], workspa
     tasks = [Task(lx.probe, name=f"m{i}", seconds=0.5, res={"memory": 6}) for i in range(2)]
     report = run_local(tasks, num_cpus=2, max_memory=10)
     assert report.ok, report.text
-    a, b = (workspace.load(t) for t in tasks)
+    a, b = (cache.load(workspace, t) for t in tasks)
     assert not overlap(a, b), (a, b)
 
 
@@ -59,15 +59,15 @@ def test_dependents_wait_for_their_dependencies(
     chained = Task(lx.after, dep=first.T, tag="x")
     report = run_local([chained], num_cpus=2)
     assert report.ok, report.text
-    assert workspace.load(chained) == "after x"
-    assert workspace.load(first)["end"] <= workspace.provenance(chained)["start"]
+    assert cache.load(workspace, chained) == "after x"
+    assert cache.load(workspace, first)["end"] <= cache.provenance(workspace, chained)["start"]
 
 
 def test_workers_are_reused(lx: ModuleType, run_local: Callable[..., Any], workspace: Any) -> None:
     tasks = [Task(lx.probe, name=f"r{i}") for i in range(8)]
     report = run_local(tasks, num_cpus=2)
     assert report.ok, report.text
-    pids = [workspace.load(t)["pid"] for t in tasks]
+    pids = [cache.load(workspace, t)["pid"] for t in tasks]
     assert len(set(pids)) <= 2 < len(pids)
     where = {o.where for o in report.outcomes.values()}
     assert all(w.startswith("worker ") and "(pid " in w and "cpus " in w for w in where), where
@@ -113,7 +113,7 @@ def test_too_large_requests_are_refused_before_anything_runs(
     assert "probe" in message and "huge" in message
     for word in words:
         assert word in message, message
-    assert not workspace.is_cached(fine)
+    assert not cache.is_cached(workspace, fine)
     assert list(workspace.iter_records("task")) == []
 
 
@@ -124,7 +124,7 @@ def test_the_default_memory_request_fits_a_small_machine(
     tasks = [Task(lx.probe, name=f"d{i}", seconds=0.3) for i in range(2)]
     report = run_local(tasks, num_cpus=2, max_memory=4)
     assert report.ok, report.text
-    a, b = (workspace.load(t) for t in tasks)
+    a, b = (cache.load(workspace, t) for t in tasks)
     assert not overlap(a, b)
 
 

@@ -15,7 +15,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from misen import Task
+from misen import Task, cache
 
 FIRST = """
 import time
@@ -82,13 +82,13 @@ def test_editing_code_while_a_run_is_queued_does_not_change_what_runs(
         editor.join()
     assert report.ok, report.text
     assert (root / "src" / package / "second.py").read_text().count('"new"') == 1
-    assert workspace.load(tail) == "old"
+    assert cache.load(workspace, tail) == "old"
     snapshots = workspace.local_root() / "snapshots"
     assert len([p for p in snapshots.iterdir() if not p.name.startswith(".")]) == 1
     # A new run takes a new snapshot with the edited code; an unchanged tree reuses it.
     fresh = Task(second.value, x=2)
     assert run_local(fresh, num_cpus=1).ok
-    assert workspace.load(fresh) == "new"
+    assert cache.load(workspace, fresh) == "new"
     again = Task(second.value, x=3)
     assert run_local(again, num_cpus=1).ok
     assert len([p for p in snapshots.iterdir() if not p.name.startswith(".")]) == 2
@@ -117,7 +117,7 @@ def test_env_files_reach_tasks_and_local_wins(
     assert report.ok, report.text
     expected = {"LX_SHARED": "from-env", "LX_BOTH": "from-local", "LX_SECRET": "s3cr3t", "LX_MISSING": None}
     for task in tasks:
-        assert workspace.load(task) == expected
+        assert cache.load(workspace, task) == expected
     assert stat.S_IMODE(local.stat().st_mode) == 0o600
     snap_local = next((workspace.local_root() / "snapshots").glob("*/.env.local"))
     assert stat.S_IMODE(snap_local.stat().st_mode) == 0o600

@@ -35,3 +35,9 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmTes
             yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_misen_session(misen_session: object) -> object:
+    """Each test gets its own misen session (`misen.testing`), so nothing carries over between tests."""
+    return misen_session

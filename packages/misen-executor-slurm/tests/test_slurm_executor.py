@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from misen import cache
 from misen.executor import RunEvents
 from misen.runner import RunReport, build_plan, run
 from misen.tasks import Task
@@ -159,7 +160,7 @@ def test_sweep_goes_in_as_arrays_and_dependencies_hold(project: Project) -> None
     assert len(scripts) == 2 and all("#SBATCH --mem=512M" in s for s in scripts)
     total_script = next((project.runs_dir() / "runs" / record.run_id).glob("*-total.sh")).read_text()
     assert "--mem=512M" in total_script
-    prov = project.workspace.provenance(squares[0]) or {}
+    prov = cache.provenance(project.workspace, squares[0]) or {}
     assert prov.get("executor") == "slurm" and str(prov.get("job_id", "")).startswith(record.jobs[0] + "_")
     assert record.finished
 
@@ -188,7 +189,7 @@ def test_out_of_memory_is_reported(project: Project) -> None:
     assert outcome.status == "failed"
     assert "ran out of memory" in (outcome.error or "")
     assert outcome.log and "memory" in Path(outcome.log).read_text()
-    assert "ran out of memory" in (project.workspace.failure(hog) or {}).get("error", "")
+    assert "ran out of memory" in (cache.failure(project.workspace, hog) or {}).get("error", "")
 
 
 def test_snapshot_isolation_and_dotenv(project: Project, tmp_path: Path) -> None:
@@ -298,7 +299,7 @@ def test_ctrl_c_cancels_what_the_run_queued(project: Project, tmp_path: Path) ->
             break
         time.sleep(0.3)
     assert out.stdout.split() == ["CANCELLED", "CANCELLED"]
-    assert (project.workspace.failure(slow) or {}).get("status") == "cancelled"
+    assert (cache.failure(project.workspace, slow) or {}).get("status") == "cancelled"
 
 
 @pytest.mark.slow
@@ -308,7 +309,7 @@ def test_time_limit_becomes_timeout(project: Project) -> None:
     (outcome,) = report.outcomes.values()
     assert outcome.status == "timeout", outcome
     assert "time limit" in (outcome.error or "")
-    assert (project.workspace.failure(timed) or {}).get("status") == "timeout"
+    assert (cache.failure(project.workspace, timed) or {}).get("status") == "timeout"
 
 
 def test_unwritable_snapshot_dir_is_a_clear_error(project: Project, tmp_path: Path) -> None:

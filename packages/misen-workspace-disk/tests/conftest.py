@@ -50,3 +50,9 @@ def run_python(
 @pytest.fixture
 def python():
     return run_python
+
+
+@pytest.fixture(autouse=True)
+def _fresh_misen_session(misen_session: object) -> object:
+    """Each test gets its own misen session (`misen.testing`), so nothing carries over between tests."""
+    return misen_session

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
+from misen import cache
 from misen.workspace import LockHolder
 from misen_workspace_disk import DiskWorkspace
 from misen_workspace_disk.hooks import misen_add_commands
@@ -39,13 +40,13 @@ def _populate(workspace: DiskWorkspace) -> dict[str, str]:
         return x
 
     kept_task = Task(f, x=1)
-    kept = workspace.store(b"k" * 1000)
-    workspace.link(kept_task, resolved="a" * 32, result=kept, provenance={})
-    orphan = workspace.store(b"o" * 5000)
-    fresh_orphan = workspace.store(b"n" * 10)
+    kept = cache.store(workspace, b"k" * 1000)
+    cache.link(workspace, kept_task, resolved="a" * 32, result=kept, provenance={})
+    orphan = cache.store(workspace, b"o" * 5000)
+    fresh_orphan = cache.store(workspace, b"n" * 10)
     other_task = Task(f, x=2)
-    other = workspace.store(b"x" * 300)
-    workspace.link(other_task, resolved="b" * 32, result=other, provenance={})
+    other = cache.store(workspace, b"x" * 300)
+    cache.link(workspace, other_task, resolved="b" * 32, result=other, provenance={})
     for h in (kept, orphan, other):
         _age(workspace, h)
     with workspace.lock("c" * 32, LockHolder.current()):
@@ -99,7 +100,7 @@ def test_gc_removes_only_unreferenced(cli: click.Group, workspace: DiskWorkspace
     assert f"freed {human_size(size)}" in res.output
     assert not workspace.has_result(p["orphan"])
     assert all(workspace.has_result(p[k]) for k in ("kept", "fresh", "other"))
-    assert workspace.is_cached(p["task"]) and workspace.is_cached(p["other_task"])
+    assert cache.is_cached(workspace, p["task"]) and cache.is_cached(workspace, p["other_task"])
     assert not (Path(workspace.root) / "locks" / "cc" / ("c" * 32 + ".lock")).exists()  # idle lock file
 
 
@@ -120,7 +121,7 @@ def test_gc_keeps_only_what_experiments_use(
     assert workspace.has_result(p["kept"]) and workspace.has_result(p["fresh"])
     assert not workspace.has_result(p["other"]) and not workspace.has_result(p["orphan"])
     assert workspace.get_record("task", p["other_task"].hash) is None  # no record left pointing nowhere
-    assert workspace.is_cached(p["task"])
+    assert cache.is_cached(workspace, p["task"])
     bad = CliRunner().invoke(cli, ["gc", "-d", workspace.root, "--experiment", "no_such_module_xyz:Exp"])
     assert bad.exit_code != 0 and "cannot import no_such_module_xyz" in bad.output
 

@@ -14,6 +14,7 @@ from misen.workspace import LockHolder
 from misen_workspace_disk import DiskWorkspace
 
 SLOW_WRITER = """
+from misen import cache
 import sys, time
 from misen.serializer import Serializer
 from misen.workspace import LockHolder
@@ -33,7 +34,7 @@ class Slow(Serializer):
 
 ws = DiskWorkspace(DiskWorkspaceSettings(directory=sys.argv[1]))
 with ws.lock(sys.argv[2], LockHolder.current(task="slow")):
-    h = ws.store(b"", serializer=Slow())
+    h = cache.store(ws, b"", serializer=Slow())
     ws.put_record("task", sys.argv[2], {"result": h})
 print("finished", flush=True)
 """
@@ -65,6 +66,7 @@ def test_kill_during_save(workspace: DiskWorkspace) -> None:
 
 
 LOOP_WRITER = """
+from misen import cache
 import os, sys
 from misen_workspace_disk import DiskWorkspace, DiskWorkspaceSettings
 ws = DiskWorkspace(DiskWorkspaceSettings(directory=sys.argv[1]))
@@ -72,7 +74,7 @@ i = int(sys.argv[2])
 print("start", flush=True)
 while True:
     value = os.urandom(64) * (1 + (i % 7) * 4096)
-    h = ws.store(value)
+    h = cache.store(ws, value)
     ws.put_record("task", f"{i:032x}", {"result": h})
     i += 1
 """

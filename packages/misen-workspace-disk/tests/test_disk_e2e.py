@@ -12,6 +12,7 @@ import pytest
 PROJECT = """
 import os
 from pathlib import Path
+from misen import cache
 from misen import Task, meta, WORK_DIR
 
 OUT = Path(os.environ["DISK_E2E_OUT"])
@@ -56,6 +57,7 @@ def flaky_task():
 """
 
 DRIVER = """
+from misen import cache
 import json, sys
 from misen.runner import run
 from misen_workspace_disk import DiskWorkspace, DiskWorkspaceSettings
@@ -64,7 +66,7 @@ import proj
 ws = DiskWorkspace(DiskWorkspaceSettings(directory=sys.argv[1]))
 task = getattr(proj, sys.argv[2])()
 report = run(task, executor="in-process", workspace=ws)
-out = {"ok": report.ok, "counts": report.counts(), "status": ws.status(task)}
+out = {"ok": report.ok, "counts": report.counts(), "status": cache.status(ws, task)}
 if report.ok:
     out["result"] = task.result(workspace=ws)
 print("RESULT", json.dumps(out))
@@ -141,11 +143,12 @@ def test_edit_makes_result_stale(project: Path, python) -> None:
     probe = textwrap.dedent(
         """
         import sys
+        from misen import cache
         from misen_workspace_disk import DiskWorkspace, DiskWorkspaceSettings
         import proj
         ws = DiskWorkspace(DiskWorkspaceSettings(directory=sys.argv[1]))
         t = proj.graph()
-        print("STATUS", ws.status(t), ws.status(t.dependencies[0]))
+        print("STATUS", cache.status(ws, t), cache.status(ws, t.dependencies[0]))
         """
     )
     env = {**os.environ, "DISK_E2E_OUT": str(project / "out"), "PYTHONPATH": str(project)}

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from misen import cache
 from misen.errors import MisenError
 from misen_workspace_disk import DiskWorkspace, DiskWorkspaceSettings, WorkspaceStorageError
 
@@ -40,14 +41,14 @@ def test_full_disk_while_storing_a_result(small_disk: Path) -> None:
     ws.put_record("task", "aa" * 16, {"result": "none"})
     before = _files(small_disk)
     with pytest.raises(WorkspaceStorageError, match="disk is full") as info:
-        ws.store(os.urandom(3 * 1024 * 1024))
+        cache.store(ws, os.urandom(3 * 1024 * 1024))
     assert str(small_disk / "ws" / "tmp") in str(info.value)
     assert isinstance(info.value, MisenError) and isinstance(info.value, OSError)
     assert list(ws.iter_results()) == []
     assert _files(small_disk) == before  # staging removed, nothing else touched
     # the workspace still works once the value fits
-    h = ws.store(b"small")
-    assert ws.load_hash(h) == b"small"
+    h = cache.store(ws, b"small")
+    assert cache.load_hash(ws, h) == b"small"
 
 
 def test_full_disk_while_writing_a_record(small_disk: Path) -> None:
@@ -65,13 +66,14 @@ def test_full_disk_while_writing_a_record(small_disk: Path) -> None:
 
 
 FSIZE_WRITER = """
+from misen import cache
 import resource, signal, sys
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 from misen_workspace_disk import DiskWorkspace, DiskWorkspaceSettings
 ws = DiskWorkspace(DiskWorkspaceSettings(directory=sys.argv[1]))
 resource.setrlimit(resource.RLIMIT_FSIZE, (1024 * 1024, 1024 * 1024))
 try:
-    ws.store(b"x" * (4 * 1024 * 1024))
+    cache.store(ws, b"x" * (4 * 1024 * 1024))
 except Exception as exc:
     print(type(exc).__name__, exc)
     sys.exit(3)
@@ -98,6 +100,7 @@ def shared_dir() -> Iterator[Path]:
 
 
 AS_NOBODY = """
+from misen import cache
 import os, sys
 from misen.workspace import LockHolder
 from misen.serializer import _load_tables
@@ -109,7 +112,7 @@ os.setgid(65534); os.setuid(65534)
 print("read", ws.get_record("task", "cc" * 16))
 for what, act in [
     ("record", lambda: ws.put_record("task", "dd" * 16, {})),
-    ("result", lambda: ws.store(b"v")),
+    ("result", lambda: cache.store(ws, b"v")),
     ("lock", lambda: ws.lock("dd" * 16, LockHolder.current()).__enter__()),
     ("workdir", lambda: ws.work_dir("dd" * 16)),
 ]:
@@ -143,7 +146,7 @@ def read_only_workspace(shared_dir: Path) -> Iterator[DiskWorkspace]:
     src = shared_dir / "ws"
     ws = DiskWorkspace(DiskWorkspaceSettings(directory=str(src)))
     ws.put_record("task", "ee" * 16, {"result": "r"})
-    h = ws.store(b"stored")
+    h = cache.store(ws, b"stored")
     ws.put_record("task", "ee" * 16, {"result": h})
     if os.geteuid() != 0 or not (
         _mount(["--bind", str(src), str(src)]) and _mount(["-o", "remount,bind,ro", str(src)])
@@ -159,12 +162,12 @@ def read_only_workspace(shared_dir: Path) -> Iterator[DiskWorkspace]:
 def test_read_only_file_system(read_only_workspace: DiskWorkspace) -> None:
     ws = read_only_workspace
     rec = ws.get_record("task", "ee" * 16)
-    assert rec is not None and ws.load_hash(rec["result"]) == b"stored"
+    assert rec is not None and cache.load_hash(ws, rec["result"]) == b"stored"
     with pytest.raises(WorkspaceStorageError, match="read-only") as info:
         ws.put_record("task", "ff" * 16, {})
     assert ws.root in str(info.value)
     with pytest.raises(WorkspaceStorageError, match="read-only"):
-        ws.store(b"new")
+        cache.store(ws, b"new")
 
 
 def test_directory_under_a_file(tmp_path: Path) -> None:
@@ -174,4 +177,4 @@ def test_directory_under_a_file(tmp_path: Path) -> None:
     with pytest.raises(WorkspaceStorageError, match="afile"):
         ws.put_record("task", "abc", {})
     with pytest.raises(WorkspaceStorageError, match="afile"):
-        ws.store(1)
+        cache.store(ws, 1)

@@ -82,9 +82,9 @@ def test_directory_is_absolute_and_travels_in_spec(tmp_path: Path, monkeypatch: 
     (project / "sub").mkdir(parents=True)
     (project / "pyproject.toml").write_text("[project]\nname='p'\n")
     monkeypatch.chdir(project / "sub")
-    from misen import settings
+    from misen.session import current_session, make_session, set_current_session
 
-    settings._ROOTS.clear()
+    set_current_session(make_session())  # a fresh session: the project root is looked up from here
     ws = DiskWorkspace(DiskWorkspaceSettings())
     assert ws.root == str(project.resolve() / ".misen")
     ws2 = DiskWorkspace(DiskWorkspaceSettings(directory="data/ws"))
@@ -92,8 +92,8 @@ def test_directory_is_absolute_and_travels_in_spec(tmp_path: Path, monkeypatch: 
     spec = ws2.spec()
     assert spec["type"] == "disk" and spec["settings"]["directory"] == ws2.root
     monkeypatch.chdir(tmp_path)
-    settings._ROOTS.clear()
-    reopened = Workspace.from_spec(spec)
+    set_current_session(make_session())
+    reopened = current_session().open_workspace(spec)
     assert isinstance(reopened, DiskWorkspace) and reopened.root == ws2.root
 
 

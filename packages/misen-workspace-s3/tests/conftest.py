@@ -129,3 +129,9 @@ def popen_child() -> Iterator[Callable[..., subprocess.Popen[str]]]:
         if proc.poll() is None:
             proc.kill()
         proc.communicate(timeout=30)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_misen_session(misen_session: object) -> object:
+    """Each test gets its own misen session (`misen.testing`), so nothing carries over between tests."""
+    return misen_session

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from misen import cache
 from misen.errors import NotCachedError, ResultCorruptedError
 from misen.serializer import read_manifest
 from misen.testing import WorkspaceContract
@@ -21,16 +22,16 @@ class TestS3WorkspaceContract(WorkspaceContract):
         """Stricter than the contract: a damaged local copy is fetched again; a damaged stored copy is refused."""
         assert isinstance(workspace, S3Workspace)
         value = b"0123456789" * 100
-        h = workspace.store(value)
+        h = cache.store(workspace, value)
         path = workspace.open_result(h)
         assert path is not None
         victim = path / next(iter(read_manifest(path)["files"]))
         victim.write_bytes(b"garbage-of-the-same-size".ljust(len(value), b"!")[: len(value)])
         if workspace.remote.kind == "local":  # the stored copy itself: nothing to heal from
             with pytest.raises(ResultCorruptedError):
-                workspace.load_hash(h)
+                cache.load_hash(workspace, h)
             return
-        assert workspace.load_hash(h) == value  # healed from the store, checked on the way
+        assert cache.load_hash(workspace, h) == value  # healed from the store, checked on the way
         # Now damage the stored copy and drop the local one: the damage is detected, never returned.
         workspace.remote.write(f"results/{h}/{victim.name}", b"x" * len(value))
         workspace.open_result(h)
@@ -38,4 +39,4 @@ class TestS3WorkspaceContract(WorkspaceContract):
 
         shutil.rmtree(workspace._cached(h))
         with pytest.raises((ResultCorruptedError, NotCachedError)):
-            workspace.load_hash(h)
+            cache.load_hash(workspace, h)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from misen import cache
 from misen_workspace_s3 import S3Workspace
 
 SERIALIZER = '''
@@ -37,6 +38,7 @@ class MultiFile(Serializer):
 '''
 
 WRITER = """
+from misen import cache
 import json, sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[2])
@@ -67,7 +69,7 @@ if pause:
             time.sleep(600)
 
     S3Workspace._upload_file = upload_then_hang
-h = ws.store(value, serializer=MultiFile())
+h = cache.store(ws, value, serializer=MultiFile())
 signal_parent(h)
 ws.close()
 """
@@ -112,5 +114,5 @@ def test_kill_9_mid_save_leaves_no_result(
     marker.unlink()
     run_child(WRITER, spec, str(tmp_path), str(marker), "go")
     assert marker.read_text() == h
-    value = make_ws().load_hash(h, serializer=multifile())
+    value = cache.load_hash(make_ws(), h, serializer=multifile())
     assert value == [bytes([i]) * 300_000 for i in range(8)]

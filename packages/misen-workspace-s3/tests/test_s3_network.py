@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from misen import cache
 from misen_workspace_s3 import CredentialsError, S3Workspace, StorageUnavailableError
 
 
@@ -101,11 +102,11 @@ def test_reset_connections_are_retried(bucket: str, proxy_to_moto: DroppingProxy
     ws = _ws(bucket, proxy_to_moto.endpoint, tmp_path, "a", retries=6)
     ws.put_record("task", "t1", {"ok": True})
     assert proxy_to_moto.dropped == 3  # the first requests really failed, and were retried
-    h = ws.store(list(range(10_000)))
+    h = cache.store(ws, list(range(10_000)))
     proxy_to_moto.drop_first = proxy_to_moto.accepted + 2  # two more resets in the middle of the reads
     reader = _ws(bucket, proxy_to_moto.endpoint, tmp_path, "b", retries=6)
     assert reader.get_record("task", "t1") == {"ok": True}
-    assert reader.load_hash(h) == list(range(10_000))
+    assert cache.load_hash(reader, h) == list(range(10_000))
     assert proxy_to_moto.dropped == 5
     ws.close()
     reader.close()
@@ -141,14 +142,14 @@ def test_a_failure_mid_save_leaves_no_result(
     ws._upload_file = upload_then_lose_the_network  # type: ignore[method-assign]
     value = {"big": b"z" * 500_000}
     with pytest.raises(StorageUnavailableError, match="after 2 attempts"):
-        ws.store(value)
+        cache.store(ws, value)
     assert len(uploaded) == 1 and not uploaded[0].endswith("manifest.json")
     h = uploaded[0].split("/")[1]
     direct = _ws(bucket, moto_endpoint, tmp_path, "direct")
     assert direct.remote.exists(uploaded[0])  # the data landed...
     assert not direct.has_result(h)  # ...but without its marker it is no result
     assert list(direct.iter_results()) == []
-    assert direct.store(value) == h and direct.load_hash(h) == value
+    assert cache.store(direct, value) == h and cache.load_hash(direct, h) == value
     ws.close()
     direct.close()
 

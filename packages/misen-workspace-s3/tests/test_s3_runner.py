@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from misen import cache
 from misen.runner import run
 from misen.tasks import Task
 from misen.testing import ExecutorContract
@@ -80,9 +81,9 @@ def test_experiment_round_trip_in_process(make_ws: Callable[..., S3Workspace]) -
     report = run(b, executor="in-process", workspace=ws, reporter=Quiet())
     assert report.ok, report.outcomes
     other = make_ws()  # another machine
-    assert other.is_cached(a) and other.is_cached(b)
+    assert cache.is_cached(other, a) and cache.is_cached(other, b)
     assert b.result(workspace=other) == 9
-    assert other.provenance(b) is not None
+    assert cache.provenance(other, b) is not None
     again = run(b, executor="in-process", workspace=other, reporter=Quiet())
     assert again.ok and not again.outcomes
 
@@ -165,6 +166,6 @@ def test_a_preempted_task_resumes_from_its_work_dir_elsewhere(
     first = run(task, executor="in-process", workspace=make_ws(cache="machine-1"), reporter=Quiet())
     assert not first.ok
     second_ws = make_ws(cache="machine-2")
-    assert second_ws.status(task) == "failed"
+    assert cache.status(second_ws, task) == "failed"
     assert run(task, executor="in-process", workspace=second_ws, reporter=Quiet()).ok
     assert task.result(workspace=make_ws(cache="machine-3")) == "resumed from step 1 to step 5"

@@ -6,6 +6,7 @@ Public names are imported on first use, so ``import misen`` stays cheap.
 from __future__ import annotations
 
 import importlib
+import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -51,7 +52,7 @@ __all__ = [
     "run",
 ]
 
-_EXPORTS = {
+_EXPORTS = types.MappingProxyType({
     "Task": "misen.tasks",
     "WORK_DIR": "misen.tasks",
     "ASSIGNED_RESOURCES": "misen.tasks",
@@ -71,16 +72,7 @@ _EXPORTS = {
     "TaskLockedError": "misen.errors",
     "InProcessExecutor": "misen._builtin.in_process",
     "MemoryWorkspace": "misen._builtin.memory",
-}
-
-# Backends that live in plugin packages, importable from here for convenience.
-_PLUGIN_EXPORTS = {
-    "LocalExecutor": ("misen_executor_local", "misen-executor-local"),
-    "SlurmExecutor": ("misen_executor_slurm", "misen[slurm]"),
-    "DiskWorkspace": ("misen_workspace_disk", "misen-workspace-disk"),
-    "S3Workspace": ("misen_workspace_s3", "misen[s3]"),
-}
-
+})
 
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
@@ -88,14 +80,17 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(module), name)
         globals()[name] = value
         return value
-    plugin = _PLUGIN_EXPORTS.get(name)
+    from misen.providers import EXPORTS, PROVIDERS, install_hint
+
+    plugin = EXPORTS.get(name)
     if plugin is not None:
         try:
             mod = importlib.import_module(plugin[0])
         except ImportError:
             from misen.errors import PluginNotFoundError
 
-            raise PluginNotFoundError(f'{name} needs the {plugin[1]} package: pip install "{plugin[1]}"') from None
+            requirement = PROVIDERS[plugin[1]]
+            raise PluginNotFoundError(f"{name} needs the {requirement} package: {install_hint(requirement)}") from None
         value = getattr(mod, name)
         globals()[name] = value
         return value

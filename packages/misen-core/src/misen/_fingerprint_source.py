@@ -15,6 +15,8 @@ from typing import Any
 
 import attrs
 
+from misen.session import current_session
+
 # --- sources ---------------------------------------------------------------------------------------------------
 
 
@@ -29,12 +31,15 @@ class _Source:
     bindings: dict[str, list[ast.stmt]] = attrs.Factory(dict)  # module-level name -> statements binding it
 
 
-_SOURCES: dict[str, _Source | None] = {}
+def _sources() -> dict[str, _Source | None]:
+    """Parsed source files, once per session (`misen.session.Session.memo`)."""
+    return current_session().memo("misen.fingerprint.sources", dict)  # type: ignore[no-any-return]
 
 
 def _source(filename: str, module_globals: dict[str, Any] | None) -> _Source | None:
+    table = _sources()
     try:
-        return _SOURCES[filename]
+        return table[filename]
     except KeyError:
         pass
     src = None
@@ -49,7 +54,7 @@ def _source(filename: str, module_globals: dict[str, Any] | None) -> _Source | N
         else:
             _index_tree(src.tree, "", src)
             _index_bindings(src.tree.body, src)
-    _SOURCES[filename] = src
+    table[filename] = src
     return src
 
 

@@ -52,6 +52,16 @@ class ResultCorruptedError(MisenError):
     """A stored result failed its integrity check; it is treated as not cached."""
 
 
+class SerializerMissingError(ResultCorruptedError):
+    """A stored result was written by a serializer that is not installed here: not damage (installing the plugin
+    makes it readable again), but it cannot be loaded, so it counts as not cached."""
+
+
+class DamagedResultError(ResultCorruptedError, NotCachedError):
+    """A task's stored result is damaged: it was dropped, so it counts as not cached (the next run computes it
+    again); the message names the damage."""
+
+
 class TaskFailedError(MisenError):
     """A task raised, was killed, or timed out."""
 

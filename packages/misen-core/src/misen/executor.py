@@ -10,6 +10,9 @@ unit that did not end ``done``/``cached``.
 
 from __future__ import annotations
 
+import pickle
+import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -17,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import attrs
 
 from misen.resources import Resources
+from misen.settings import structure_settings
 
 if TYPE_CHECKING:
     from misen.tasks import Task
@@ -32,6 +36,8 @@ __all__ = [
     "WorkUnit",
 ]
 
+#: Version of the payload `Plan.payload` writes (`misen.worker.execute_payload` reads it).
+PAYLOAD_VERSION = 1
 #: Outcomes after which dependents may run.
 OK_STATUSES = frozenset({"done", "cached"})
 #: Every outcome status an executor may report. ``queued``: submitted and left running (a detached run).
@@ -104,13 +110,35 @@ class Plan:
 
     def payload(self, unit_id: str, **extra: Any) -> bytes:
         """The bytes a worker process needs to run one unit (see `misen.worker.execute_payload`)."""
-        from misen.worker import make_payload
-
-        return make_payload(self, self.units[unit_id], **extra)
+        unit = self.units[unit_id]
+        body = {
+            "v": PAYLOAD_VERSION,
+            "snapshot": str(self.snapshot) if self.snapshot else None,
+            "env": dict(self.env),
+            "workspace": self.workspace_spec,
+            "run_id": self.run_id,
+            "executor": self.executor,
+            "sys_path": [p for p in sys.path if p],
+            "unit": pickle.dumps(unit, protocol=5),
+            "extra": extra,
+        }
+        return pickle.dumps(body, protocol=5)
 
 
 class RunEvents:
-    """What an executor tells misen while it runs (progress display, lifecycle hooks)."""
+    """The one channel from an executor back to misen while a run goes on.
+
+    Executors call `unit_started` when a unit begins and `unit_finished` when it ends (every unit of the plan,
+    including those skipped or cancelled). misen turns these calls into the lifecycle hooks
+    (``misen_unit_started``/``misen_unit_finished``) that every observer implements, the terminal display
+    included, so an executor never talks to a display or a plugin itself.
+
+    Interrupts: Ctrl-C raises `KeyboardInterrupt` in the thread that called `Executor.execute`; the executor
+    stops what it started, reports what ended, and lets the exception propagate (or returns). A cancel asked
+    for from elsewhere (an observer calling `cancel`, SIGTERM to the run) sets `cancel_requested`, which an
+    executor polls between units; it then stops started units, ends the rest ``cancelled`` and returns.
+    Units an executor never reported end ``cancelled`` in the run's report.
+    """
 
     def __init__(
         self,
@@ -119,13 +147,24 @@ class RunEvents:
     ) -> None:
         self._on_start = on_start
         self._on_finish = on_finish
-        self.cancel_requested = False
+        self._cancel = threading.Event()
+
+    @property
+    def cancel_requested(self) -> bool:
+        """Whether the run was asked to stop (see the class docstring)."""
+        return self._cancel.is_set()
+
+    def cancel(self) -> None:
+        """Ask the executor to stop: started units are stopped, the rest end ``cancelled``."""
+        self._cancel.set()
 
     def unit_started(self, unit: WorkUnit, where: str) -> None:
+        """Report that ``unit`` started; ``where`` says where (``"local worker 3 (pid 1234)"``)."""
         if self._on_start:
             self._on_start(unit, where)
 
     def unit_finished(self, unit: WorkUnit, outcome: UnitOutcome) -> None:
+        """Report how ``unit`` ended."""
         if self._on_finish:
             self._on_finish(unit, outcome)
 
@@ -136,26 +175,34 @@ class ExecutorSettings:
 
 
 class Executor:
-    """Base class of every executor.
+    """Base class of every executor. Every extension point is declared here, with its default."""
 
-    Class attributes: ``PLUGIN_NAME`` (``"local"``), optional ``ALIASES``, ``Settings`` (the attrs class the
-    ``[executor]`` section is structured into), and ``SNAPSHOT`` (whether units run from a snapshot of the
-    project: true for anything that starts other processes).
-    """
-
+    #: Registry name (``"local"``), chosen with ``[executor] type`` or ``--executor-type``.
     PLUGIN_NAME: ClassVar[str] = ""
+    #: Other names that select this executor.
     ALIASES: ClassVar[tuple[str, ...]] = ()
+    #: The attrs class the ``[executor]`` section (or keyword arguments) is structured into.
     Settings: ClassVar[type[Any]] = ExecutorSettings
+    #: Whether units run in other processes from a snapshot of the project (true for anything that starts
+    #: processes); ``False`` for executors that run units in the calling process (on its threads), which may
+    #: then use workspaces that live in this process only (``Workspace.SHARED_ACROSS_PROCESSES = False``).
     SNAPSHOT: ClassVar[bool] = True
+    #: Whether ``run --detach`` can leave this executor's units running after misen exits (a scheduler keeps
+    #: them); then ``Settings`` has a ``detach`` field that ``--detach`` sets.
+    CAN_DETACH: ClassVar[bool] = False
 
     def __init__(self, settings: Any = None, **overrides: Any) -> None:
         if settings is None:
-            from misen.settings import structure_settings
-
             settings = structure_settings(self.Settings, overrides, where=f"{type(self).__name__}(...)")
         elif overrides:
             settings = attrs.evolve(settings, **overrides)
         self.settings = settings
+
+    def snapshot_root(self, workspace: Workspace) -> Path | None:
+        """Where snapshots of the project go for this executor (a folder every worker can read, e.g. on a
+        shared file system for a cluster); ``None`` (the default): the workspace's own folder, else the user's
+        cache directory."""
+        return None
 
     def check(self, plan: Plan) -> None:
         """Reject, before anything runs, units this executor can never run (`misen.errors.ResourceError`)."""
@@ -164,8 +211,10 @@ class Executor:
         """Run every unit of ``plan``; block until all ended; return each unit's outcome by id.
 
         Call ``events.unit_started``/``unit_finished`` as units start and end. Units whose dependencies did not
-        succeed end ``skipped``. When ``events.cancel_requested`` becomes true (Ctrl-C), stop started units,
-        mark the rest ``cancelled`` and return.
+        succeed end ``skipped``. When ``events.cancel_requested`` becomes true, stop started units, mark the rest
+        ``cancelled`` and return; on Ctrl-C (`KeyboardInterrupt` in this thread) stop started units and let it
+        propagate (see `RunEvents`). ``workspace`` is the run's workspace instance: executors that run units in
+        this process use it directly.
         """
         raise NotImplementedError
 

@@ -7,6 +7,7 @@ project's functions, classes and module-level constants, and the per-process cac
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import importlib
 import importlib.util
@@ -27,6 +28,7 @@ from misen._fingerprint_source import (
     _Source,
     _source,
 )
+from misen.session import current_session
 from misen.taskmeta import meta as _meta_decorator
 
 __all__ = ["ClosureItem", "Fingerprint", "function_fingerprint"]
@@ -124,17 +126,29 @@ def function_fingerprint(fn: Any) -> Fingerprint | None:
         The `Fingerprint`, or ``None`` for callables without readable Python source (builtins, C functions,
         code typed at a bare ``python -c``). It never raises.
     """
+    table = _caches().fingerprints
     try:
-        return _CACHE[fn]
+        return table[fn]
     except KeyError:
         pass
     except TypeError:  # an unhashable callable: compute, don't cache
         return _safe_fingerprint(fn)
-    fp = _CACHE[fn] = _safe_fingerprint(fn)
+    fp = table[fn] = _safe_fingerprint(fn)
     return fp
 
 
-_CACHE: dict[Any, Fingerprint | None] = {}
+class _Caches:
+    """What fingerprinting learnt in one session: code is read once per session (a fresh session, as in a test,
+    reads it again)."""
+
+    def __init__(self) -> None:
+        self.fingerprints: dict[Any, Fingerprint | None] = {}
+        self.namespaces: dict[int, tuple[dict[str, Any], _Namespace]] = {}
+        self.nodes: dict[Any, _Node | None] = {}
+
+
+def _caches() -> _Caches:
+    return current_session().memo("misen.fingerprint", _Caches)  # type: ignore[no-any-return]
 
 
 def _safe_fingerprint(fn: Any) -> Fingerprint | None:
@@ -166,10 +180,11 @@ class _Node:
     redirect: Any = None
 
 
-_NAMESPACES: dict[int, tuple[dict[str, Any], _Namespace]] = {}
-_NODES: dict[Any, _Node | None] = {}
-_OUTSIDE_INSTALLED: dict[str, bool] = {}
-_STDLIB_DIRS: list[str] = []
+@functools.cache
+def _stdlib_dirs() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    dirs = {paths.get("stdlib"), paths.get("platstdlib"), os.path.dirname(os.__file__)}
+    return tuple(os.path.realpath(d) + os.sep for d in dirs if d)
 
 
 def _module_name(name: str) -> str:
@@ -180,11 +195,12 @@ def _module_name(name: str) -> str:
 
 
 def _namespace(g: dict[str, Any]) -> _Namespace:
-    hit = _NAMESPACES.get(id(g))
+    table = _caches().namespaces
+    hit = table.get(id(g))
     if hit is not None and hit[0] is g:
         return hit[1]
     ns = _Namespace(_module_name(str(g.get("__name__") or "?")), g, g.get("__file__"), g.get("__package__"))
-    _NAMESPACES[id(g)] = (g, ns)
+    table[id(g)] = (g, ns)
     return ns
 
 
@@ -194,23 +210,19 @@ def _in_project(module: str, file: str | None, top: str) -> bool:
         return True
     if first == "misen" or first.startswith("misen_") or not file or file.startswith("<"):
         return False
-    try:
-        return _OUTSIDE_INSTALLED[file]
-    except KeyError:
-        pass
-    if not _STDLIB_DIRS:
-        paths = sysconfig.get_paths()
-        dirs = {paths.get("stdlib"), paths.get("platstdlib"), os.path.dirname(os.__file__)}
-        _STDLIB_DIRS.extend(os.path.realpath(d) + os.sep for d in dirs if d)
+    return _outside_installed(file)
+
+
+@functools.lru_cache(maxsize=4096)
+def _outside_installed(file: str) -> bool:
+    """Whether a source file lies outside the standard library and installed distributions."""
     path = os.path.realpath(file)
     parts = path.split(os.sep)
-    outside = (
+    return (
         "site-packages" not in parts
         and "dist-packages" not in parts
-        and not any(path.startswith(d) for d in _STDLIB_DIRS)
+        and not any(path.startswith(d) for d in _stdlib_dirs())
     )
-    _OUTSIDE_INSTALLED[file] = outside
-    return outside
 
 
 def _display(file: str) -> str:
@@ -452,8 +464,9 @@ def _where(ref: Any) -> tuple[str, str | None] | None:
 
 
 def _node(ref: Any) -> _Node | None:
+    table = _caches().nodes
     try:
-        return _NODES[ref]
+        return table[ref]
     except KeyError:
         pass
     node: _Node | None
@@ -466,7 +479,7 @@ def _node(ref: Any) -> _Node | None:
     else:
         _, name, text, ns = ref
         node = _Node(ClosureItem(name, "constant", _display(ns.file or "?"), 0, _digest("constant", text)))
-    _NODES[ref] = node
+    table[ref] = node
     return node
 
 

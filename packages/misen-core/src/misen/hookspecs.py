@@ -18,12 +18,15 @@ import pluggy
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from typing import Any
 
     import click
 
-    from misen.executor import Executor, UnitOutcome, WorkUnit
+    from misen.executor import Executor, Plan, RunEvents, UnitOutcome, WorkUnit
     from misen.hashing import Hasher
+    from misen.runner import RunReport
     from misen.serializer import Serializer
+    from misen.tasks import Task
     from misen.workspace import Workspace
 
 __all__ = ["hookimpl", "hookspec"]
@@ -115,38 +118,75 @@ def misen_add_hashers() -> Sequence[Hasher]:
 
 
 @hookspec
-def misen_unit_started(unit: WorkUnit, workspace: Workspace, where: str) -> None:
+def misen_run_started(
+    plan: Plan,
+    executor: Executor,
+    workspace: Workspace,
+    cached: int,
+    total: int,
+    stale: list[tuple[Task[Any], list[str]]],
+    events: RunEvents,
+    run_id: str,
+) -> None:
+    """Observe the start of a run, after planning and before the executor starts any unit.
+
+    The run's terminal display is itself an observer of this hook and the three below (registered for the
+    duration of the run), so anything it shows, a plugin can show or record too.
+
+    Args:
+        plan: The `misen.executor.Plan`: the units to run (``plan.units``), the snapshot, the run id.
+        executor: The executor that will run them.
+        workspace: The workspace results go to.
+        cached: How many tasks of the graph were already up to date.
+        total: How many tasks the graph has.
+        stale: Planned tasks that have a result of an earlier version of their code, each with the lines
+            saying what changed.
+        events: The run's `misen.executor.RunEvents`; an observer may call ``events.cancel()`` to stop the run
+            (started units are stopped, the rest end ``cancelled``).
+        run_id: The run's id (the unit hooks carry it too, so an observer can tell concurrent runs apart).
+    """
+
+
+@hookspec
+def misen_unit_started(unit: WorkUnit, workspace: Workspace, where: str, run_id: str) -> None:
     """Observe a work unit starting, in the process that runs the experiment.
 
     Args:
         unit: The `misen.executor.WorkUnit` (its ``root`` task, the inlined ``tasks``, ``resources``).
         workspace: The workspace results go to.
         where: A short description of where it runs (``"local worker 3 (pid 1234)"``, ``"slurm job 42"``).
+        run_id: The id of the run the unit belongs to.
 
     Called for every unit an executor starts; exceptions raised by an observer are reported and ignored.
     """
 
 
 @hookspec
-def misen_unit_finished(unit: WorkUnit, workspace: Workspace, outcome: UnitOutcome) -> None:
+def misen_unit_finished(unit: WorkUnit, workspace: Workspace, outcome: UnitOutcome, run_id: str) -> None:
     """Observe a work unit ending, in the process that runs the experiment.
 
     Args:
         unit: The unit that ended.
         workspace: The workspace results went to.
         outcome: A `misen.executor.UnitOutcome`: ``status`` is one of ``done``, ``cached``, ``failed``,
-            ``timeout``, ``cancelled``, ``skipped``, ``queued`` (left running by a detached run); ``error`` and ``log`` say why and where for failures.
+            ``timeout``, ``cancelled``, ``skipped``, ``queued`` (left running by a detached run); ``error`` and
+            ``log`` say why and where for failures.
+        run_id: The id of the run the unit belongs to.
     """
 
 
 @hookspec
-def misen_run_finished(outcomes: dict[str, UnitOutcome], executor: Executor, workspace: Workspace) -> None:
-    """Observe the end of a whole run (``exp.run()``, ``misen ... run``).
+def misen_run_finished(
+    outcomes: dict[str, UnitOutcome], executor: Executor, workspace: Workspace, report: RunReport, run_id: str
+) -> None:
+    """Observe the end of a whole run (``exp.run()``, ``misen ... run``), interrupted ones included.
 
     Args:
-        outcomes: Every unit's outcome, keyed by unit id.
+        outcomes: Every unit's outcome, keyed by unit id (units that never ended are ``cancelled``).
         executor: The executor that ran them.
         workspace: The workspace results went to.
+        report: The `misen.runner.RunReport` the run returns (counts, duration).
+        run_id: The run's id.
     """
 
 

@@ -19,6 +19,7 @@ import pluggy
 
 from misen import hookspecs
 from misen.errors import MisenError, PluginNotFoundError
+from misen.providers import install_hint, provider_of
 
 if TYPE_CHECKING:
     from misen.executor import Executor
@@ -26,20 +27,16 @@ if TYPE_CHECKING:
     from misen.serializer import Serializer
     from misen.workspace import Workspace
 
-__all__ = ["KNOWN_PROVIDERS", "PluginInfo", "Registry", "plugin_manager", "registry", "reset"]
+__all__ = ["PluginInfo", "Registry", "plugin_manager", "registry"]
 
 ENTRY_POINT_GROUP = "misen"
 
-#: Which distribution provides a backend that is not installed, for the "install ..." hint.
-KNOWN_PROVIDERS: dict[tuple[str, str], str] = {
-    ("executor", "local"): "misen-executor-local",
-    ("executor", "slurm"): "misen[slurm]",
-    ("workspace", "disk"): "misen-workspace-disk",
-    ("workspace", "s3"): "misen[s3]",
-    ("workspace", "gcs"): "misen[s3]",
-}
-
-BUILTIN_MODULES = ("misen._builtin.in_process", "misen._builtin.memory", "misen._builtin.stdlib")
+BUILTIN_MODULES = (
+    "misen._builtin.in_process",
+    "misen._builtin.threads",
+    "misen._builtin.memory",
+    "misen._builtin.stdlib",
+)
 
 
 @attrs.frozen
@@ -62,6 +59,13 @@ class Registry:
         self._dists_cache = dists
         self._tables: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
+        #: Argument encoders by type, resolved once per type against this registry's hashers (`misen.identity`).
+        self.encoders: dict[type, Any] = {}
+        #: Serializer dispatch by type (`misen.serializer`), filled as types are met.
+        self.serializers_by_type: dict[type, list[Any]] = {}
+        self._memos: dict[str, Any] = {}
+        self._hasher_table: dict[str, Hasher] | None = None
+        self._serializer_tables: tuple[dict[str, Any], dict[str, list[Any]]] | None = None
 
     def _table(self, kind: str) -> dict[str, Any]:
         table = self._tables.get(kind)
@@ -102,6 +106,44 @@ class Registry:
     def hashers(self) -> list[Hasher]:
         return list({id(h): h for h in self._table("hasher").values()}.values())
 
+    def memo(self, name: str, factory: Any) -> Any:
+        """A table derived from this registry, made by ``factory()`` on first use and kept as long as the registry
+        (e.g. what the container serializer learnt about which types hold arrays)."""
+        value = self._memos.get(name)
+        if value is None:
+            with self._lock:
+                value = self._memos.get(name)
+                if value is None:
+                    value = self._memos[name] = factory()
+        return value
+
+    def hasher_table(self) -> dict[str, Hasher]:
+        """Qualified type name → the registered hasher that claims it (the first registered wins)."""
+        table = self._hasher_table
+        if table is None:
+            table = {}
+            for hasher in self.hashers():
+                for name in hasher.TYPES:
+                    table.setdefault(name, hasher)
+            self._hasher_table = table
+        return table
+
+    def serializer_tables(self) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+        """``(instance by PLUGIN_NAME, instances claiming each qualified type name, best first)``."""
+        tables = self._serializer_tables
+        if tables is None:
+            by_name: dict[str, Any] = {}
+            claims: dict[str, list[Any]] = {}
+            for cls in self.serializers():
+                inst = cls()
+                by_name[cls.PLUGIN_NAME] = inst
+                for tname in cls.TYPES:
+                    claims.setdefault(tname, []).append(inst)
+            for lst in claims.values():
+                lst.sort(key=lambda s: -s.PRIORITY)
+            tables = self._serializer_tables = (by_name, claims)
+        return tables
+
     def get(self, kind: str, name: str) -> Any:
         table = self._table(kind)
         normalized = name.strip().lower()
@@ -109,8 +151,8 @@ class Registry:
             if candidate in table:
                 return table[candidate]
         installed = ", ".join(sorted({getattr(v, "PLUGIN_NAME", k) for k, v in table.items()})) or "none"
-        provider = KNOWN_PROVIDERS.get((kind, normalized))
-        hint = f'; install it with `pip install "{provider}"`' if provider else ""
+        provider = provider_of(kind, normalized)
+        hint = f"; install it with {install_hint(provider)}" if provider else ""
         raise PluginNotFoundError(f"unknown {kind} type {name!r} (installed: {installed}){hint}")
 
     def _dists(self) -> dict[str, tuple[str, str]]:
@@ -140,10 +182,6 @@ class Registry:
 def _describe(obj: Any) -> str:
     tp = obj if isinstance(obj, type) else type(obj)
     return f"{tp.__module__}.{tp.__qualname__}"
-
-
-_REGISTRY: Registry | None = None
-_LOCK = threading.Lock()
 
 
 def _top_level_dists() -> dict[str, tuple[str, str]]:
@@ -193,22 +231,9 @@ def plugin_manager(extra: Iterable[Any] = ()) -> pluggy.PluginManager:
 
 
 def registry() -> Registry:
-    """The process-wide registry (built on first use)."""
-    global _REGISTRY
-    if _REGISTRY is None:
-        with _LOCK:
-            if _REGISTRY is None:
-                _REGISTRY = Registry(plugin_manager())
-    return _REGISTRY
+    """The current session's registry (`misen.session.current_session`), for code that has no session at hand."""
+    from misen.session import (
+        current_session,  # the lazy facade: sessions are built on plugins, not the reverse
+    )
 
-
-def reset(extra: Iterable[Any] = ()) -> Registry:
-    """Rebuild the registry (tests, or after installing a plugin in a running process)."""
-    global _REGISTRY
-    from misen import hashing, serializer
-
-    with _LOCK:
-        _REGISTRY = Registry(plugin_manager(extra))
-    hashing.reset_dispatch_cache()
-    serializer.reset_dispatch_cache()
-    return _REGISTRY
+    return current_session().registry

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import sys
+import types
 from typing import TYPE_CHECKING, Any, TextIO
+
+from misen.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from misen.executor import Executor, Plan, UnitOutcome, WorkUnit
@@ -11,20 +14,65 @@ if TYPE_CHECKING:
     from misen.tasks import Task
     from misen.workspace import Workspace
 
-__all__ = ["PlainReporter", "Reporter"]
+__all__ = ["PlainReporter", "Reporter", "ReporterPlugin"]
 
-MARKS = {"done": "✓", "cached": "✓", "failed": "✗", "timeout": "✗", "cancelled": "✗", "skipped": "-", "queued": "…"}
+MARKS = types.MappingProxyType(
+    {"done": "✓", "cached": "✓", "failed": "✗", "timeout": "✗", "cancelled": "✗", "skipped": "-", "queued": "…"}
+)
 MAX_STALE_LINES = 20
 
 
 class Reporter:
-    """Receives a run's events. Subclass to display them differently (the CLI's live display does)."""
+    """Receives a run's events. Subclass to display them differently (the CLI's live display does).
+
+    A reporter passed to `misen.run` (or ``Experiment.run(reporter=...)``) is wrapped in a `ReporterPlugin` and
+    registered on the lifecycle hooks for the run, like any other observer."""
 
     def stale(self, stale: list[tuple[Task[Any], list[str]]]) -> None: ...
     def start(self, plan: Plan, cached: int, total: int, executor: Executor, workspace: Workspace) -> None: ...
     def unit_started(self, unit: WorkUnit, where: str) -> None: ...
     def unit_finished(self, unit: WorkUnit, outcome: UnitOutcome) -> None: ...
     def finish(self, report: RunReport) -> None: ...
+
+
+class ReporterPlugin:
+    """A `Reporter` as an observer of one run's lifecycle hooks (what `misen.runner.run` registers)."""
+
+    def __init__(self, reporter: Reporter, run_id: str) -> None:
+        self.reporter = reporter
+        self.run_id = run_id
+
+    @hookimpl
+    def misen_run_started(
+        self,
+        plan: Plan,
+        executor: Executor,
+        workspace: Workspace,
+        cached: int,
+        total: int,
+        stale: list[tuple[Task[Any], list[str]]],
+        run_id: str,
+    ) -> None:
+        if run_id != self.run_id:
+            return
+        if stale:
+            self.reporter.stale(stale)
+        self.reporter.start(plan, cached, total, executor, workspace)
+
+    @hookimpl
+    def misen_unit_started(self, unit: WorkUnit, where: str, run_id: str) -> None:
+        if run_id == self.run_id:
+            self.reporter.unit_started(unit, where)
+
+    @hookimpl
+    def misen_unit_finished(self, unit: WorkUnit, outcome: UnitOutcome, run_id: str) -> None:
+        if run_id == self.run_id:
+            self.reporter.unit_finished(unit, outcome)
+
+    @hookimpl
+    def misen_run_finished(self, report: RunReport, run_id: str) -> None:
+        if run_id == self.run_id:
+            self.reporter.finish(report)
 
 
 class PlainReporter(Reporter):

@@ -10,7 +10,12 @@ from typing import Any
 
 import attrs
 
+from misen import cache
+from misen.fingerprint import Fingerprint
+from misen.resources import AssignedResources
+from misen.serializer import save_result
 from misen.tasks import RuntimeArgument, Task, iter_graph
+from misen.worker import call_task
 from misen.workspace import Workspace
 
 __all__ = ["VerifyResult", "accept", "explain", "relink", "resolved_from_workspace", "verify"]
@@ -30,7 +35,7 @@ def resolved_from_workspace(task: Task[Any], ws: Workspace) -> str | None:
             if dep._id_bytes in hashes:
                 continue
             if dep.cacheable:
-                rh = ws.result_hash(dep)
+                rh = cache.result_hash(ws, dep)
                 if rh is None:
                     return False
                 hashes[dep._id_bytes] = rh
@@ -49,23 +54,21 @@ def relink(tasks: list[Task[Any]], ws: Workspace) -> list[Task[Any]]:
     """Give tasks whose inputs are unchanged the result they already have (early cutoff, without running)."""
     linked = []
     for task in iter_graph(tasks):
-        if not task.cacheable or ws.is_cached(task):
+        if not task.cacheable or cache.is_cached(ws, task):
             continue
         resolved = resolved_from_workspace(task, ws)
         if resolved is None:
             continue
-        result = ws.resolved_result(resolved)
+        result = cache.resolved_result(ws, resolved)
         if result is not None:
             fp = task.fingerprint
-            ws.link(task, resolved=resolved, result=result, fingerprint=fp.as_dict() if fp else None)
+            cache.link(ws, task, resolved=resolved, result=result, fingerprint=fp.as_dict() if fp else None)
             linked.append(task)
     return linked
 
 
 def explain(task: Task[Any], ws: Workspace) -> list[str]:
     """What enters ``task``'s identity, its status, and for a stale task exactly what changed."""
-    from misen.fingerprint import Fingerprint
-
     m = task.meta
     lines = [f"task {task.name} ({_where(task.fn)})", f"  id: {m.id or '(none: run `misen fill`)'}"]
     lines.append(f"  hash: {task.hash}")
@@ -89,24 +92,24 @@ def explain(task: Task[Any], ws: Workspace) -> list[str]:
         lines.append(f"  code fingerprint: {fp.digest}")
         for item in fp.items:
             lines.append(f"    {item.kind} {item.name} ({item.file}:{item.line}) {item.digest[:12]}")
-    status = ws.status(task) if task.cacheable else "not cacheable"
+    status = cache.status(ws, task) if task.cacheable else "not cacheable"
     lines.append(f"  status: {status}")
     if status == "stale":
-        rec = ws.stale_record(task) or {}
+        rec = cache.stale_record(ws, task) or {}
         old = rec.get("fingerprint")
         diff = Fingerprint.diff(old, fp.as_dict()) if fp is not None else []
         if diff:
             lines.append("  changed since the cached result:")
             lines.extend(f"    {d}" for d in diff)
         else:
-            changed = [d for d in task.dependencies if d.cacheable and not ws.is_cached(d)]
+            changed = [d for d in task.dependencies if d.cacheable and not cache.is_cached(ws, d)]
             if changed:
                 lines.append("  its code is unchanged; these dependencies changed:")
                 lines.extend(f"    {d!r}" for d in changed)
             else:
                 lines.append("  its code is unchanged; a dependency's result changed")
     elif status == "failed":
-        failure = ws.failure(task) or {}
+        failure = cache.failure(ws, task) or {}
         lines.append(f"  last failure: {failure.get('error')} (log: {failure.get('log')})")
     return lines
 
@@ -115,13 +118,13 @@ def accept(tasks: list[Task[Any]], ws: Workspace) -> list[tuple[Task[Any], str]]
     """Declare that the current code produces the stale results of ``tasks``: link them, run nothing."""
     out: list[tuple[Task[Any], str]] = []
     for task in iter_graph(tasks):
-        if not task.cacheable or ws.is_cached(task):
+        if not task.cacheable or cache.is_cached(ws, task):
             continue
-        rec = ws.stale_record(task)
+        rec = cache.stale_record(ws, task)
         if rec is None:
             continue
         fp = task.fingerprint
-        ws.link(task, resolved=str(rec.get("resolved") or ""), result=str(rec["result"]), fingerprint=fp.as_dict() if fp else None)
+        cache.link(ws, task, resolved=str(rec.get("resolved") or ""), result=str(rec["result"]), fingerprint=fp.as_dict() if fp else None)
         current = ws.get_record("task", task.hash) or {}
         current["accepted_from"] = {"task": rec.get("task"), "time": time.time()}
         ws.put_record("task", task.hash, current)
@@ -144,15 +147,12 @@ class VerifyResult:
 
 def verify(tasks: list[Task[Any]], ws: Workspace, sample: int | None = None) -> list[VerifyResult]:
     """Recompute cached results in a scratch directory and compare result hashes; the workspace is unchanged."""
-    from misen.serializer import save_result
-    from misen.worker import call_task
-
     candidates = [t for t in iter_graph(tasks) if t.cacheable]
     if sample is not None and sample < len(candidates):
         candidates = random.sample(candidates, sample)
     results: list[VerifyResult] = []
     for task in candidates:
-        stored = ws.result_hash(task)
+        stored = cache.result_hash(ws, task)
         if stored is None:
             results.append(VerifyResult(task, "not cached"))
             continue
@@ -173,7 +173,7 @@ def _compute(task: Task[Any], ws: Workspace, values: dict[bytes, Any], scratch: 
         if dep._id_bytes in values:
             continue
         if dep.cacheable:
-            values[dep._id_bytes] = ws.load(dep)
+            values[dep._id_bytes] = cache.load(ws, dep)
         else:
             _compute(dep, ws, values, scratch, call_task, top=False)
     runtime: dict[str, Any] = {}
@@ -184,8 +184,6 @@ def _compute(task: Task[Any], ws: Workspace, values: dict[bytes, Any], scratch: 
                 d.mkdir(exist_ok=True)
                 runtime["WORK_DIR"] = d
             else:
-                from misen.resources import AssignedResources
-
                 res = AssignedResources.from_process(task.resources.gpu_runtime)
                 runtime["ASSIGNED_RESOURCES"] = res
                 runtime["ASSIGNED_RESOURCES_PER_NODE"] = [res]

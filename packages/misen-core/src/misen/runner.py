@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 import uuid
 from collections.abc import Iterable
@@ -10,13 +12,21 @@ from typing import Any
 
 import attrs
 
-from misen.errors import MisenError, NotCachedError
+from misen import cache
+from misen.errors import MisenError, NotCachedError, ResultCorruptedError, TaskFailedError
 from misen.executor import SUCCESS_STATUSES, Executor, Plan, RunEvents, UnitOutcome, WorkUnit
+from misen.fingerprint import Fingerprint
+from misen.reporting import PlainReporter, Reporter, ReporterPlugin
+from misen.session import Session, current_session
+from misen.settings import section_where, structure_settings, unstructure_settings
+from misen.snapshot import load_env_files, take_snapshot
 from misen.tasks import Task, iter_graph
+from misen.worker import call_task, runtime_values
 from misen.workspace import Workspace
 
 __all__ = [
     "RunReport",
+    "backend_settings",
     "build_plan",
     "resolve_executor",
     "resolve_workspace",
@@ -24,66 +34,66 @@ __all__ = [
     "task_result",
 ]
 
-_WORKSPACES: dict[str, Workspace] = {}
 
+def backend_settings(kind: str, name: str | None, session: Session | None = None) -> tuple[type[Any], Any, str | None]:
+    """``(class, settings, note)`` of the ``kind`` backend chosen by ``name`` (or by the configuration).
 
-def _backend(kind: str, value: Any, section: dict[str, Any], where: str, default: str) -> Any:
-    from misen.plugins import registry
-    from misen.settings import structure_settings
-
-    name = value if isinstance(value, str) else section.get("type", default)
-    cls = registry().get(kind, name)
+    The ``[executor]``/``[workspace]`` section applies to the backend chosen by any route: its ``type`` line,
+    ``--executor-type``/``--workspace-type``, or a name passed in Python. A key the chosen backend does not know
+    is an error naming the file, the section and the key. A section that names *another* backend with its own
+    ``type`` is not applied; ``note`` says so (``misen config`` shows it).
+    """
+    session = session or current_session()
+    settings = session.settings
+    section = settings.executor if kind == "executor" else settings.workspace
+    where = section_where(settings, kind)
+    registry = session.registry
+    chosen = name if name is not None else section.get("type", default_name(kind, session))
+    cls = registry.get(kind, chosen)
     configured = section.get("type")
-    data: dict[str, Any] = {}
+    note = None
+    data = {k: v for k, v in section.items() if k != "type"}
     if configured is not None:
         try:
-            same = registry().get(kind, configured) is cls
+            same = registry.get(kind, configured) is cls
         except MisenError:
             same = False
-        if same:
-            data = {k: v for k, v in section.items() if k != "type"}
-    return cls, structure_settings(cls.Settings, data, where=where)
+        if not same:
+            note = f"{where} is written for the {configured!r} {kind} and is not applied to {cls.PLUGIN_NAME!r}"
+            data = {}
+    return cls, structure_settings(cls.Settings, data, where=where), note
 
 
-def default_name(kind: str) -> str:
-    from misen.plugins import registry
-
-    table = registry().executors() if kind == "executor" else registry().workspaces()
+def default_name(kind: str, session: Session | None = None) -> str:
+    registry = (session or current_session()).registry
+    table = registry.executors() if kind == "executor" else registry.workspaces()
     preferred, fallback = ("local", "in-process") if kind == "executor" else ("disk", "memory")
     return preferred if preferred in table else fallback
 
 
-def resolve_workspace(workspace: Workspace | str | None = None) -> Workspace:
-    """A `Workspace` from an instance, a type name (``"disk"``), or the configuration (``None``)."""
+def resolve_workspace(workspace: Workspace | str | None = None, session: Session | None = None) -> Workspace:
+    """A `Workspace` from an instance, a type name (``"disk"``), or the configuration (``None``); opened once
+    per session."""
     if isinstance(workspace, Workspace):
         return workspace
     if workspace is not None and not isinstance(workspace, str):
         raise MisenError(f"workspace= must be a Workspace or a type name, got {type(workspace).__name__}")
-    from misen.settings import load_settings, section_where
-
-    settings = load_settings()
-    cls, ws_settings = _backend(
-        "workspace", workspace, settings.workspace, section_where(settings, "workspace"), default_name("workspace")
-    )
-    key = repr((cls.PLUGIN_NAME, ws_settings))
-    ws = _WORKSPACES.get(key)
-    if ws is None:
-        ws = _WORKSPACES[key] = cls(ws_settings)
-    return ws
+    session = session or current_session()
+    cls, ws_settings, _ = backend_settings("workspace", workspace, session)
+    return session.open_workspace({"type": cls.PLUGIN_NAME, "settings": _unstructured(ws_settings)})
 
 
-def resolve_executor(executor: Executor | str | None = None) -> Executor:
+def _unstructured(settings: Any) -> dict[str, Any]:
+    return unstructure_settings(settings)
+
+
+def resolve_executor(executor: Executor | str | None = None, session: Session | None = None) -> Executor:
     """An `Executor` from an instance, a type name (``"local"``, ``"in-process"``), or the configuration."""
     if isinstance(executor, Executor):
         return executor
     if executor is not None and not isinstance(executor, str):
         raise MisenError(f"executor= must be an Executor or a type name, got {type(executor).__name__}")
-    from misen.settings import load_settings, section_where
-
-    settings = load_settings()
-    cls, ex_settings = _backend(
-        "executor", executor, settings.executor, section_where(settings, "executor"), default_name("executor")
-    )
+    cls, ex_settings, _ = backend_settings("executor", executor, session)
     return cls(ex_settings)  # type: ignore[no-any-return]
 
 
@@ -124,14 +134,48 @@ def _roots(tasks: Task[Any] | Iterable[Task[Any]]) -> list[Task[Any]]:
     return roots
 
 
-def build_plan(roots: list[Task[Any]], workspace: Workspace, *, run_id: str = "", executor: str = "") -> tuple[Plan, int, int]:
-    """The units needed to produce ``roots``; returns ``(plan, tasks already cached, tasks in the graph)``."""
+def _heal(task: Task[Any], ws: Workspace, rh: str, notes: list[str]) -> bool:
+    """Whether the cached result ``rh`` of ``task`` still has all its files; if not, drop it (it is recomputed)
+    and say so in ``notes``."""
+    damage = cache.check_stored(ws, rh)
+    if damage is None:
+        return True
+    cache.drop_result(ws, task)
+    notes.append(f"result of {task!r} was damaged ({damage}); recomputing")
+    return False
+
+
+def build_plan(
+    roots: list[Task[Any]],
+    workspace: Workspace,
+    *,
+    run_id: str = "",
+    executor: str = "",
+    notes: list[str] | None = None,
+    force: Iterable[Task[Any]] = (),
+) -> tuple[Plan, int, int]:
+    """The units needed to produce ``roots``; returns ``(plan, tasks already cached, tasks in the graph)``.
+
+    Cached results the run relies on (the roots' own and those of the dependencies of what it runs) are checked
+    for missing or truncated files first: a damaged one is dropped and planned again, with a line in ``notes``.
+    A task that gained a ``@meta(defaults)`` parameter takes over the result of its earlier code where
+    `misen.cache.carry_over` allows it. Tasks in ``force`` (and so what depends on them) are planned even if
+    cached.
+    """
+    notes = notes if notes is not None else []
+    forced = {t._id_bytes for t in force}
     cached: dict[bytes, bool] = {}
 
     def is_cached(t: Task[Any]) -> bool:
         c = cached.get(t._id_bytes)
         if c is None:
-            c = cached[t._id_bytes] = t.cacheable and workspace.is_cached(t)
+            c = False
+            if t.cacheable and t._id_bytes not in forced:
+                rh = cache.result_hash(workspace, t)
+                if rh is None and cache.carry_over(workspace, t):
+                    rh = cache.result_hash(workspace, t)
+                c = rh is not None and _heal(t, workspace, rh, notes)
+            cached[t._id_bytes] = c
         return c
 
     needed: dict[bytes, Task[Any]] = {}
@@ -145,8 +189,13 @@ def build_plan(roots: list[Task[Any]], workspace: Workspace, *, run_id: str = ""
                 continue
             needed[dep._id_bytes] = dep
             stack.append(dep)
-    root_ids = {t._id_bytes for t in roots}
+    # A forced task makes everything downstream of it (within the graph) run again too.
     order = list(iter_graph(roots))
+    if forced:
+        for task in order:
+            if task._id_bytes not in needed and any(d._id_bytes in needed for d in task.dependencies):
+                needed[task._id_bytes] = task
+    root_ids = {t._id_bytes for t in roots}
     units: dict[str, WorkUnit] = {}
     for task in order:
         if task._id_bytes not in needed:
@@ -165,8 +214,7 @@ def build_plan(roots: list[Task[Any]], workspace: Workspace, *, run_id: str = ""
                 elif dep._id_bytes not in inline:
                     inline[dep._id_bytes] = dep
                     todo.append(dep)
-        inline_order = [t for t in iter_graph(inline.values())] if inline else []
-        inline_order = [t for t in inline_order if t._id_bytes in inline]
+        inline_order = [t for t in iter_graph(inline.values()) if t._id_bytes in inline] if inline else []
         units[task.hash] = WorkUnit(
             id=task.hash,
             root=task,
@@ -188,17 +236,12 @@ def stale_summary(plan: Plan, workspace: Workspace) -> list[tuple[Task[Any], lis
         task = unit.root
         if not task.cacheable:
             continue
-        rec = workspace.stale_record(task)
+        rec = cache.stale_record(workspace, task)
         if rec is None:
             continue
-        from misen.fingerprint import Fingerprint
-
         fp = task.fingerprint
         old = rec.get("fingerprint")
-        if fp is not None:
-            lines = Fingerprint.diff(old, fp.as_dict())
-        else:
-            lines = []
+        lines = Fingerprint.diff(old, fp.as_dict()) if fp is not None else []
         if not lines:
             lines = ["a dependency's result changed" if old == (fp.as_dict() if fp else None) else "code changed"]
         out.append((task, lines))
@@ -206,16 +249,13 @@ def stale_summary(plan: Plan, workspace: Workspace) -> list[tuple[Task[Any], lis
 
 
 def snapshot_root(executor: Executor, workspace: Workspace) -> Path:
-    custom = getattr(executor, "snapshot_root", None)
-    if callable(custom):
-        path = custom(workspace)
-        if path is not None:
-            return Path(path)
+    """Where the run's snapshot goes: the executor's choice, else the workspace's folder, else the user cache."""
+    path = executor.snapshot_root(workspace)
+    if path is not None:
+        return Path(path)
     local = workspace.local_root()
     if local is not None:
         return local / "snapshots"
-    import os
-
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "misen" / "snapshots"
 
@@ -225,120 +265,139 @@ def run(
     executor: Executor | str | None = None,
     workspace: Workspace | str | None = None,
     *,
-    reporter: Any = None,
+    reporter: Reporter | None = None,
+    session: Session | None = None,
+    force: Iterable[Task[Any]] = (),
 ) -> RunReport:
-    """Run everything ``tasks`` need that is not cached yet, and block until it is done or failed."""
-    from misen.reporting import PlainReporter
-    from misen.settings import find_project_root, project_root
-    from misen.snapshot import load_env_files, take_snapshot
+    """Run everything ``tasks`` need that is not cached yet, and block until it is done or failed.
 
+    Progress goes to ``reporter`` (default: plain lines on standard error), which is registered as a plugin on
+    the session's lifecycle hooks for the duration of the run, beside every other observer.
+    """
+    session = session or current_session()
     start = time.time()
     roots = _roots(tasks)
     for root in roots:
         root.check_ids()
-    ws = resolve_workspace(workspace)
-    if executor is None and not ws.SHARED_ACROSS_PROCESSES:
+    ws = resolve_workspace(workspace, session)
+    session.adopt_workspace(ws)
+    if executor is None and not ws.SHARED_ACROSS_PROCESSES and "type" not in session.settings.executor:
         executor = "in-process"  # nothing chosen, and the workspace cannot be shared: run here
-    ex = resolve_executor(executor)
+    ex = resolve_executor(executor, session)
     if ex.SNAPSHOT and not ws.SHARED_ACROSS_PROCESSES:
         raise MisenError(
             f"the {ws.describe()} workspace lives in this process only, but the {ex.PLUGIN_NAME} executor runs tasks "
-            "in other processes; use the in-process executor with it, or a workspace on disk"
+            "in other processes; use the in-process or threads executor with it, or a workspace on disk"
         )
     reporter = reporter if reporter is not None else PlainReporter()
     run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
-    plan, n_cached, total = build_plan(roots, ws, run_id=run_id, executor=ex.PLUGIN_NAME)
+    notes: list[str] = []
+    plan, n_cached, total = build_plan(roots, ws, run_id=run_id, executor=ex.PLUGIN_NAME, notes=notes, force=force)
+    for note in notes:
+        print(f"misen: {note}", file=sys.stderr)
+    stale: list[tuple[Task[Any], list[str]]] = []
     if plan.units:
         stale = stale_summary(plan, ws)
-        if stale:
-            reporter.stale(stale)
-        root_dir = project_root()
+        root_dir = session.project_root()
         plan.env = load_env_files(root_dir)
         ex.check(plan)
         # Outside any project (no pyproject.toml or .misen.toml above the current directory, e.g. code imported
         # from an installed package) there is no source tree to freeze: workers import the installed code.
-        if ex.SNAPSHOT and find_project_root() is not None:
+        if ex.SNAPSHOT and session.find_project_root() is not None:
             plan.snapshot = take_snapshot(root_dir, snapshot_root(ex, ws))
-    reporter.start(plan, n_cached, total, ex, ws)
-    hook = _hooks()
-
-    def started(unit: WorkUnit, where: str) -> None:
-        reporter.unit_started(unit, where)
-        if hook is not None:
-            _safe(hook.misen_unit_started, unit=unit, workspace=ws, where=where)
-
-    def finished(unit: WorkUnit, outcome: UnitOutcome) -> None:
-        reporter.unit_finished(unit, outcome)
-        if hook is not None:
-            _safe(hook.misen_unit_finished, unit=unit, workspace=ws, outcome=outcome)
-
-    outcomes: dict[str, UnitOutcome] = {}
-    interrupted = False
-    if plan.units:
-        try:
-            outcomes = ex.execute(plan, ws, RunEvents(started, finished))
-        except KeyboardInterrupt:
-            interrupted = True
-        finally:
-            ws.sync()  # quick results were written without fsync: one flush for the whole run
-    for uid in plan.units:
-        if uid not in outcomes:
-            outcomes[uid] = UnitOutcome(status="cancelled", error="run interrupted")
-    report = RunReport(
-        units=plan.units, outcomes=outcomes, already_cached=n_cached, total=total, duration=time.time() - start, run_id=run_id
-    )
-    if hook is not None:
-        _safe(hook.misen_run_finished, outcomes=outcomes, executor=ex, workspace=ws)
-    reporter.finish(report)
+    hook = session.hook
+    observer = ReporterPlugin(reporter, run_id)
+    session.registry.pm.register(observer)
+    try:
+        events = RunEvents(
+            lambda unit, where: _safe(hook.misen_unit_started, unit=unit, workspace=ws, where=where, run_id=run_id),
+            lambda unit, outcome: _safe(
+                hook.misen_unit_finished, unit=unit, workspace=ws, outcome=outcome, run_id=run_id
+            ),
+        )
+        _safe(
+            hook.misen_run_started,
+            plan=plan,
+            executor=ex,
+            workspace=ws,
+            cached=n_cached,
+            total=total,
+            stale=stale,
+            events=events,
+            run_id=run_id,
+        )
+        outcomes: dict[str, UnitOutcome] = {}
+        interrupted = False
+        if plan.units:
+            try:
+                outcomes = ex.execute(plan, ws, events)
+            except KeyboardInterrupt:
+                interrupted = True
+            finally:
+                ws.sync()  # quick results were written without fsync: one flush for the whole run
+        for uid in plan.units:
+            if uid not in outcomes:
+                outcomes[uid] = UnitOutcome(status="cancelled", error="run interrupted")
+        report = RunReport(
+            units=plan.units,
+            outcomes=outcomes,
+            already_cached=n_cached,
+            total=total,
+            duration=time.time() - start,
+            run_id=run_id,
+        )
+        _safe(hook.misen_run_finished, outcomes=outcomes, executor=ex, workspace=ws, report=report, run_id=run_id)
+    finally:
+        session.registry.pm.unregister(observer)
     if interrupted:
         raise KeyboardInterrupt
     return report
 
 
-def _hooks() -> Any:
-    from misen.plugins import registry
-
-    return registry().pm.hook
-
-
 def _safe(hook: Any, **kwargs: Any) -> None:
-    import sys
-
     try:
         hook(**kwargs)
+    except KeyboardInterrupt:
+        raise
     except Exception as exc:
         print(f"misen: a lifecycle hook raised {type(exc).__name__}: {exc}", file=sys.stderr)
 
 
-def task_result(task: Task[Any], workspace: Workspace | str | None = None, *, compute: bool = True) -> Any:
+def task_result(
+    task: Task[Any], workspace: Workspace | str | None = None, *, compute: bool = True, session: Session | None = None
+) -> Any:
     """The result of ``task``.
 
     A cached result is loaded. Otherwise, with ``compute`` (the default), what the task needs is run first with
     the configured executor (the in-process one for a workspace that lives in this process only), as anyone who
     installed a project expects from ``TrainingSweep()["plot"].result()``; a failure raises
     `misen.errors.TaskFailedError` naming the task, its error and its log. With ``compute=False`` a missing result
-    raises `misen.errors.NotCachedError` instead (what ``misen ... result NAME`` does).
+    raises `misen.errors.NotCachedError` (a damaged one `misen.errors.ResultCorruptedError`, naming the damage;
+    it is dropped, so the next run recomputes it).
     """
-    from misen.errors import TaskFailedError
-
+    session = session or current_session()
     task.check_ids()
-    ws = resolve_workspace(workspace)
+    ws = resolve_workspace(workspace, session)
     if task.cacheable:
         try:
-            return ws.load(task)
-        except NotCachedError:
-            failure = ws.failure(task)
+            return cache.load(ws, task)
+        except ResultCorruptedError:
             if not compute:
-                extra = f"; its last attempt failed: {failure.get('error')}" if failure else "; run it first"
+                raise
+        except NotCachedError:
+            if not compute:
+                failure = cache.failure(ws, task)
+                if failure is None:
+                    extra = "; run it first"
+                elif failure.get("status") == "skipped":
+                    extra = f"; it was skipped in its last run: {failure.get('error')}"
+                else:
+                    extra = f"; its last attempt failed: {failure.get('error')}"
                 raise NotCachedError(f"{task!r} is not cached in workspace {ws.describe()}{extra}") from None
-            if ws.result_hash(task) is not None:
-                ws.delete_record("task", task.hash)  # its stored result is damaged: compute it again
-    from misen.worker import call_task
-
     if compute:
-        missing = [t for t in _cacheable_inputs(task) if not ws.is_cached(t)]
+        missing = [t for t in _cacheable_inputs(task) if not cache.is_cached(ws, t)]
         if missing:
-            report = run(missing, workspace=ws)
+            report = run(missing, workspace=ws, session=session)
             if not report.ok:
                 unit, outcome = report.failed[0]
                 where = f" (log: {outcome.log})" if outcome.log else ""
@@ -346,7 +405,7 @@ def task_result(task: Task[Any], workspace: Workspace | str | None = None, *, co
                     f"{task!r} could not be computed: {unit.label} ended {outcome.status}: {outcome.error}{where}"
                 )
         if task.cacheable:
-            return ws.load(task)
+            return cache.load(ws, task)
 
     values: dict[bytes, Any] = {}
 
@@ -354,11 +413,11 @@ def task_result(task: Task[Any], workspace: Workspace | str | None = None, *, co
         if t._id_bytes in values:
             return
         if t.cacheable:
-            values[t._id_bytes] = task_result(t, ws, compute=False)
+            values[t._id_bytes] = task_result(t, ws, compute=False, session=session)
             return
         for dep in t.dependencies:
             compute_value(dep)
-        values[t._id_bytes] = call_task(t, values, _runtime_for(t, ws))
+        values[t._id_bytes] = call_task(t, values, runtime_values(t, ws, None))
 
     compute_value(task)
     return values[task._id_bytes]
@@ -382,9 +441,3 @@ def _cacheable_inputs(task: Task[Any]) -> list[Task[Any]]:
             else:
                 stack.append(dep)
     return list(out.values())
-
-
-def _runtime_for(task: Task[Any], ws: Workspace) -> dict[str, Any]:
-    from misen.worker import _runtime_values
-
-    return _runtime_values(task, ws, None)

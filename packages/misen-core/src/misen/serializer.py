@@ -14,7 +14,9 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
-from misen.errors import MisenError, ResultCorruptedError
+from misen.errors import MisenError, ResultCorruptedError, SerializerMissingError
+from misen.providers import install_hint, provider_of
+from misen.session import current_session
 
 __all__ = [
     "LoadContext",
@@ -47,6 +49,10 @@ class Serializer:
     FORMAT_VERSION: ClassVar[int] = 1
     #: The highest priority wins among serializers claiming the same type.
     PRIORITY: ClassVar[int] = 0
+    #: Whether a value of this serializer's types inside a container (a dict of arrays, a list of frames) is
+    #: stored by this serializer in its own files (``True``: arrays, frames, tensors) instead of being pickled
+    #: with the rest of the container (the default).
+    CONTAINER_INLINE: ClassVar[bool] = False
 
     def match(self, value: Any) -> bool:
         """Whether this serializer takes this particular value (default: every value of its types)."""
@@ -97,56 +103,18 @@ class LoadContext:
         return ser.load(directory, record.get("meta", {}), ctx)
 
 
-_BY_TYPE: dict[type, list[Serializer]] = {}
-_BY_NAME: dict[str, Serializer] | None = None
-_CLAIMS: dict[str, list[Serializer]] | None = None
-
-
-def reset_dispatch_cache() -> None:
-    global _BY_NAME, _CLAIMS
-    _BY_NAME = None
-    _CLAIMS = None
-    _BY_TYPE.clear()
-
-
 def _load_tables() -> tuple[dict[str, Serializer], dict[str, list[Serializer]]]:
-    global _BY_NAME, _CLAIMS
-    if _BY_NAME is None or _CLAIMS is None:
-        from misen.plugins import registry
-
-        by_name: dict[str, Serializer] = {}
-        claims: dict[str, list[Serializer]] = {}
-        for cls in registry().serializers():
-            inst = cls()
-            by_name[cls.PLUGIN_NAME] = inst
-            for tname in cls.TYPES:
-                claims.setdefault(tname, []).append(inst)
-        for lst in claims.values():
-            lst.sort(key=lambda s: -s.PRIORITY)
-        _BY_NAME, _CLAIMS = by_name, claims
-    return _BY_NAME, _CLAIMS
-
-
-#: Which extra provides the serializers named ``<prefix>.<...>``, for the "install ..." hint.
-_PROVIDERS = {
-    "numpy": "misen[numpy]",
-    "scipy": "misen[numpy]",
-    "pandas": "misen[pandas]",
-    "pyarrow": "misen[pandas]",
-    "polars": "misen[pandas]",
-    "torch": "misen[torch]",
-    "sklearn": "misen[sklearn]",
-}
+    return current_session().registry.serializer_tables()
 
 
 def serializer_named(name: str) -> Serializer:
     by_name, _ = _load_tables()
     ser = by_name.get(name)
     if ser is None:
-        provider = _PROVIDERS.get(name.split(".")[0])
-        hint = f'`pip install "{provider}"`' if provider else "the misen-serializers package that provides it"
+        provider = provider_of("library", name)
+        hint = install_hint(provider) if provider else "the misen-serializers package that provides it"
         # a result nobody here can read counts as not cached (recomputed), never as an error that stops a run
-        raise ResultCorruptedError(
+        raise SerializerMissingError(
             f"this result was written by serializer {name!r}, which is not installed; install {hint} "
             "(see `misen plugins`), or let misen recompute it"
         )
@@ -154,7 +122,8 @@ def serializer_named(name: str) -> Serializer:
 
 
 def _candidates(tp: type) -> list[Serializer]:
-    found = _BY_TYPE.get(tp)
+    by_type = current_session().registry.serializers_by_type
+    found = by_type.get(tp)
     if found is None:
         _, claims = _load_tables()
         found = []
@@ -162,7 +131,7 @@ def _candidates(tp: type) -> list[Serializer]:
             found.extend(claims.get(f"{base.__module__}.{base.__qualname__}", ()))
         # stable: nearest class first, then priority
         found = sorted(dict.fromkeys(found), key=lambda s: -s.PRIORITY) if len(found) > 1 else found
-        _BY_TYPE[tp] = found
+        by_type[tp] = found
     return found
 
 

@@ -7,6 +7,7 @@ settings, structured by cattrs into the backend's attrs ``Settings`` class) and 
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import tomllib
@@ -60,17 +61,55 @@ class Settings:
         return self.sources.get((section, key), "default")
 
 
-_converter: Any = None
+def _strict_int(value: Any, _: Any) -> int:
+    if type(value) is int:
+        return value
+    raise ValueError(f"expected an integer, got {_shown(value)}")
 
 
+def _strict_float(value: Any, _: Any) -> float:
+    if type(value) in (int, float):
+        return float(value)
+    raise ValueError(f"expected a number, got {_shown(value)}")
+
+
+def _strict_str(value: Any, _: Any) -> str:
+    if type(value) is str:
+        return value
+    raise ValueError(f"expected a string, got {_shown(value)}")
+
+
+def _strict_bool(value: Any, _: Any) -> bool:
+    if type(value) is bool:
+        return value
+    raise ValueError(f"expected true or false, got {_shown(value)}")
+
+
+def _path(value: Any, _: Any) -> Path:
+    if isinstance(value, str | Path):
+        return Path(value)
+    raise ValueError(f"expected a path (a string), got {_shown(value)}")
+
+
+def _shown(value: Any) -> str:
+    kind = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(type(value))
+    return f"{kind} ({value!r})" if kind else f"{type(value).__name__} {value!r}"
+
+
+@functools.cache
 def converter() -> Any:
-    global _converter
-    if _converter is None:
-        import cattrs
+    """The cattrs converter for settings: unknown keys are errors, and so is a value of the wrong type (no
+    ``2.5`` → ``2``, ``true`` → ``1`` or ``"3"`` → ``3``: an int field takes only integers, a float field integers
+    and floats, a string field strings, a bool field booleans)."""
+    import cattrs
 
-        _converter = cattrs.Converter(forbid_extra_keys=True)
-        _converter.register_structure_hook(Path, lambda v, _: Path(v))
-    return _converter
+    conv = cattrs.Converter(forbid_extra_keys=True)
+    conv.register_structure_hook(int, _strict_int)
+    conv.register_structure_hook(float, _strict_float)
+    conv.register_structure_hook(str, _strict_str)
+    conv.register_structure_hook(bool, _strict_bool)
+    conv.register_structure_hook(Path, _path)
+    return conv
 
 
 def _describe_error(exc: Exception, where: str, cls: type) -> str:
@@ -117,27 +156,26 @@ def unstructure_settings(obj: Any) -> dict[str, Any]:
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in out.items()}
 
 
-_ROOTS: dict[str, Path | None] = {}
+def search_project_root(here: Path) -> Path | None:
+    """The nearest directory at or above ``here`` holding ``.misen.toml`` or ``pyproject.toml``."""
+    for candidate in (here, *here.parents):
+        if (candidate / PROJECT_FILE).is_file() or (candidate / "pyproject.toml").is_file():
+            return candidate
+    return None
 
 
 def find_project_root(start: Path | None = None) -> Path | None:
-    """The nearest directory at or above ``start`` (default: cwd) holding ``.misen.toml`` or ``pyproject.toml``."""
-    here = (start or Path.cwd()).resolve()
-    key = str(here)
-    if key in _ROOTS:
-        return _ROOTS[key]
-    found = None
-    for candidate in (here, *here.parents):
-        if (candidate / PROJECT_FILE).is_file() or (candidate / "pyproject.toml").is_file():
-            found = candidate
-            break
-    _ROOTS[key] = found
-    return found
+    """The current session's project root search (a lazy facade of `misen.session.Session.find_project_root`)."""
+    from misen.session import current_session
+
+    return current_session().find_project_root(start)
 
 
 def project_root(start: Path | None = None) -> Path:
-    """`find_project_root`, or the current directory when no project file is found."""
-    return find_project_root(start) or (start or Path.cwd()).resolve()
+    """`find_project_root`, or the current directory when no project file is found (a lazy facade)."""
+    from misen.session import current_session
+
+    return current_session().project_root(start)
 
 
 def user_config_path() -> Path:
@@ -145,18 +183,12 @@ def user_config_path() -> Path:
     return Path(base) / "misen.toml"
 
 
-_override: Path | None = None
-_cache: dict[tuple[Any, ...], Settings] = {}
-
-
 def set_config_override(path: str | Path | None) -> None:
-    """Use ``path`` as the only configuration file (what ``--config`` does)."""
-    global _override
-    _override = Path(path) if path is not None else None
-    _cache.clear()
-    from misen import tasks
+    """Use ``path`` as the only configuration file from now on (what ``--config`` does): makes a new current
+    session with that configuration (a lazy facade)."""
+    from misen.session import make_session, set_current_session
 
-    tasks._config_cache.clear()
+    set_current_session(make_session(config=path))
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -167,6 +199,10 @@ def _read(path: Path) -> dict[str, Any]:
         raise ConfigError(f"configuration file {path} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not valid UTF-8 text (byte {exc.start} cannot be decoded)") from None
+    except IsADirectoryError:
+        raise ConfigError(f"configuration file {path} is a directory") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
     for section, value in data.items():
@@ -179,28 +215,38 @@ def _read(path: Path) -> dict[str, Any]:
     return data
 
 
-def config_files(explicit: str | Path | None = None) -> list[Path]:
-    """The files that make up the configuration, lowest precedence first."""
-    chosen = explicit or _override or os.environ.get("MISEN_CONFIG") or None
+def config_files(explicit: str | Path | None, root: Path) -> list[Path]:
+    """The files that make up the configuration, lowest precedence first: ``explicit`` (``--config``), else
+    ``$MISEN_CONFIG``, else the user file and ``root``'s ``.misen.toml``."""
+    chosen = explicit or os.environ.get("MISEN_CONFIG") or None
     if chosen:
         return [Path(chosen).expanduser()]
     files = []
     user = user_config_path()
     if user.is_file():
         files.append(user)
-    project = project_root() / PROJECT_FILE
+    project = root / PROJECT_FILE
     if project.is_file():
         files.append(project)
     return files
 
 
+def settings_key(files: list[Path]) -> tuple[Any, ...]:
+    """What `read_settings` depends on: the files and their modification times."""
+    return (tuple(str(f) for f in files), tuple(f.stat().st_mtime_ns if f.exists() else 0 for f in files))
+
+
 def load_settings(config: str | Path | None = None) -> Settings:
-    """The effective configuration (cached per process, per cwd and per chosen file)."""
-    files = config_files(config)
-    key = (tuple(str(f) for f in files), tuple(f.stat().st_mtime_ns if f.exists() else 0 for f in files))
-    cached = _cache.get(key)
-    if cached is not None:
-        return cached
+    """The effective configuration: the current session's, or that of an explicit file (a lazy facade)."""
+    from misen.session import current_session, make_session
+
+    if config is not None:
+        return make_session(config=config).settings
+    return current_session().settings
+
+
+def read_settings(files: list[Path]) -> Settings:
+    """Merge ``files`` (lowest precedence first) into the effective `Settings`."""
     merged: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
     sources: dict[tuple[str, str], str] = {}
     for path in files:
@@ -223,15 +269,13 @@ def load_settings(config: str | Path | None = None) -> Settings:
     cache = structure_settings(
         CacheSettings, merged["cache"], where=f"{sources.get(('cache', next(iter(merged['cache']), '')), 'config')}: [cache]"
     )
-    settings = Settings(
+    return Settings(
         executor=merged["executor"],
         workspace=merged["workspace"],
         cache=cache,
         sources=sources,
         files=[str(f) for f in files],
     )
-    _cache[key] = settings
-    return settings
 
 
 def _norm(name: Any) -> str:

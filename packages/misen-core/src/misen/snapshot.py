@@ -12,11 +12,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from misen.errors import ConfigError
+
 __all__ = ["SNAPSHOT_FILES", "load_env_files", "take_snapshot"]
 
 #: Files at the project root that go into every snapshot when present.
 SNAPSHOT_FILES = ("pyproject.toml", "uv.lock", "pixi.lock", "pixi.toml", ".env", ".env.local", ".misen.toml")
-_SKIP_DIRS = {"__pycache__", "node_modules", "build", "dist", "site", "docs", "tests", "benchmarks"}
+_SKIP_DIRS = frozenset({"__pycache__", "node_modules", "build", "dist", "site", "docs", "tests", "benchmarks"})
 _MAX_FILE = 8 * 1024 * 1024
 
 
@@ -94,8 +96,6 @@ def _parse_env(path: Path) -> dict[str, str]:
         if line.startswith("export "):
             line = line[7:].lstrip()
         if "=" not in line:
-            from misen.errors import ConfigError
-
             raise ConfigError(f"{path}:{lineno}: expected NAME=value, got {raw!r}")
         key, value = line.split("=", 1)
         key, value = key.strip(), value.strip()

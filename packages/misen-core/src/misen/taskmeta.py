@@ -9,6 +9,7 @@ from typing import Any, TypeVar, overload
 import attrs
 
 from misen.errors import MisenError
+from misen.resources import Resources
 
 __all__ = ["TaskMeta", "get_meta", "meta"]
 
@@ -125,8 +126,6 @@ def meta(
                         f"@meta(versions=...) of {_where(func)}: versions[{name!r}][{value!r}] must map a value to an int"
                     )
         if resources is not None and not callable(resources):
-            from misen.resources import Resources
-
             try:
                 Resources.coerce(resources, where=f"@meta(resources=...) of {_where(func)}")
             except (TypeError, ValueError) as exc:

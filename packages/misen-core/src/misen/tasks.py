@@ -1,19 +1,22 @@
-"""`Task`: a lazy, hashable handle to one call of a task function, and the run-time argument markers."""
+"""`Task`: a lazy, immutable handle to one call of a task function (its identity is `misen.identity`'s)."""
 
 from __future__ import annotations
 
+import functools
 import inspect
-import sys
-from collections.abc import Callable, Iterator
+import types
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from misen import hashing
-from misen.errors import MisenError, MissingIdError
+from misen import identity
+from misen._pickling import function_reference, resolve_function
+from misen.errors import MisenError, MissingIdError, UnhashableArgumentError
+from misen.identity import ASSIGNED_RESOURCES, ASSIGNED_RESOURCES_PER_NODE, WORK_DIR, RuntimeArgument
+from misen.resources import Resources
 from misen.taskmeta import TaskMeta, get_meta
 
 if TYPE_CHECKING:
-    from misen.resources import Resources
     from misen.workspace import Workspace
 
 __all__ = [
@@ -23,45 +26,15 @@ __all__ = [
     "RuntimeArgument",
     "Task",
     "iter_graph",
+    "signature_of",
+    "substitute",
 ]
 
 R = TypeVar("R")
 
 
-class RuntimeArgument:
-    """A marker passed as an argument value that the executor replaces when the task runs.
-
-    Runtime arguments never enter a task's identity.
-    """
-
-    __slots__ = ("name",)
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __repr__(self) -> str:
-        return self.name
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_runtime_argument, (self.name,))
-
-
-#: A per-task scratch directory (`pathlib.Path`): persistent for ``cache=True`` tasks, ephemeral otherwise.
-WORK_DIR: Any = RuntimeArgument("WORK_DIR")
-#: The resources bound to the task process: an object with ``cpus`` and ``gpus`` index lists.
-ASSIGNED_RESOURCES: Any = RuntimeArgument("ASSIGNED_RESOURCES")
-#: One such object per node of a multi-node task.
-ASSIGNED_RESOURCES_PER_NODE: Any = RuntimeArgument("ASSIGNED_RESOURCES_PER_NODE")
-
-_RUNTIME = {r.name: r for r in (WORK_DIR, ASSIGNED_RESOURCES, ASSIGNED_RESOURCES_PER_NODE)}
-
-
-def _runtime_argument(name: str) -> RuntimeArgument:
-    return _RUNTIME[name]
-
-
 class _Signature:
-    """What binding needs from a function's signature, computed once per function."""
+    """What binding needs from a function's signature (computed once per function object)."""
 
     __slots__ = ("defaults", "names", "positional", "var_keyword", "var_positional")
 
@@ -89,172 +62,145 @@ class _Signature:
                 self.defaults[p.name] = p.default
 
 
-_SIGNATURES: dict[Any, _Signature] = {}
-
-
-def _signature(fn: Callable[..., Any]) -> _Signature:
-    sig = _SIGNATURES.get(fn)
-    if sig is None:
-        sig = _SIGNATURES[fn] = _Signature(fn)
-    return sig
+@functools.lru_cache(maxsize=4096)
+def signature_of(fn: Callable[..., Any]) -> _Signature:
+    """How ``fn`` binds its arguments (a pure cache keyed by the function object)."""
+    return _Signature(fn)
 
 
 def _fn_name(fn: Callable[..., Any]) -> str:
     return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
 
 
-_FROZEN_SCALARS = frozenset({int, float, str, bool, type(None), bytes, complex})
+def _bind(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    sig = signature_of(fn)
+    bound: dict[str, Any] = {}
+    if args:
+        if len(args) > len(sig.positional):
+            if sig.var_positional is None:
+                raise TypeError(
+                    f"Task({_fn_name(fn)}): takes {len(sig.positional)} positional argument(s) but {len(args)} were given"
+                )
+            bound[sig.var_positional] = tuple(args[len(sig.positional) :])
+        for name, value in zip(sig.positional, args, strict=False):
+            bound[name] = value
+    for name, value in kwargs.items():
+        if name in bound:
+            raise TypeError(f"Task({_fn_name(fn)}): got multiple values for argument {name!r}")
+        if name not in sig.defaults and name not in sig.names and sig.var_keyword is None:
+            raise TypeError(f"Task({_fn_name(fn)}): got an unexpected argument {name!r}")
+        bound[name] = value
+    for name in sig.names:
+        if name not in bound:
+            if name in sig.defaults:
+                bound[name] = sig.defaults[name]
+            else:
+                raise TypeError(f"Task({_fn_name(fn)}): missing a value for argument {name!r}")
+    return bound
 
 
-def _copy_containers(v: Any) -> Any:
-    # Arguments are copied structurally so that mutating a list after `Task(...)` cannot change the task
-    # (and cannot build a cycle).
-    tp = type(v)
-    if tp in _FROZEN_SCALARS:
-        return v
-    if tp is list:
-        return [_copy_containers(x) for x in v]
-    if tp is dict:
-        return {k: _copy_containers(x) for k, x in v.items()}
-    if tp is tuple:
-        return tuple(_copy_containers(x) for x in v)
-    if tp is set:
-        return {_copy_containers(x) for x in v}
-    return v
-
-
-_TASK_TAG = b"misen.task/1\x00"
-_FINGERPRINTS: dict[Any, tuple[Any, bytes]] = {}
-
-
-def _fingerprint_of(fn: Callable[..., Any]) -> tuple[Any, bytes]:
-    from misen.fingerprint import function_fingerprint
-
-    fp = function_fingerprint(fn)
-    return fp, (b"code:" + fp.digest.encode() if fp is not None else b"")
-_config_cache: dict[str, Any] = {}
-
-
-def _track_code_default() -> bool:
-    value = _config_cache.get("code_changes")
-    if value is None:
-        try:
-            from misen.settings import load_settings
-
-            value = load_settings().cache.code_changes
-        except Exception:  # a broken config is reported where configuration is used, not while hashing
-            value = "track"
-        _config_cache["code_changes"] = value
-    return value == "track"
+_SCALARS = frozenset({int, float, str, bool, type(None), bytes, complex})
 
 
 class Task(Generic[R]):
-    """A lazy handle to one call ``fn(*args, **kwargs)`` of a task function.
+    """A lazy handle to one call ``fn(*args, **kwargs)`` of a task function: an immutable value.
 
-    Nothing runs when a task is made. Tasks compose by passing tasks as arguments (directly or inside lists,
-    tuples, dicts and sets). Its identity (`hash`) is a digest of the ``@meta`` id, the bound arguments (after
-    ``exclude``, ``defaults`` and ``versions``) and, unless turned off, a fingerprint of the code it reaches.
+    Nothing runs when a task is made. Tasks compose by passing tasks as arguments, directly or nested in lists,
+    tuples, dicts, sets, dataclass and attrs instances. The arguments are copied into a read-only form when the
+    task is made (`arguments`), and the identity (`hash`) is computed once from them: a digest of the ``@meta``
+    id, the bound arguments (after ``exclude``, ``defaults`` and ``versions``) and, unless turned off, a
+    fingerprint of the code it reaches (see `misen.identity`).
     """
 
+    __misen_task__ = True
     __slots__ = (
+        "_args",
+        "_check",
         "_deps",
         "_fingerprint",
+        "_fn",
         "_fp_bytes",
+        "_head",
         "_id_bytes",
         "_key_bytes",
+        "_meta",
         "_missing_id",
-        "arguments",
-        "fn",
-        "meta",
     )
-
-    fn: Callable[..., R]
-    meta: TaskMeta
-    arguments: dict[str, Any]
 
     def __init__(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> None:
         if not callable(fn):
             raise MisenError(f"Task(...) needs a function as its first argument, got {type(fn).__name__}")
-        self.fn = fn
-        self.meta = get_meta(fn)
-        sig = _signature(fn)
-        bound: dict[str, Any] = {}
-        if args:
-            if len(args) > len(sig.positional):
-                if sig.var_positional is None:
-                    raise TypeError(
-                        f"Task({_fn_name(fn)}): takes {len(sig.positional)} positional argument(s) "
-                        f"but {len(args)} were given"
-                    )
-                bound[sig.var_positional] = tuple(args[len(sig.positional) :])
-            for name, value in zip(sig.positional, args, strict=False):
-                bound[name] = value
-        for name, value in kwargs.items():
-            if name in bound:
-                raise TypeError(f"Task({_fn_name(fn)}): got multiple values for argument {name!r}")
-            if name not in sig.defaults and name not in sig.names:
-                if sig.var_keyword is None:
-                    raise TypeError(f"Task({_fn_name(fn)}): got an unexpected argument {name!r}")
-            bound[name] = value
-        for name in sig.names:
-            if name not in bound:
-                if name in sig.defaults:
-                    bound[name] = sig.defaults[name]
-                else:
-                    raise TypeError(f"Task({_fn_name(fn)}): missing a value for argument {name!r}")
-        self.arguments = {k: _copy_containers(v) for k, v in bound.items()}
-        self._compute_identity()
+        meta = get_meta(fn)
+        name = _fn_name(fn)
+        frozen: dict[str, Any] = {}
+        deps: list[Task[Any]] = []
+        mutable = False
+        for key, value in _bind(fn, args, kwargs).items():
+            tp = type(value)
+            if tp in _SCALARS:
+                frozen[key] = value
+            elif tp is Task:
+                frozen[key] = value
+                deps.append(value)
+            else:
+                frozen[key], found, kept_mutable = identity.freeze(value, Task, f"argument {key!r} of task {name}")
+                deps.extend(found)
+                mutable = mutable or kept_mutable
+        parts = identity.encode_arguments(meta, frozen, name)
+        if deps or mutable:
+            walked = {id(t) for t in deps}
+            hidden = [p for p in parts if type(p) is not bytes and id(p) not in walked]
+            if hidden:
+                raise UnhashableArgumentError(
+                    f"Task({name}): an argument holds {hidden[0]!r} inside a value misen does not look into; tasks "
+                    "may be nested in lists, tuples, dicts, sets, dataclass and attrs instances"
+                )
+        head, fingerprint, fp_bytes = identity.function_identity(fn, meta, name)
+        key_bytes, id_bytes = identity.identity_digests(head, fp_bytes, parts)
+        self._fn = fn
+        self._meta = meta
+        self._args = frozen
+        self._deps = tuple({id(t): t for t in deps}.values()) if deps else ()
+        self._missing_id = meta.id is None
+        self._fingerprint = fingerprint
+        self._fp_bytes = fp_bytes
+        self._head = head
+        self._key_bytes = key_bytes
+        self._id_bytes = id_bytes
+        self._check = identity.arguments_check(parts) if mutable else None
 
-    def _encode_arguments(self) -> list[Any]:
-        fn, m = self.fn, self.meta
-        parts: list[Any] = []
-        versions = m.versions
-        exclude = m.exclude
-        defaults = m.defaults
-        for name in sorted(self.arguments):
-            value = self.arguments[name]
-            if name in exclude or type(value) is RuntimeArgument:
-                continue
-            if name in defaults and _equal(defaults[name], value):
-                continue
-            nb = name.encode()
-            parts.append(b"a%d:" % len(nb) + nb)
-            hashing.encode_value(value, parts, what=f"argument {name!r} of task {_fn_name(fn)}")
-            if versions and name in versions:
-                try:
-                    ver = versions[name].get(value)
-                except TypeError:
-                    ver = None
-                if ver is not None:
-                    parts.append(b"v%d;" % ver)
-        return parts
+    @property
+    def fn(self) -> Callable[..., R]:
+        """The task function."""
+        return self._fn
 
-    def _head(self) -> bytes:
-        ident = self.meta.id
-        if ident is None:
-            ident = f"<no id>{getattr(self.fn, '__module__', '')}.{_fn_name(self.fn)}"
-        return _TASK_TAG + ident.encode() + b"\x00"
+    @property
+    def meta(self) -> TaskMeta:
+        """What ``@meta`` declared on the function."""
+        return self._meta
 
-    def _compute_identity(self) -> None:
-        fn, m = self.fn, self.meta
-        parts = self._encode_arguments()
-        self._deps = tuple(dict.fromkeys(p for p in parts if type(p) is Task))
-        self._missing_id = m.id is None
-        head = self._head()
-        blake = hashing.hashlib.blake2b
-        self._key_bytes = blake(head + b"".join([p if type(p) is bytes else p._key_bytes for p in parts]), digest_size=16).digest()
-        track = m.code_changes == "track" if m.code_changes is not None else _track_code_default()
-        if track:
-            cached = _FINGERPRINTS.get(fn)
-            if cached is None:
-                cached = _FINGERPRINTS[fn] = _fingerprint_of(fn)
-            self._fingerprint, self._fp_bytes = cached
-        else:
-            self._fingerprint, self._fp_bytes = None, b""
-        self._id_bytes = blake(
-            head + self._fp_bytes + b"\x00" + b"".join([p if type(p) is bytes else p._id_bytes for p in parts]),
-            digest_size=16,
-        ).digest()
+    def __copy__(self) -> Task[R]:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Task[R]:
+        return self
+
+    @property
+    def arguments(self) -> Mapping[str, Any]:
+        """The bound arguments, read-only (lists, dicts and sets in their frozen forms; see `misen.identity`)."""
+        return types.MappingProxyType(self._args)
+
+    def _parts(self) -> list[Any]:
+        return identity.encode_arguments(self.meta, self._args, self.name)
+
+    def verify_unchanged(self) -> None:
+        """Raise `misen.errors.MisenError` if a mutable value inside the arguments (a non-frozen dataclass, an
+        array) was changed after the task was made: its identity no longer says what it would compute."""
+        if self._check is not None and identity.arguments_check(self._parts()) != self._check:
+            raise MisenError(
+                f"{self!r}: a value inside its arguments was changed after the task was made, so its identity no "
+                "longer matches what it would compute; make a new Task with the new value instead"
+            )
 
     def resolved_hash(self, dependency_hashes: dict[bytes, str]) -> str:
         """The identity with each nested task replaced by ``dependency_hashes[task._id_bytes]`` (result hashes).
@@ -262,11 +208,7 @@ class Task(Generic[R]):
         Equal resolved hashes mean equal inputs, so a recomputed dependency that returned an identical value
         leaves its dependents' resolved hashes, and so their results, unchanged (early cutoff).
         """
-        parts = self._encode_arguments()
-        body = b"".join(
-            [p if type(p) is bytes else b"R" + dependency_hashes[p._id_bytes].encode() + b";" for p in parts]
-        )
-        return hashing.hashlib.blake2b(b"resolved/" + self._head() + self._fp_bytes + b"\x00" + body, digest_size=16).hexdigest()
+        return identity.resolved_digest(self._head, self._fp_bytes, self._parts(), dependency_hashes)
 
     # --- identity -------------------------------------------------------------------------------------------
 
@@ -306,13 +248,11 @@ class Task(Generic[R]):
     @property
     def resources(self) -> Resources:
         """The resources declared by ``@meta(resources=...)``, evaluated for this task's arguments."""
-        from misen.resources import Resources
-
         spec = self.meta.resources
         where = f"resources of task {self.name}"
         if callable(spec):
             try:
-                spec = spec(**{k: v for k, v in self.arguments.items()})
+                spec = spec(**{k: identity.materialize(v, Task, None) for k, v in self._args.items()})
             except Exception as exc:
                 raise MisenError(f"{where}: the resources callable raised {type(exc).__name__}: {exc}") from exc
         return Resources.coerce(spec, where=where)
@@ -340,14 +280,20 @@ class Task(Generic[R]):
         return f"Task({self.name}, {args})" if args else f"Task({self.name})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        from misen._pickling import function_reference
-
         return (
             _rebuild_task,
-            (function_reference(self.fn), self.arguments, self._id_bytes, self._key_bytes, self._missing_id, self._fp_bytes),
+            (
+                function_reference(self.fn),
+                self._args,
+                self._id_bytes,
+                self._key_bytes,
+                self._missing_id,
+                self._fp_bytes,
+                self._check,
+            ),
         )
 
-    # --- workspace queries ----------------------------------------------------------------------------------
+    # --- workspace queries (lazy facades over `misen.cache`, through the current session) -------------------
 
     def result(self, workspace: Workspace | str | None = None, *, compute: bool = True) -> R:
         """The task's result: loaded if cached, else computed first (what it needs runs with the configured
@@ -358,32 +304,20 @@ class Task(Generic[R]):
         return task_result(self, workspace, compute=compute)  # type: ignore[no-any-return]
 
     def is_cached(self, workspace: Workspace | str | None = None) -> bool:
-        """Whether the workspace holds a result for this task (``False`` for non-cacheable tasks)."""
+        """Whether the workspace holds an intact-looking result for this task (``False`` if not cacheable)."""
+        from misen import cache
         from misen.runner import resolve_workspace
 
         self.check_ids()
-        return resolve_workspace(workspace).is_cached(self)
+        return cache.is_cached(resolve_workspace(workspace), self)
 
     def done(self, workspace: Workspace | str | None = None) -> bool:
         """Whether this task needs no more work: cached, or (not cacheable) all its dependencies done."""
+        from misen import cache
         from misen.runner import resolve_workspace
 
         self.check_ids()
-        ws = resolve_workspace(workspace)
-        # Walk the non-cacheable part of the graph once (shared dependencies are checked once, not per path).
-        seen: set[bytes] = set()
-        stack: list[Task[Any]] = [self]
-        while stack:
-            task = stack.pop()
-            if task._id_bytes in seen:
-                continue
-            seen.add(task._id_bytes)
-            if task.cacheable:
-                if not ws.is_cached(task):
-                    return False
-            else:
-                stack.extend(task._deps)
-        return True
+        return cache.done(resolve_workspace(workspace), self)
 
     def is_running(self, workspace: Workspace | str | None = None) -> bool:
         """Whether a process currently holds this task's lock in the workspace."""
@@ -398,13 +332,6 @@ class Task(Generic[R]):
         return resolve_workspace(workspace).work_dir(self.hash)
 
 
-def _equal(a: Any, b: Any) -> bool:
-    try:
-        return type(a) is type(b) and bool(a == b)
-    except Exception:
-        return False
-
-
 def _short(v: Any) -> str:
     if type(v) is Task:
         return f"<{v.name}>"
@@ -413,55 +340,37 @@ def _short(v: Any) -> str:
 
 
 def _rebuild_task(
-    fnref: Any, arguments: dict[str, Any], id_bytes: bytes, key_bytes: bytes, missing: bool, fp_bytes: bytes = b""
+    fnref: Any,
+    arguments: dict[str, Any],
+    id_bytes: bytes,
+    key_bytes: bytes,
+    missing: bool,
+    fp_bytes: bytes = b"",
+    check: bytes | None = None,
 ) -> Task[Any]:
-    from misen._pickling import resolve_function
-
     fn = resolve_function(fnref)
     task = Task.__new__(Task)
-    task.fn = fn
-    task.meta = get_meta(fn)
-    task.arguments = arguments
-    task._id_bytes = id_bytes
-    task._key_bytes = key_bytes
+    deps: list[Task[Any]] = []
+    for value in arguments.values():
+        identity.collect_tasks(value, Task, deps)
+    task._fn = fn
+    task._meta = meta = get_meta(fn)
+    task._args = arguments
+    task._deps = tuple({id(t): t for t in deps}.values()) if deps else ()
     task._missing_id = missing
     task._fingerprint = None
     task._fp_bytes = fp_bytes
-    deps: list[Task[Any]] = []
-    _collect_tasks(arguments, deps)
-    task._deps = tuple(dict.fromkeys(deps))
+    task._head = identity.task_head(meta, fn, _fn_name(fn))
+    task._key_bytes = key_bytes
+    task._id_bytes = id_bytes
+    task._check = check
     return task
 
 
-def _collect_tasks(v: Any, out: list[Task[Any]]) -> None:
-    tp = type(v)
-    if tp is Task:
-        out.append(v)
-    elif tp in (list, tuple, set, frozenset):
-        for x in v:
-            _collect_tasks(x, out)
-    elif tp is dict:
-        for k, x in v.items():
-            _collect_tasks(k, out)
-            _collect_tasks(x, out)
-
-
-def substitute(value: Any, results: dict[bytes, Any]) -> Any:
-    """Replace every task inside an argument value by its result (``results`` keyed by ``_id_bytes``)."""
-    tp = type(value)
-    if tp is Task:
-        return results[value._id_bytes]
-    if tp in _FROZEN_SCALARS:
-        return value
-    if tp is list:
-        return [substitute(x, results) for x in value]
-    if tp is tuple:
-        return tuple(substitute(x, results) for x in value)
-    if tp is dict:
-        return {substitute(k, results): substitute(x, results) for k, x in value.items()}
-    if tp is set or tp is frozenset:
-        return tp(substitute(x, results) for x in value)
-    return value
+def substitute(value: Any, results: Mapping[bytes, Any]) -> Any:
+    """A fresh, ordinary copy of an argument value with every task inside replaced by its result (``results``
+    keyed by ``_id_bytes``)."""
+    return identity.materialize(value, Task, results)
 
 
 def iter_graph(roots: Any) -> Iterator[Task[Any]]:
@@ -481,7 +390,3 @@ def iter_graph(roots: Any) -> Iterator[Task[Any]]:
             elif task._id_bytes not in seen:
                 seen.add(task._id_bytes)
                 yield task
-
-
-hashing.register_task_type(Task)
-sys.setrecursionlimit(max(sys.getrecursionlimit(), 10000))

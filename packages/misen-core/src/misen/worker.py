@@ -9,56 +9,50 @@ store the result with its provenance, or record the failure.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
-import itertools
 import os
 import pickle
+import platform
+import shutil
 import sys
+import threading
 import time
 import traceback
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
+from misen import __version__, cache
 from misen.errors import MisenError, ResultCorruptedError, TaskLockedError
-from misen.executor import UnitOutcome, WorkUnit
-from misen.resources import AssignedResources
-from misen.tasks import (
+from misen.executor import PAYLOAD_VERSION, UnitOutcome, WorkUnit
+from misen.fingerprint import function_fingerprint
+from misen.identity import (
     ASSIGNED_RESOURCES,
     ASSIGNED_RESOURCES_PER_NODE,
     WORK_DIR,
     RuntimeArgument,
-    Task,
-    _signature,
-    substitute,
+    code_digest,
+    digest,
 )
+from misen.resources import AssignedResources
+from misen.session import Session, current_session
+from misen.tasks import Task, signature_of, substitute
 from misen.workspace import LockHolder, Workspace, hostname
 
 if TYPE_CHECKING:
     from misen.executor import Plan
 
-__all__ = ["execute_payload", "make_payload", "run_unit"]
+__all__ = ["call_task", "execute_payload", "make_payload", "run_unit", "scoped_environment", "thread_output"]
 
-PAYLOAD_VERSION = 1
 #: Results of tasks that ran at least this many seconds are fsynced before they are published.
 DURABLE_AFTER = 1.0
-_attempts = itertools.count()
 
 
 def make_payload(plan: Plan, unit: WorkUnit, **extra: Any) -> bytes:
-    """Everything a fresh process needs to run ``unit``: snapshot, environment, workspace and the unit itself."""
-    body = {
-        "v": PAYLOAD_VERSION,
-        "snapshot": str(plan.snapshot) if plan.snapshot else None,
-        "env": dict(plan.env),
-        "workspace": plan.workspace_spec,
-        "run_id": plan.run_id,
-        "executor": plan.executor,
-        "sys_path": [p for p in sys.path if p],
-        "unit": pickle.dumps(unit, protocol=5),
-        "extra": extra,
-    }
-    return pickle.dumps(body, protocol=5)
+    """Everything a fresh process needs to run ``unit`` (`misen.executor.Plan.payload`)."""
+    return plan.payload(unit.id, **extra)
 
 
 def snapshot_paths(snapshot: str | Path) -> list[str]:
@@ -82,17 +76,6 @@ def prepare_process(snapshot: str | None, env: dict[str, str], parent_path: list
     os.environ.update(env)
 
 
-_workspaces: dict[str, Workspace] = {}
-
-
-def open_workspace(spec: dict[str, Any]) -> Workspace:
-    key = repr(sorted(spec.items()))
-    ws = _workspaces.get(key)
-    if ws is None:
-        ws = _workspaces[key] = Workspace.from_spec(spec)
-    return ws
-
-
 def execute_payload(
     payload: bytes,
     *,
@@ -100,13 +83,23 @@ def execute_payload(
     job_id: str | None = None,
     capture: str = "fd",
     assigned: AssignedResources | None = None,
+    session: Session | None = None,
 ) -> UnitOutcome:
-    """Run the unit in ``payload`` (from `make_payload`) in this process and return its outcome."""
+    """Run the unit in ``payload`` (from `misen.executor.Plan.payload`) in this process and return its outcome.
+
+    Meant for a process that exists to run units (a local worker, a SLURM job, a Dask worker): it puts the
+    snapshot first on ``sys.path`` and applies the project's environment to ``os.environ`` for good. The
+    workspace is opened through ``session`` (default: the current one), so a unit run in the process that
+    started the run gets the run's own workspace instance.
+    """
     start = time.time()
+    session = session or current_session()
     try:
         body = pickle.loads(payload)
+        if body.get("v", 1) > PAYLOAD_VERSION:
+            raise MisenError(f"payload version {body.get('v')} is newer than this misen understands")
         prepare_process(body["snapshot"], body["env"], body.get("sys_path", []))
-        workspace = open_workspace(body["workspace"])
+        workspace = session.open_workspace(body["workspace"])
         unit: WorkUnit = pickle.loads(body["unit"])
     except Exception as exc:
         return UnitOutcome(
@@ -128,27 +121,112 @@ def execute_payload(
     )
 
 
-class _Tee(io.TextIOBase):
-    def __init__(self, *streams: Any) -> None:
-        self.streams = streams
+@contextlib.contextmanager
+def scoped_environment(env: dict[str, str]) -> Iterator[None]:
+    """Apply ``env`` to ``os.environ`` for the block, then restore what was there (an executor that runs units
+    on threads of this process applies the plan's environment once around the whole run)."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+class _ThreadRouter(io.TextIOBase):
+    """Stands in for ``sys.stdout``/``sys.stderr`` while units run on threads: a write from a thread that runs
+    a unit goes to that unit's log, anything else to the stream that was there before."""
+
+    def __init__(self, original: TextIO, local: threading.local) -> None:
+        self.original = original
+        self.local = local
+
+    def _target(self) -> TextIO:
+        return getattr(self.local, "log", None) or self.original
 
     def write(self, s: str) -> int:
-        for st in self.streams:
+        log = getattr(self.local, "log", None)
+        if log is None:
+            return self.original.write(s)
+        if getattr(self.local, "tee", False):
             with contextlib.suppress(Exception):
-                st.write(s)
-        return len(s)
+                self.original.write(s)
+        return log.write(s)
 
     def flush(self) -> None:
-        for st in self.streams:
+        with contextlib.suppress(Exception):
+            self._target().flush()
+        if getattr(self.local, "tee", False):
             with contextlib.suppress(Exception):
-                st.flush()
+                self.original.flush()
+
+    def isatty(self) -> bool:
+        return False if getattr(self.local, "log", None) else self.original.isatty()
+
+    def fileno(self) -> int:
+        return self.original.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.original, "encoding", "utf-8")
+
+
+class _Routing:
+    """The routers installed on ``sys.stdout``/``sys.stderr`` for as long as any unit runs on a thread."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.users = 0
+        self.local = threading.local()
+        self.saved: tuple[Any, Any] | None = None
+
+    @contextlib.contextmanager
+    def capture(self, log: TextIO, tee: bool) -> Iterator[None]:
+        with self.lock:
+            if self.users == 0:
+                self.saved = (sys.stdout, sys.stderr)
+                sys.stdout = _ThreadRouter(sys.stdout, self.local)
+                sys.stderr = _ThreadRouter(sys.stderr, self.local)
+            self.users += 1
+        self.local.log, self.local.tee = log, tee
+        try:
+            yield
+        finally:
+            self.local.log, self.local.tee = None, False
+            with self.lock:
+                self.users -= 1
+                if self.users == 0 and self.saved is not None:
+                    sys.stdout, sys.stderr = self.saved
+                    self.saved = None
+
+
+@functools.cache
+def _routing() -> _Routing:
+    return _Routing()
+
+
+@contextlib.contextmanager
+def thread_output(log: TextIO, *, tee: bool = False) -> Iterator[None]:
+    """Send what the current thread prints (``print``, ``sys.stdout``/``sys.stderr`` writes) to ``log`` for the
+    block (``tee``: and still to where it went before); other threads keep printing where they did. Output
+    written to file descriptors 1 and 2 directly (subprocesses, C code) is not captured this way."""
+    with _routing().capture(log, tee):
+        yield
 
 
 @contextlib.contextmanager
 def capture_output(path: Path, mode: str) -> Iterator[Any]:
-    """Send this process's output to ``path``: at the file-descriptor level (subprocesses included) or Python's.
+    """Send a unit's output to ``path``.
 
-    The directory exists already (`misen.workspace.Workspace.log_path` makes it).
+    ``mode``: ``"fd"`` points file descriptors 1 and 2 of the whole process at the log (subprocesses included;
+    only for a process that runs one unit at a time, such as a local worker or a SLURM job); ``"thread"`` sends
+    what the calling thread prints to the log (`thread_output`; safe when units run on several threads);
+    ``"python"`` is ``"thread"`` that still shows the output where it went before (the in-process executor);
+    ``"none"`` captures nothing.
     """
     with open(path, "a", buffering=1, encoding="utf-8", errors="replace") as log:
         if mode == "fd":
@@ -167,16 +245,18 @@ def capture_output(path: Path, mode: str) -> Iterator[Any]:
                 os.dup2(saved[1], 2)
                 os.close(saved[0])
                 os.close(saved[1])
-        elif mode == "python":
-            with contextlib.redirect_stdout(_Tee(log, sys.stdout)), contextlib.redirect_stderr(_Tee(log, sys.stderr)):
+        elif mode in ("thread", "python"):
+            with thread_output(log, tee=mode == "python"):
                 yield log
         else:
             yield log
 
 
 def call_task(task: Task[Any], values: dict[bytes, Any], runtime: dict[str, Any]) -> Any:
-    """Call the task's function with dependencies and runtime markers replaced by their values."""
-    sig = _signature(task.fn)
+    """Call the task's function with fresh copies of its arguments, dependencies and run-time markers
+    replaced by their values."""
+    task.verify_unchanged()
+    sig = signature_of(task.fn)
     args = {}
     for name, value in task.arguments.items():
         if type(value) is RuntimeArgument:
@@ -187,44 +267,35 @@ def call_task(task: Task[Any], values: dict[bytes, Any], runtime: dict[str, Any]
     positional = [args.pop(n) for n in sig.positional if n in args]
     if sig.var_positional and sig.var_positional in args:
         positional.extend(args.pop(sig.var_positional))
-        return task.fn(*positional, **args)
-    # Positional-or-keyword parameters can go by name; only positional-only ones need position.
     return task.fn(*positional, **args)
 
 
-_BASE: dict[str, Any] = {}
-
-
-def environment_digest() -> str:
+def environment_digest(session: Session | None = None) -> str:
     """A digest of the software environment: the project's lock file if any, else installed distributions."""
-    if "env" not in _BASE:
-        from misen.hashing import digest
-        from misen.settings import project_root
+    root = (session or current_session()).project_root()
+    return _environment_digest(str(root))
 
-        lock = project_root() / "uv.lock"
-        if lock.is_file():
-            _BASE["env"] = "uv.lock:" + digest(lock.read_bytes())
-        else:
-            from importlib import metadata
 
-            # The .dist-info folder names carry name and version: no need to parse every METADATA file.
-            dists = sorted(
-                getattr(getattr(d, "_path", None), "name", "") or f"{d.metadata.get('Name', '?')}=={d.version}"
-                for d in metadata.distributions()
-            )
-            _BASE["env"] = "dists:" + digest("\n".join(dists).encode())
-    return str(_BASE["env"])
+@functools.lru_cache(maxsize=8)
+def _environment_digest(root: str) -> str:
+    lock = Path(root) / "uv.lock"
+    if lock.is_file():
+        return "uv.lock:" + digest(lock.read_bytes())
+    from importlib import metadata
+
+    # The .dist-info folder names carry name and version: no need to parse every METADATA file.
+    dists = sorted(
+        getattr(getattr(d, "_path", None), "name", "") or f"{d.metadata.get('Name', '?')}=={d.version}"
+        for d in metadata.distributions()
+    )
+    return "dists:" + digest("\n".join(dists).encode())
 
 
 def _provenance(**fields: Any) -> dict[str, Any]:
-    import platform
-
-    import misen
-
     return {
         "host": hostname(),
         "pid": os.getpid(),
-        "misen": misen.__version__,
+        "misen": __version__,
         "python": platform.python_version(),
         "environment": environment_digest(),
         **fields,
@@ -235,8 +306,6 @@ def _fingerprint_dict(task: Task[Any]) -> dict[str, Any] | None:
     if not task._fp_bytes:
         return None
     try:
-        from misen.fingerprint import function_fingerprint
-
         fp = function_fingerprint(task.fn)
     except Exception:
         return None
@@ -260,13 +329,13 @@ def run_unit(
     root = unit.root
     if not root.cacheable:
         return _run_tasks(unit, workspace, start, run_id, executor, where, job_id, capture, assigned, snapshot)
-    if workspace.is_cached(root):
+    if cache.is_cached(workspace, root):
         return UnitOutcome(status="cached", duration=time.time() - start, where=where)
     holder = LockHolder.current(run=run_id, task=root.name)
     try:
         with workspace.lock(root.hash, holder):
             # Another run may have finished this task between our check and the lock.
-            if workspace.is_cached(root):
+            if cache.is_cached(workspace, root):
                 return UnitOutcome(status="cached", duration=time.time() - start, where=where)
             return _run_tasks(unit, workspace, start, run_id, executor, where, job_id, capture, assigned, snapshot)
     except TaskLockedError as exc:
@@ -294,7 +363,7 @@ def _run_tasks(
         for dep in task.dependencies:
             if dep._id_bytes in in_unit or dep._id_bytes in hashes:
                 continue
-            rh = ws.result_hash(dep)
+            rh = cache.result_hash(ws, dep)
             if rh is None:
                 error = f"dependency {dep!r} has no result in the workspace"
                 _record(ws, root, "skipped", error, None)
@@ -309,12 +378,12 @@ def _run_tasks(
     root_resolved = resolved[root._id_bytes]
     # 2. Early cutoff: the same inputs already produced a result under another task hash.
     if root.cacheable:
-        existing = ws.resolved_result(root_resolved)
+        existing = cache.resolved_result(ws, root_resolved)
         if existing is not None:
-            ws.link(root, resolved=root_resolved, result=existing, fingerprint=_fingerprint_dict(root))
+            cache.link(ws, root, resolved=root_resolved, result=existing, fingerprint=_fingerprint_dict(root))
             return UnitOutcome(status="cached", duration=time.time() - start, where=where)
     # 3. Run.
-    attempt = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{next(_attempts)}"
+    attempt = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     log_path = ws.log_path("task", root.hash, attempt)
     values: dict[bytes, Any] = {}
     current = root
@@ -324,23 +393,21 @@ def _run_tasks(
             log.flush()
             for key, dep in external.items():
                 try:
-                    values[key] = ws.load_hash(hashes[key], serializer=dep.meta.serializer)
+                    values[key] = cache.load_hash(ws, hashes[key], serializer=dep.meta.serializer)
                 except ResultCorruptedError as exc:
                     # Forget the damaged result so the next run recomputes the dependency instead of failing again.
-                    ws.delete_record("task", dep.hash)
+                    cache.drop_result(ws, dep)
                     raise MisenError(
                         f"the stored result of dependency {dep!r} is damaged ({exc}); it was dropped and is "
                         "recomputed on the next run"
                     ) from None
             for task in unit.tasks:
                 current = task
-                runtime = _runtime_values(task, ws, assigned)
+                runtime = runtime_values(task, ws, assigned)
                 try:
                     values[task._id_bytes] = call_task(task, values, runtime)
                 finally:
                     if not task.cacheable and "WORK_DIR" in runtime and runtime["WORK_DIR"] is not None:
-                        import shutil
-
                         shutil.rmtree(runtime["WORK_DIR"], ignore_errors=True)
                     if task.cacheable and runtime.get("WORK_DIR") is not None:
                         ws.sync_work_dir(task.hash, runtime["WORK_DIR"])
@@ -350,7 +417,7 @@ def _run_tasks(
                 # A result that took a while to compute is made durable before it is published; a quick one is
                 # flushed by the workspace's sync at the end of the run (losing it costs little to recompute).
                 durable = duration >= DURABLE_AFTER
-                result = ws.store(value, serializer=root.meta.serializer, durable=durable)
+                result = cache.store(ws, value, serializer=root.meta.serializer, durable=durable)
                 prov = _provenance(
                     start=start,
                     duration=duration,
@@ -359,10 +426,11 @@ def _run_tasks(
                     where=where,
                     run=run_id,
                     snapshot=Path(snapshot).name if snapshot else None,
-                    fingerprint=root._fp_bytes.decode()[5:] or None,
+                    fingerprint=code_digest(root._fp_bytes),
                     log=str(log_path),
                 )
-                ws.link(
+                cache.link(
+                    ws,
                     root,
                     resolved=root_resolved,
                     result=result,
@@ -395,10 +463,10 @@ def _run_tasks(
 
 def _record(ws: Workspace, task: Task[Any], status: str, error: str, log: str | None) -> None:
     with contextlib.suppress(Exception):
-        ws.record_failure(task, status=status, error=error, log=log)
+        cache.record_failure(ws, task, status=status, error=error, log=log)
 
 
-def _runtime_values(task: Task[Any], ws: Workspace, assigned: AssignedResources | None) -> dict[str, Any]:
+def runtime_values(task: Task[Any], ws: Workspace, assigned: AssignedResources | None) -> dict[str, Any]:
     runtime: dict[str, Any] = {}
     for value in task.arguments.values():
         if type(value) is Task:
@@ -427,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     payload = Path(args.payload).read_bytes()
     outcome = execute_payload(payload, where=args.where, job_id=args.job_id, capture="fd")
-    for ws in _workspaces.values():  # this process may be the only one on its machine: flush before exiting
+    for ws in current_session().open_workspaces():  # this process may be the only one on its machine: flush before exiting
         with contextlib.suppress(Exception):
             ws.sync()
     if args.outcome:

@@ -1,46 +1,31 @@
-"""The `Workspace` interface: where results, records, locks, logs and scratch directories live.
+"""The `Workspace` interface: storage primitives for results, records, locks, logs and scratch directories.
 
-A plugin implements a handful of storage primitives (records, result directories, locks, logs, work
-directories); the caching rules built on them — identities, early cutoff, failure records, staleness — are
-written once, here, so every workspace behaves alike.
-
-Records are small JSON objects in named kinds:
-
-``task``      task hash → ``{"resolved", "result", "name", "key", "time"}``: the task's current result.
-``resolved``  resolved hash (identity with dependencies replaced by their result hashes) → ``{"result",
-              "provenance"}``: lets an unchanged dependency result reuse its dependents (early cutoff).
-``key``       code-agnostic key → ``{"task", "result", "fingerprint", "time"}``: the latest result of this call
-              under any version of the code; a different ``task`` hash means the current result is stale.
-``failure``   task hash → ``{"error", "log", "time", "status"}``: why the last attempt failed.
+A plugin implements these primitives and nothing else; the caching rules built on them (what is cached, stale or
+failed, early cutoff, healing damage) live once, in `misen.cache`, so every workspace behaves alike.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import attrs
 
-from misen.errors import NotCachedError, ResultCorruptedError
-
-if TYPE_CHECKING:
-    from misen.tasks import Task
+from misen.session import current_session
+from misen.settings import structure_settings, unstructure_settings
 
 __all__ = ["LockHolder", "LogEntry", "Workspace", "WorkspaceSettings", "hostname"]
 
-_HOST: list[str] = []
-
-
+@functools.cache
 def hostname() -> str:
     """This machine's name (asked once per process; a fork inherits the same machine)."""
-    if not _HOST:
-        _HOST.append(socket.gethostname())
-    return _HOST[0]
+    return socket.gethostname()
 
 
 @attrs.frozen
@@ -110,8 +95,6 @@ class Workspace:
 
     def __init__(self, settings: Any = None, **overrides: Any) -> None:
         if settings is None:
-            from misen.settings import structure_settings
-
             settings = structure_settings(self.Settings, overrides, where=f"{type(self).__name__}(...)")
         elif overrides:
             settings = attrs.evolve(settings, **overrides)
@@ -121,17 +104,12 @@ class Workspace:
 
     def spec(self) -> dict[str, Any]:
         """``{"type", "settings"}``: enough for a worker process to open the same workspace."""
-        from misen.settings import unstructure_settings
-
         return {"type": self.PLUGIN_NAME, "settings": unstructure_settings(self.settings)}
 
     @staticmethod
     def from_spec(spec: dict[str, Any]) -> Workspace:
-        from misen.plugins import registry
-        from misen.settings import structure_settings
-
-        cls = registry().get("workspace", spec["type"])
-        return cls(structure_settings(cls.Settings, spec.get("settings", {}), where="workspace spec"))  # type: ignore[no-any-return]
+        """The workspace described by ``spec``, opened through the current session (once per session)."""
+        return current_session().open_workspace(spec)
 
     def describe(self) -> str:
         return self.PLUGIN_NAME
@@ -239,150 +217,8 @@ class Workspace:
     def close(self) -> None:
         """Release connections and background threads."""
 
-    # --- caching rules, built on the primitives ----------------------------------------------------------------
-
-    def result_hash(self, task: Task[Any]) -> str | None:
-        """The hash of the task's current result, or ``None`` if it is not cached."""
-        if not task.cacheable:
-            return None
-        rec = self.get_record("task", task.hash)
-        if rec is None:
-            return None
-        rh = rec.get("result")
-        if isinstance(rh, str) and self.has_result(rh):
-            return rh
-        return None
-
-    def is_cached(self, task: Task[Any]) -> bool:
-        """Whether the task has a current result here."""
-        return self.result_hash(task) is not None
-
-    def status(self, task: Task[Any]) -> str:
-        """``"done"``, ``"stale"`` (a result of an earlier code version exists), ``"failed"`` or ``"pending"``."""
-        if self.is_cached(task):
-            return "done"
-        if self.get_record("failure", task.hash) is not None:
-            return "failed"
-        if task.cacheable and self.stale_record(task) is not None:
-            return "stale"
-        return "pending"
-
-    def stale_record(self, task: Task[Any]) -> dict[str, Any] | None:
-        """The ``key`` record of an earlier code version's result, when the task has no current result."""
-        rec = self.get_record("key", task.key_hash)
-        if rec is None or rec.get("task") == task.hash:
-            return None
-        result = rec.get("result")
-        if isinstance(result, str) and self.has_result(result):
-            return rec
-        return None
-
-    def load_hash(self, result_hash: str, *, serializer: Any = None) -> Any:
-        from misen.serializer import load_result
-
-        path = self.open_result(result_hash)
-        if path is None:
-            raise NotCachedError(f"result {result_hash} is not in workspace {self.describe()}")
-        return load_result(path, serializer=serializer)
-
-    def load(self, task: Task[Any]) -> Any:
-        """The task's cached result; `NotCachedError` if there is none, and a corrupted one counts as none."""
-        rh = self.result_hash(task)
-        if rh is None:
-            raise NotCachedError(f"{task!r} has no cached result in workspace {self.describe()}")
-        try:
-            return self.load_hash(rh, serializer=task.meta.serializer)
-        except ResultCorruptedError as exc:
-            raise NotCachedError(f"{task!r}: the stored result is damaged and counts as not cached ({exc})") from None
-
-    def store(self, value: Any, *, serializer: Any = None, durable: bool = True) -> str:
-        """Serialize and commit ``value``; returns its result hash. Equal results are stored once.
-
-        ``durable=False`` (cheap results that are quick to recompute) leaves the final flush to `sync`.
-        """
-        from misen.serializer import save_result
-
-        with self.staging_dir() as staged:
-            result_hash, _ = save_result(value, staged, serializer, durable=durable)
-            if self.has_result(result_hash) and not self._intact(result_hash):
-                self.delete_result(result_hash)  # an equal result was stored before and has been damaged since
-            if not self.has_result(result_hash):
-                _call(self.commit_result, result_hash, staged, durable=durable)
-        return result_hash
-
-    def _intact(self, result_hash: str) -> bool:
-        from misen.serializer import check_result
-
-        path = self.open_result(result_hash)
-        if path is None:
-            return False
-        try:
-            check_result(path)
-        except ResultCorruptedError:
-            return False
-        return True
-
-    def link(
-        self,
-        task: Task[Any],
-        *,
-        resolved: str,
-        result: str,
-        provenance: dict[str, Any] | None = None,
-        fingerprint: dict[str, Any] | None = None,
-        durable: bool = True,
-    ) -> None:
-        """Record ``result`` as the task's current result (and as the result of its resolved identity)."""
-        now = time.time()
-        put = self.put_record
-        if provenance is not None:
-            _call(put, "resolved", resolved, {"result": result, "provenance": provenance}, durable=durable)
-        task_record = {"resolved": resolved, "result": result, "name": task.name, "key": task.key_hash, "time": now}
-        _call(put, "task", task.hash, task_record, durable=durable)
-        key_record = {"task": task.hash, "result": result, "resolved": resolved, "fingerprint": fingerprint, "time": now}
-        _call(put, "key", task.key_hash, key_record, durable=durable)
-        self.delete_record("failure", task.hash)
-
-    def resolved_result(self, resolved: str) -> str | None:
-        rec = self.get_record("resolved", resolved)
-        if rec is None:
-            return None
-        result = rec.get("result")
-        # Reusing a result under a new identity is rare: worth checking that it is still intact.
-        return result if isinstance(result, str) and self.has_result(result) and self._intact(result) else None
-
-    def provenance(self, task: Task[Any]) -> dict[str, Any] | None:
-        rec = self.get_record("task", task.hash)
-        if rec is None:
-            return None
-        res = self.get_record("resolved", rec.get("resolved", ""))
-        prov = dict((res or {}).get("provenance") or {})
-        if rec.get("accepted_from"):
-            prov["accepted_from"] = rec["accepted_from"]
-        return prov or None
-
-    def record_failure(self, task: Task[Any], *, status: str, error: str, log: str | None) -> None:
-        record = {"status": status, "error": error, "log": log, "time": time.time(), "name": task.name}
-        _call(self.put_record, "failure", task.hash, record, durable=False)
-
-    def failure(self, task: Task[Any]) -> dict[str, Any] | None:
-        return self.get_record("failure", task.hash)
-
-
-_TAKES_DURABLE: dict[Any, bool] = {}
-
-
-def _call(method: Any, *args: Any, durable: bool) -> Any:
-    """Call a primitive, passing ``durable`` only to implementations that take it (plugins written before it)."""
-    func = getattr(method, "__func__", method)
-    takes = _TAKES_DURABLE.get(func)
-    if takes is None:
-        import inspect
-
-        try:
-            params = inspect.signature(func).parameters
-            takes = "durable" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-        except (TypeError, ValueError):
-            takes = False
-        _TAKES_DURABLE[func] = takes
-    return method(*args, durable=durable) if takes else method(*args)
+    def discard_local_copy(self, result_hash: str) -> bool:
+        """Forget a local copy of a remote result that failed its checks, so the next `open_result` fetches it
+        again from the source; return whether there was such a copy (then misen tries the load once more).
+        Workspaces without local copies of remote results keep the default (``False``)."""
+        return False

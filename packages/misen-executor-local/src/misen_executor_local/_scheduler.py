@@ -15,6 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import attrs
+from misen import cache
 from misen.executor import Plan, RunEvents, UnitOutcome, WorkUnit
 
 from misen_executor_local._machine import DEVICE_VARIABLES, THREAD_VARIABLES, Allocation, binding_env
@@ -170,7 +171,7 @@ class Scheduler:
         except Exception as exc:
             error = f"could not send the unit to a worker process ({type(exc).__name__}: {exc})"
             with contextlib.suppress(Exception):
-                self.ws.record_failure(unit.root, status="failed", error=error, log=None)
+                cache.record_failure(self.ws, unit.root, status="failed", error=error, log=None)
             self._conclude(unit, UnitOutcome(status="failed", error=error))
             return None
 
@@ -290,7 +291,7 @@ class Scheduler:
         else:
             status, error = "failed", worker.describe_exit(code)
         with contextlib.suppress(Exception):
-            self.ws.record_failure(unit.root, status=status, error=error, log=log)
+            cache.record_failure(self.ws, unit.root, status=status, error=error, log=log)
         self._settle(
             busy,
             UnitOutcome(
@@ -403,8 +404,8 @@ class Scheduler:
                 continue
             log = self._task_log(unit, b.start)
             with contextlib.suppress(Exception):
-                if not self.ws.is_cached(unit.root):
-                    self.ws.record_failure(unit.root, status="cancelled", error="run interrupted", log=log)
+                if not cache.is_cached(self.ws, unit.root):
+                    cache.record_failure(self.ws, unit.root, status="cancelled", error="run interrupted", log=log)
             outcome = UnitOutcome(
                 status="cancelled",
                 error="run interrupted",

@@ -38,6 +38,11 @@ def _indices(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
             raise ValueError(f"{attribute.name} must list non-negative integers, got {value!r}")
 
 
+def _at_least_one(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"{attribute.name} must be a positive integer (at least 1), got {value!r}")
+
+
 def _positive(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0):
         raise ValueError(f"{attribute.name} must be a positive number, got {value!r}")
@@ -101,7 +106,7 @@ class LocalExecutorSettings(ExecutorSettings):
     xpu_gpu_indices: list[int] = _gpu_indices("xpu", "Intel XPU")  # noqa: RUF009 (an attrs.field)
     max_workers: int | None = attrs.field(
         default=None,
-        validator=_count,
+        validator=_at_least_one,
         metadata={"help": "At most this many units run at once (default: one per CPU core)."},
     )
     grace_period: float = attrs.field(

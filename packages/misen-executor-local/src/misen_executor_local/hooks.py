@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from misen.hookspecs import hookimpl
+from misen import hookimpl
 
 __all__ = ["misen_add_executors"]
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+from misen import cache
 from misen.errors import ConfigError, MisenError
 from misen.executor import Executor, Plan, RunEvents, UnitOutcome, WorkUnit
 from misen.workspace import Workspace
@@ -56,6 +57,7 @@ class SlurmExecutor(Executor):
     PLUGIN_NAME = "slurm"
     Settings = Settings
     SNAPSHOT = True
+    CAN_DETACH = True
 
     def __init__(
         self,
@@ -153,7 +155,7 @@ class _Run:
         cached = set()
         for unit in self.plan.units.values():
             # The plan leaves cached work out; a result may have appeared since (another run).
-            if unit.root.cacheable and self.ws.is_cached(unit.root):
+            if unit.root.cacheable and cache.is_cached(self.ws, unit.root):
                 cached.add(unit.id)
                 self.finish(unit.id, UnitOutcome(status="cached", where="already in the workspace"))
         todo = [u for u in self.plan.units.values() if u.id not in cached]
@@ -278,7 +280,7 @@ class _Run:
                     return False
             outcome = outcome_from_state(ref, state, log)
             if outcome.status in ("failed", "timeout", "cancelled") and unit.root.cacheable:
-                self.ws.record_failure(
+                cache.record_failure(self.ws,
                     unit.root, status=outcome.status, error=outcome.error or "", log=outcome.log
                 )
         if uid not in self.started:
@@ -349,7 +351,7 @@ class _Run:
             # A submitted job may have started between two polls; record the cancellation for every submitted
             # unit (a result that did land still wins: the status of a cached task is "done").
             if ref is not None and unit.root.cacheable:
-                self.ws.record_failure(
+                cache.record_failure(self.ws,
                     unit.root, status="cancelled", error=outcome.error or "", log=outcome.log
                 )
             self.finish(uid, outcome)

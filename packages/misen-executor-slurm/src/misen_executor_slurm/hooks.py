@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from misen.hookspecs import hookimpl
+from misen import hookimpl
 
 if TYPE_CHECKING:
     import click

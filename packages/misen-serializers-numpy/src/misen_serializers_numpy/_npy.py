@@ -7,8 +7,8 @@ import io
 from pathlib import Path
 from typing import Any
 
-from misen._builtin.stdlib import OVERLAP_MIN_BYTES, write_buffers
 from misen.serializer import SaveContext
+from misen.stdlib import OVERLAP_MIN_BYTES, write_buffers
 
 __all__ = ["write_npy"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from misen.hookspecs import hookimpl
+from misen import hookimpl
 
 from misen_serializers_numpy.hashers import NumpyHasher
 from misen_serializers_numpy.scipy_sparse import SparseSerializer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from misen.hookspecs import hookimpl
+from misen import hookimpl
 
 from misen_serializers_pandas.arrow import ArrowSerializer
 from misen_serializers_pandas.hashers import PandasHasher

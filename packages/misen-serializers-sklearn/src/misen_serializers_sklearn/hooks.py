@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from misen.hookspecs import hookimpl
+from misen import hookimpl
 
 from misen_serializers_sklearn.serializer import EstimatorSerializer
 

@@ -12,9 +12,9 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from misen._builtin.stdlib import PickleSerializer
 from misen.errors import ResultCorruptedError
 from misen.serializer import LoadContext, SaveContext, Serializer
+from misen.stdlib import PickleSerializer
 
 __all__ = ["EstimatorSerializer", "importable"]
 

@@ -15,7 +15,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import attrs
 from misen.errors import MisenError
@@ -40,9 +40,6 @@ from misen_workspace_disk._fs import (
 from misen_workspace_disk._locks import hold_lock, probe_holder
 from misen_workspace_disk._sweep import sweep
 
-if TYPE_CHECKING:
-    from misen.tasks import Task
-
 _json_loads = json.loads
 
 __all__ = ["DiskWorkspace", "DiskWorkspaceSettings", "WorkspaceStorageError"]
@@ -64,6 +61,11 @@ def _absolute(value: str | os.PathLike[str]) -> str:
     return os.path.normpath(str(path))
 
 
+def _non_negative(inst: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    if value < 0:
+        raise ValueError(f"{attribute.name} must be zero or more seconds, got {value!r}")
+
+
 @attrs.define
 class DiskWorkspaceSettings(WorkspaceSettings):
     """The ``[workspace]`` section when ``type = "disk"``."""
@@ -79,6 +81,7 @@ class DiskWorkspaceSettings(WorkspaceSettings):
     )
     lock_timeout: float = attrs.field(
         default=0.0,
+        validator=_non_negative,
         metadata={
             "help": "Seconds to wait for a task lock held by another run before failing with an error naming the "
             "holder. 0 fails at once, as misen promises for duplicate runs."
@@ -94,6 +97,7 @@ class DiskWorkspaceSettings(WorkspaceSettings):
     )
     stale_tmp_after: float = attrs.field(
         default=86400.0,
+        validator=_non_negative,
         metadata={
             "help": "Seconds after which leftovers in tmp/ (staging and scratch directories of processes that "
             "crashed) are removed. Directories of live processes on this host are never removed."
@@ -146,35 +150,6 @@ class DiskWorkspace(Workspace):
         return Path(self.root)
 
     # --- the status fast path -----------------------------------------------------------------------------------
-
-    def result_hash(self, task: Task[Any]) -> str | None:
-        """The base class's rule (a ``task`` record naming a stored result), in one read and one stat.
-
-        This is what ``is_cached``/``done``/``status`` cost per task, so it skips the generic layers; task hashes
-        are hex digests and need no name check.
-        """
-        if not task.cacheable:
-            return None
-        key = task.hash
-        path = f"{self._records}/task/{key[:2]}/{key}.json"
-        try:
-            data = read_bytes(path)
-        except OSError as exc:
-            raise storage_error(exc, path, "read the task record") from None
-        if data is None:
-            return None
-        try:
-            rec = _json_loads(data)
-        except ValueError:
-            return None
-        result = rec.get("result") if type(rec) is dict else None
-        if (
-            type(result) is str
-            and is_name(result)
-            and os.path.isdir(f"{self._results}/{result[:2]}/{result}")
-        ):
-            return result
-        return None
 
     # --- records ------------------------------------------------------------------------------------------------
 

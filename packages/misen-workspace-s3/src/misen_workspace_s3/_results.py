@@ -10,12 +10,12 @@ import tempfile
 from pathlib import Path
 
 from misen.errors import ResultCorruptedError
+from misen.serializer import MANIFEST
 
 from misen_workspace_s3._fs import Remote
 
 __all__ = ["download_result", "sizes_match"]
 
-MANIFEST = "manifest.json"
 
 
 def sizes_match(local: Path) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from misen.hookspecs import hookimpl
+from misen import hookimpl
 from misen.workspace import Workspace
 
 from misen_workspace_s3.workspace import S3Workspace

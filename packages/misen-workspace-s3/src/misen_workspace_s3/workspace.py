@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import attrs
-from misen.errors import ConfigError, ResultCorruptedError
+from misen.errors import ConfigError
+from misen.serializer import MANIFEST
 from misen.workspace import LockHolder, LogEntry, Workspace, WorkspaceSettings
 
 __all__ = ["S3Settings", "S3Workspace"]
 
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]*$")
-MANIFEST = "manifest.json"
 
 
 def _positive(_: Any, attribute: attrs.Attribute[Any], value: float) -> None:
@@ -249,15 +249,16 @@ class S3Workspace(Workspace):
             shutil.rmtree(local, ignore_errors=True)
         return download_result(self.remote, self._result(result_hash), result_hash, local)
 
-    def load_hash(self, result_hash: str, *, serializer: Any = None) -> Any:
-        try:
-            return super().load_hash(result_hash, serializer=serializer)
-        except ResultCorruptedError:
-            if self.remote.kind == "local":
-                raise
-            # The local copy was damaged after download: fetch it again; the store's copy is checked on the way.
-            shutil.rmtree(self._cached(result_hash), ignore_errors=True)
-            return super().load_hash(result_hash, serializer=serializer)
+    def discard_local_copy(self, result_hash: str) -> bool:
+        """A local copy that failed its checks after download is dropped; the next open fetches it again (the
+        store's copy is checked on the way)."""
+        if self.remote.kind == "local":
+            return False
+        local = self._cached(result_hash)
+        if not local.exists():
+            return False
+        shutil.rmtree(local, ignore_errors=True)
+        return True
 
     def delete_result(self, result_hash: str) -> None:
         rel = self._result(result_hash)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import attrs
 
 from misen.executor import Executor, ExecutorSettings, Plan, RunEvents, UnitOutcome
 from misen.hookspecs import hookimpl
+from misen.worker import run_unit, scoped_environment
 from misen.workspace import Workspace
 
 __all__ = ["InProcessExecutor"]
@@ -33,19 +33,22 @@ class InProcessExecutor(Executor):
     SNAPSHOT = False
 
     def execute(self, plan: Plan, workspace: Workspace, events: RunEvents) -> dict[str, UnitOutcome]:
-        from misen.worker import run_unit
-
         outcomes: dict[str, UnitOutcome] = {}
         where = f"in process {os.getpid()}"
-        for unit in plan.units.values():
-            bad = [d for d in unit.deps if d in outcomes and not outcomes[d].ok]
-            if bad:
-                outcome = UnitOutcome(status="skipped", error=f"dependency {plan.units[bad[0]].label} did not succeed")
-                outcomes[unit.id] = outcome
-                events.unit_finished(unit, outcome)
-                continue
-            events.unit_started(unit, where)
-            with _environment(plan.env):
+        with scoped_environment(plan.env):
+            for unit in plan.units.values():
+                if events.cancel_requested:
+                    outcome = UnitOutcome(status="cancelled", error="the run was cancelled")
+                    outcomes[unit.id] = outcome
+                    events.unit_finished(unit, outcome)
+                    continue
+                bad = [d for d in unit.deps if d in outcomes and not outcomes[d].ok]
+                if bad:
+                    outcome = UnitOutcome(status="skipped", error=f"dependency {plan.units[bad[0]].label} did not succeed")
+                    outcomes[unit.id] = outcome
+                    events.unit_finished(unit, outcome)
+                    continue
+                events.unit_started(unit, where)
                 outcome = run_unit(
                     unit,
                     workspace,
@@ -54,29 +57,9 @@ class InProcessExecutor(Executor):
                     where=where,
                     capture="python" if self.settings.capture else "none",
                 )
-            outcomes[unit.id] = outcome
-            events.unit_finished(unit, outcome)
+                outcomes[unit.id] = outcome
+                events.unit_finished(unit, outcome)
         return outcomes
-
-
-class _environment:
-    """Apply the project's environment files for the duration of one unit, then restore."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env = env
-        self.saved: dict[str, Any] = {}
-
-    def __enter__(self) -> None:
-        for k, v in self.env.items():
-            self.saved[k] = os.environ.get(k)
-            os.environ[k] = v
-
-    def __exit__(self, *exc: object) -> None:
-        for k, v in self.saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 @hookimpl

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from misen.errors import MisenError
 
 __all__ = ["cli", "load_target", "main"]
 
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
+CONTEXT = types.MappingProxyType({"help_option_names": ("-h", "--help"), "max_content_width": 110})
 
 
 class MisenGroup(click.Group):
@@ -214,22 +215,30 @@ def plugins_command() -> int:
 )
 def config_command(config_path: str | None) -> int:
     """The effective configuration, and the file each value came from."""
-    from misen.settings import config_files, load_settings, unstructure_settings
+    from misen.runner import backend_settings
+    from misen.session import current_session, make_session
+    from misen.settings import PROJECT_FILE, unstructure_settings
 
-    settings = load_settings(config_path)
-    files = config_files(config_path)
-    click.echo("files (lowest precedence first): " + (", ".join(str(f) for f in files) or "none"))
-    sections: dict[str, dict[str, Any]] = {
-        "executor": settings.executor,
-        "workspace": settings.workspace,
-        "cache": unstructure_settings(settings.cache),
-    }
-    for section, values in sections.items():
-        click.echo(f"[{section}]")
-        if not values:
-            click.echo("  (defaults)")
-        for key, value in values.items():
-            click.echo(f"  {key} = {_toml_value(value)}    # {settings.source(section, key)}")
+    session = make_session(config=config_path) if config_path else current_session()
+    settings = session.settings
+    root = session.find_project_root()
+    if root is None:
+        click.echo(f"project root: {session.cwd} (no {PROJECT_FILE} or pyproject.toml above the current directory)")
+    else:
+        why = PROJECT_FILE if (root / PROJECT_FILE).is_file() else "pyproject.toml"
+        click.echo(f"project root: {root} (holds {why})")
+    click.echo("files (lowest precedence first): " + (", ".join(settings.files) or "none"))
+    for kind in ("executor", "workspace"):
+        cls, values, note = backend_settings(kind, None, session)
+        click.echo(f"[{kind}]")
+        click.echo(f"  type = {_toml_value(cls.PLUGIN_NAME)}    # {settings.source(kind, 'type')}")
+        for key, value in unstructure_settings(values).items():
+            click.echo(f"  {key} = {_toml_value(value)}    # {settings.source(kind, key)}")
+        if note:
+            click.echo(f"  # note: {note}")
+    click.echo("[cache]")
+    for key, value in unstructure_settings(settings.cache).items():
+        click.echo(f"  {key} = {_toml_value(value)}    # {settings.source('cache', key)}")
     return 0
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import click
 
+from misen import cache
 from misen.cli._display import STATUS_MARKS, Output, reporter_for
 from misen.cli._inspect import Statuses, failure_lines, mark, render_list, render_tree
 from misen.errors import MisenError, NotCachedError
@@ -41,7 +42,7 @@ def do_run(state: State, names: tuple[str, ...], detach: bool = False) -> int:
         from misen.runner import resolve_executor
 
         executor = resolve_executor(executor)
-        if not attrs.has(type(executor.settings)) or "detach" not in attrs.fields_dict(type(executor.settings)):
+        if not executor.CAN_DETACH:
             raise MisenError(
                 f"the {executor.PLUGIN_NAME} executor cannot detach: only executors that hand work to a scheduler "
                 "(such as slurm) can leave it running"
@@ -142,7 +143,7 @@ def do_result(state: State, name: str, provenance: bool) -> int:
     ws = state.workspace()
     out = Output()
     if provenance:
-        prov = ws.provenance(task) if task.cacheable else None
+        prov = cache.provenance(ws, task) if task.cacheable else None
         if prov is None:
             raise NotCachedError(
                 f"{name} ({task!r}) has no stored result with provenance in the {ws.describe()} workspace"
@@ -228,7 +229,7 @@ def do_verify(state: State, names: tuple[str, ...], sample: int | None) -> int:
     return 0 if not counts.get("different") and not counts.get("error") else 1
 
 
-COMMANDS = [
+COMMANDS = (
     CommandSpec(
         "run",
         do_run,
@@ -310,4 +311,4 @@ COMMANDS = [
             ),
         ],
     ),
-]
+)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+import types
 from typing import TYPE_CHECKING, Any, TextIO
 
 from misen.reporting import MARKS, PlainReporter, Reporter
@@ -22,14 +23,14 @@ if TYPE_CHECKING:
 __all__ = ["STATUS_MARKS", "STATUS_STYLES", "LiveReporter", "Output", "is_terminal", "reporter_for"]
 
 #: The mark of each task status, everywhere the CLI shows one.
-STATUS_MARKS = {"done": "✓", "stale": "◐", "pending": "○", "failed": "✗", "running": "⟳"}
-STATUS_STYLES = {
+STATUS_MARKS = types.MappingProxyType({"done": "✓", "stale": "◐", "pending": "○", "failed": "✗", "running": "⟳"})
+STATUS_STYLES = types.MappingProxyType({
     "done": "green",
     "stale": "yellow",
     "pending": "dim",
     "failed": "bold red",
     "running": "cyan",
-}
+})
 
 
 def is_terminal(stream: TextIO) -> bool:

@@ -8,6 +8,7 @@ subcommand (after wins).
 from __future__ import annotations
 
 import sys
+import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -26,8 +27,8 @@ if TYPE_CHECKING:
 
 __all__ = ["build_cli", "main_for"]
 
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
-_COMMON_NAMES = {"--executor-type", "--workspace-type", "--config"}
+CONTEXT = types.MappingProxyType({"help_option_names": ("-h", "--help"), "max_content_width": 110})
+_COMMON_NAMES = frozenset({"--executor-type", "--workspace-type", "--config"})
 
 
 def _common_options() -> list[click.Option]:

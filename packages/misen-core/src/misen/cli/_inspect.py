@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import types
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from misen import cache
 from misen.cli._display import STATUS_MARKS, STATUS_STYLES, Output
 from misen.tasks import Task, iter_graph
 
@@ -13,7 +15,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Statuses", "render_list", "render_tree"]
 
-_RANK = {"done": 0, "stale": 1, "pending": 2, "failed": 3}
+_RANK = types.MappingProxyType({"done": 0, "stale": 1, "pending": 2, "failed": 3})
 
 
 class Statuses:
@@ -40,7 +42,7 @@ class Statuses:
             if _RANK[s] > _RANK[worst]:
                 worst = s
         if task.cacheable:
-            own = self.workspace.status(task)
+            own = cache.status(self.workspace, task)
             # A task that cannot run because a dependency failed shows as failed (with that dependency's error).
             return "failed" if own == "pending" and worst == "failed" else own
         if worst == "done" and self.workspace.get_record("failure", task.hash) is not None:

@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
+from misen import cache
 from misen.errors import NotCachedError, ResultCorruptedError, TaskLockedError
 from misen.executor import Executor
+from misen.runner import run
 from misen.serializer import Serializer, load_result, read_manifest, save_result, serializer_for
 from misen.tasks import Task
 from misen.testing import tasks as T
@@ -39,12 +41,12 @@ class WorkspaceContract:
         workspace.delete_record("task", "never-there")
 
     def test_results_are_content_addressed(self, workspace: Workspace) -> None:
-        h1 = workspace.store({"x": [1, 2, 3]})
-        h2 = workspace.store({"x": [1, 2, 3]})
-        h3 = workspace.store({"x": [1, 2, 4]})
+        h1 = cache.store(workspace, {"x": [1, 2, 3]})
+        h2 = cache.store(workspace, {"x": [1, 2, 3]})
+        h3 = cache.store(workspace, {"x": [1, 2, 4]})
         assert h1 == h2 != h3
         assert workspace.has_result(h1) and workspace.has_result(h3)
-        assert workspace.load_hash(h1) == {"x": [1, 2, 3]}
+        assert cache.load_hash(workspace, h1) == {"x": [1, 2, 3]}
         assert h1 in set(workspace.iter_results())
         path = workspace.open_result(h1)
         assert path is not None and read_manifest(path)["result_hash"] == h1
@@ -90,27 +92,25 @@ class WorkspaceContract:
         assert e1 != e2
 
     def test_task_caching_rules(self, workspace: Workspace) -> None:
-        from misen.runner import run
-
         task = Task(T.add, a=2, b=3)
-        assert workspace.status(task) == "pending"
+        assert cache.status(workspace, task) == "pending"
         report = run(task, executor="in-process", workspace=workspace, reporter=_Quiet())
         assert report.ok
-        assert workspace.is_cached(task) and workspace.status(task) == "done"
+        assert cache.is_cached(workspace, task) and cache.status(workspace, task) == "done"
         assert task.result(workspace=workspace) == 5
-        prov = workspace.provenance(task)
+        prov = cache.provenance(workspace, task)
         assert prov is not None and prov["executor"] == "in-process"
         failing = Task(T.boom, x=1)
         report = run(failing, executor="in-process", workspace=workspace, reporter=_Quiet())
         assert not report.ok
-        assert workspace.status(failing) == "failed"
-        assert "boom 1" in (workspace.failure(failing) or {}).get("error", "")
+        assert cache.status(workspace, failing) == "failed"
+        assert "boom 1" in (cache.failure(workspace, failing) or {}).get("error", "")
         with pytest.raises(NotCachedError):
-            workspace.load(failing)
+            cache.load(workspace, failing)
 
     def test_corrupted_result_is_not_returned(self, workspace: Workspace) -> None:
         expected = b"0123456789" * 100
-        h = workspace.store(expected)
+        h = cache.store(workspace, expected)
         path = workspace.open_result(h)
         assert path is not None
         manifest = read_manifest(path)
@@ -121,7 +121,7 @@ class WorkspaceContract:
         # Either the damage is reported, or (a workspace that keeps a local copy of a remote store) the copy is
         # healed and the right value comes back; a wrong value is never returned.
         try:
-            value = workspace.load_hash(h)
+            value = cache.load_hash(workspace, h)
         except (ResultCorruptedError, NotCachedError):
             return
         assert value == expected
@@ -147,8 +147,6 @@ class ExecutorContract:
         raise NotImplementedError("provide a `workspace` fixture")
 
     def test_runs_a_graph(self, executor: Executor, workspace: Workspace) -> None:
-        from misen.runner import run
-
         a = Task(T.add, a=1, b=2)
         b = Task(T.add, a=a.T, b=Task(T.nocache_double, x=a.T).T)
         report = run(b, executor=executor, workspace=workspace, reporter=_Quiet())
@@ -158,8 +156,6 @@ class ExecutorContract:
         assert again.ok and not again.outcomes
 
     def test_failure_skips_dependents_only(self, executor: Executor, workspace: Workspace, tmp_path: Path) -> None:
-        from misen.runner import run
-
         bad = Task(T.boom, x=7)
         dependent = Task(T.add, a=bad.T, b=1)
         independent = Task(T.write_marker, directory=str(tmp_path), name="ind", value=3)
@@ -170,11 +166,9 @@ class ExecutorContract:
         assert statuses["add"] == "skipped"
         assert statuses["write_marker"] == "done"
         assert independent.result(workspace=workspace) == 3
-        assert "boom 7" in (workspace.failure(bad) or {}).get("error", "")
+        assert "boom 7" in (cache.failure(workspace, bad) or {}).get("error", "")
 
     def test_each_task_runs_once(self, executor: Executor, workspace: Workspace, tmp_path: Path) -> None:
-        from misen.runner import run
-
         marks = tmp_path / "marks"
         marks.mkdir()
         tasks = [Task(T.write_marker, directory=str(marks), name=f"m{i}", value=i) for i in range(4)]

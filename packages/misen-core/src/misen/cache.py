@@ -1,0 +1,306 @@
+"""The cache policy, written once: what counts as cached, stale or failed, how results are stored and linked,
+early cutoff, carrying results over, and healing damage. Every function takes the `misen.Workspace` whose
+storage primitives it uses; no workspace plugin implements any of this.
+
+Records (small JSON objects, by kind and key) that the policy keeps through ``get_record``/``put_record``:
+
+``task``      task hash → ``{"resolved", "result", "name", "key", "time"}``: the task's current result.
+``resolved``  resolved hash (identity with dependencies replaced by their result hashes) → ``{"result",
+              "provenance"}``: lets an unchanged dependency result reuse its dependents (early cutoff).
+``key``       code-agnostic key → ``{"task", "result", "fingerprint", "params", "time"}``: the latest result of
+              this call under any version of the code; a different ``task`` hash means the current result is
+              stale.
+``failure``   task hash → ``{"error", "log", "time", "status", "name"}``: why the last attempt failed.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from misen.errors import DamagedResultError, MisenError, NotCachedError, ResultCorruptedError, SerializerMissingError
+from misen.identity import at_default
+from misen.serializer import check_result, load_result, read_manifest, save_result
+from misen.tasks import Task, signature_of
+
+if TYPE_CHECKING:
+    from misen.workspace import Workspace
+
+__all__ = [
+    "carry_over",
+    "check_stored",
+    "done",
+    "drop_result",
+    "failure",
+    "is_cached",
+    "link",
+    "load",
+    "load_hash",
+    "provenance",
+    "record_failure",
+    "resolved_result",
+    "result_hash",
+    "stale_record",
+    "status",
+    "store",
+]
+
+
+def result_hash(ws: Workspace, task: Task[Any]) -> str | None:
+    """The hash of the task's current result, or ``None`` if it is not cached (or not cacheable)."""
+    if not task.cacheable:
+        return None
+    rec = ws.get_record("task", task.hash)
+    if rec is None:
+        return None
+    rh = rec.get("result")
+    if isinstance(rh, str) and ws.has_result(rh):
+        return rh
+    return None
+
+
+def is_cached(ws: Workspace, task: Task[Any]) -> bool:
+    """Whether the task has a current result in ``ws``."""
+    return result_hash(ws, task) is not None
+
+
+def done(ws: Workspace, task: Task[Any]) -> bool:
+    """Cached, or (not cacheable) every task it needs is done."""
+    seen: set[bytes] = set()
+    stack: list[Task[Any]] = [task]
+    while stack:  # shared dependencies are checked once, not once per path
+        t = stack.pop()
+        if t._id_bytes in seen:
+            continue
+        seen.add(t._id_bytes)
+        if t.cacheable:
+            if not is_cached(ws, t):
+                return False
+        else:
+            stack.extend(t.dependencies)
+    return True
+
+
+def status(ws: Workspace, task: Task[Any]) -> str:
+    """``"done"``, ``"stale"`` (a result of an earlier code version exists), ``"failed"`` or ``"pending"``."""
+    if is_cached(ws, task):
+        return "done"
+    if ws.get_record("failure", task.hash) is not None:
+        return "failed"
+    if task.cacheable and stale_record(ws, task) is not None:
+        return "stale"
+    return "pending"
+
+
+def stale_record(ws: Workspace, task: Task[Any]) -> dict[str, Any] | None:
+    """The ``key`` record of an earlier code version's result, when the task has no current result."""
+    rec = ws.get_record("key", task.key_hash)
+    if rec is None or rec.get("task") == task.hash:
+        return None
+    result = rec.get("result")
+    if isinstance(result, str) and ws.has_result(result):
+        return rec
+    return None
+
+
+# --- loading and storing ------------------------------------------------------------------------------------------
+
+
+def load_hash(ws: Workspace, rh: str, *, serializer: Any = None) -> Any:
+    """The value of stored result ``rh``; `ResultCorruptedError` naming the damage if it fails its checks or its
+    loader fails (a workspace with local copies of remote results gets one more try from the source)."""
+    for attempt in range(2):
+        path = ws.open_result(rh)
+        if path is None:
+            raise NotCachedError(f"result {rh} is not in workspace {ws.describe()}")
+        try:
+            return load_result(path, serializer=serializer)
+        except SerializerMissingError:
+            raise
+        except ResultCorruptedError:
+            if attempt == 0 and ws.discard_local_copy(rh):
+                continue
+            raise
+        except MisenError:
+            raise
+        except Exception as exc:  # a loader that fails on stored bytes: the result is damaged, not the task
+            if attempt == 0 and ws.discard_local_copy(rh):
+                continue
+            raise ResultCorruptedError(
+                f"result {rh} could not be loaded ({type(exc).__name__}: {exc})"
+            ) from None
+    raise AssertionError("unreachable")
+
+
+def load(ws: Workspace, task: Task[Any]) -> Any:
+    """The task's cached result. `NotCachedError` if there is none; a damaged one is dropped (so the next run
+    recomputes it) and reported as `ResultCorruptedError` naming the damage."""
+    rh = result_hash(ws, task)
+    if rh is None:
+        raise NotCachedError(f"{task!r} has no cached result in workspace {ws.describe()}")
+    try:
+        return load_hash(ws, rh, serializer=task.meta.serializer)
+    except SerializerMissingError as exc:
+        raise NotCachedError(f"{task!r} counts as not cached: {exc}") from None
+    except ResultCorruptedError as exc:
+        drop_result(ws, task)
+        raise DamagedResultError(
+            f"the stored result of {task!r} is damaged ({exc}); it was dropped and is recomputed on the next run"
+        ) from None
+
+
+def check_stored(ws: Workspace, rh: str, *, full: bool = False) -> str | None:
+    """``None`` if result ``rh`` is stored and its files match its manifest (sizes; every checksum with
+    ``full``), else a short description of the damage."""
+    path = ws.open_result(rh)
+    if path is None:
+        return "its files are missing"
+    try:
+        check_result(path, read_manifest(path), full=full)
+    except ResultCorruptedError as exc:
+        return str(exc)
+    return None
+
+
+def drop_result(ws: Workspace, task: Task[Any]) -> None:
+    """Forget the task's current result (its record), so the next run computes it again."""
+    ws.delete_record("task", task.hash)
+
+
+def store(ws: Workspace, value: Any, *, serializer: Any = None, durable: bool = True) -> str:
+    """Serialize and commit ``value``; returns its result hash. Equal results are stored once (an equal one
+    stored before and damaged since is replaced). ``durable=False`` leaves the final flush to ``ws.sync()``."""
+    with ws.staging_dir() as staged:
+        rh, _ = save_result(value, staged, serializer, durable=durable)
+        if ws.has_result(rh) and check_stored(ws, rh, full=True) is not None:
+            ws.delete_result(rh)
+        if not ws.has_result(rh):
+            ws.commit_result(rh, staged, durable=durable)
+    return rh
+
+
+def _param_names(task: Task[Any]) -> list[str]:
+    try:
+        return sorted(signature_of(task.fn).names)
+    except Exception:
+        return []
+
+
+def link(
+    ws: Workspace,
+    task: Task[Any],
+    *,
+    resolved: str,
+    result: str,
+    provenance: dict[str, Any] | None = None,
+    fingerprint: dict[str, Any] | None = None,
+    durable: bool = True,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Record ``result`` as the task's current result (and as the result of its resolved identity)."""
+    now = time.time()
+    if provenance is not None:
+        ws.put_record("resolved", resolved, {"result": result, "provenance": provenance}, durable=durable)
+    task_record = {"resolved": resolved, "result": result, "name": task.name, "key": task.key_hash, "time": now}
+    if extra:
+        task_record.update(extra)
+    ws.put_record("task", task.hash, task_record, durable=durable)
+    key_record = {
+        "task": task.hash,
+        "result": result,
+        "resolved": resolved,
+        "fingerprint": fingerprint,
+        "params": _param_names(task),
+        "time": now,
+    }
+    ws.put_record("key", task.key_hash, key_record, durable=durable)
+    ws.delete_record("failure", task.hash)
+
+
+def resolved_result(ws: Workspace, resolved: str) -> str | None:
+    """The result an equal resolved identity produced before, if it is still stored intact (early cutoff)."""
+    rec = ws.get_record("resolved", resolved)
+    if rec is None:
+        return None
+    result = rec.get("result")
+    # Reusing a result under a new identity is rare: worth checking every byte of it first.
+    if isinstance(result, str) and ws.has_result(result) and check_stored(ws, result, full=True) is None:
+        return result
+    return None
+
+
+def provenance(ws: Workspace, task: Task[Any]) -> dict[str, Any] | None:
+    """Where, when and how the task's current result was computed."""
+    rec = ws.get_record("task", task.hash)
+    if rec is None:
+        return None
+    res = ws.get_record("resolved", rec.get("resolved", ""))
+    prov = dict((res or {}).get("provenance") or {})
+    for field in ("accepted_from", "carried_over"):
+        if rec.get(field):
+            prov[field] = rec[field]
+    return prov or None
+
+
+def record_failure(ws: Workspace, task: Task[Any], *, status: str, error: str, log: str | None) -> None:
+    """Record why the task's last attempt did not produce a result."""
+    record = {"status": status, "error": error, "log": log, "time": time.time(), "name": task.name}
+    ws.put_record("failure", task.hash, record, durable=False)
+
+
+def failure(ws: Workspace, task: Task[Any]) -> dict[str, Any] | None:
+    """The task's failure record, if its last attempt failed."""
+    return ws.get_record("failure", task.hash)
+
+
+# --- carrying results over ----------------------------------------------------------------------------------------
+
+
+def carry_over(ws: Workspace, task: Task[Any]) -> bool:
+    """Honour ``@meta(defaults)`` for a parameter added since a result was stored: link that result to this task
+    and return ``True``.
+
+    It applies to exactly these calls: the task has no current result; the result of an earlier version of its
+    code exists for the same call (its code-agnostic key); every argument named in ``defaults`` is at its
+    default value here (so it is left out of the identity); at least one of those parameters did not exist when
+    that result was made; and the task's own function is the only code that changed. Any call with another
+    value, and any change in other code, stays stale. The task record says the result was carried over (shown
+    in provenance).
+    """
+    defaults = task.meta.defaults
+    if not task.cacheable or not defaults:
+        return False
+    rec = stale_record(ws, task)
+    if rec is None:
+        return False
+    old_params = rec.get("params")
+    if not isinstance(old_params, list) or not any(name not in old_params for name in defaults):
+        return False
+    fp = task.fingerprint
+    old = rec.get("fingerprint") or {}
+    if fp is not None:
+        new_items = fp.as_dict()["items"]
+        old_items = old.get("items", {}) if isinstance(old, dict) else {}
+        own = f"{getattr(task.fn, '__module__', '')}.{task.fn.__qualname__}"
+        for name in set(new_items) | set(old_items):
+            a, b = old_items.get(name), new_items.get(name)
+            if name.endswith(task.fn.__qualname__) or name == own:
+                continue
+            if a is None or b is None or a.get("digest") != b.get("digest"):
+                return False
+    # Every argument listed in defaults must be at its default (left out of the identity).
+    for name in defaults:
+        if name in task.arguments and not at_default(task.arguments[name], defaults[name]):
+            return False
+    result = rec.get("result")
+    if not isinstance(result, str) or check_stored(ws, result) is not None:
+        return False
+    link(
+        ws,
+        task,
+        resolved=str(rec.get("resolved") or ""),
+        result=result,
+        fingerprint=fp.as_dict() if fp is not None else None,
+        extra={"carried_over": {"from_task": rec.get("task"), "defaults": sorted(defaults)}},
+    )
+    return True

@@ -1,0 +1,209 @@
+"""The `Session`: everything misen knows in one process, held in one object.
+
+A session holds the configuration (which file, the settings read from it), the plugin registry with the
+dispatch tables derived from it (hashers, serializers), the workspaces opened so far, and the project root. It is
+built by `make_session`, passed explicitly from the runner through the executor to the worker, and found by the
+lazy facades (``Task.result()``, ``Experiment.run()``, the CLI) through `current_session`, the one documented
+slot of process-wide state in misen-core. `use_session` swaps it for a block (tests, embedding applications),
+which is what the ``misen_session`` fixture of `misen.testing` does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from misen.plugins import Registry, plugin_manager
+from misen.settings import (
+    Settings,
+    config_files,
+    read_settings,
+    search_project_root,
+    settings_key,
+    structure_settings,
+)
+
+if TYPE_CHECKING:
+    from misen.workspace import Workspace
+
+__all__ = ["Session", "current_session", "make_session", "set_current_session", "use_session"]
+
+
+class Session:
+    """misen's state for one process (or one test): configuration, plugins, open workspaces.
+
+    Build one with `make_session`. Every attribute is read-only from the outside; caches fill on first use.
+    """
+
+    def __init__(self, *, config: str | Path | None = None, plugins: Iterable[Any] = (), cwd: Path | None = None) -> None:
+        #: An explicit configuration file (``--config``): replaces the merge chain when set.
+        self.config: Path | None = Path(config).expanduser() if config is not None else None
+        #: Extra plugin objects registered beside the built-ins and entry points (tests, embedding code).
+        self.extra_plugins: tuple[Any, ...] = tuple(plugins)
+        self._cwd = cwd
+        self._lock = threading.RLock()
+        self._registry: Registry | None = None
+        self._settings: tuple[Any, Settings] | None = None
+        self._roots: dict[str, Path | None] = {}
+        self._workspaces: dict[str, Workspace] = {}
+        self._memos: dict[str, Any] = {}
+        self._tracked: bool | None = None
+
+    # --- plugins ----------------------------------------------------------------------------------------------
+
+    @property
+    def registry(self) -> Registry:
+        """The plugin registry: executors, workspaces, serializers and hashers by name (built on first use)."""
+        reg = self._registry
+        if reg is None:
+            with self._lock:
+                if self._registry is None:
+                    self._registry = Registry(plugin_manager(self.extra_plugins))
+                reg = self._registry
+        return reg
+
+    @property
+    def hook(self) -> Any:
+        """The plugin manager's hook caller (``session.hook.misen_unit_started(...)``)."""
+        return self.registry.pm.hook
+
+    # --- configuration ----------------------------------------------------------------------------------------
+
+    @property
+    def cwd(self) -> Path:
+        return self._cwd or Path.cwd()
+
+    def find_project_root(self, start: Path | None = None) -> Path | None:
+        """The nearest directory at or above ``start`` (default: the current directory) holding ``.misen.toml``
+        or ``pyproject.toml``; ``None`` when there is none."""
+        here = (start or self.cwd).resolve()
+        key = str(here)
+        if key not in self._roots:
+            self._roots[key] = search_project_root(here)
+        return self._roots[key]
+
+    def project_root(self, start: Path | None = None) -> Path:
+        """`find_project_root`, or the current directory when no project file is found."""
+        return self.find_project_root(start) or (start or self.cwd).resolve()
+
+    @property
+    def settings(self) -> Settings:
+        """The effective configuration, re-read when one of its files changes."""
+        files = config_files(self.config, self.project_root())
+        key = settings_key(files)
+        cached = self._settings
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        settings = read_settings(files)
+        self._settings = (key, settings)
+        return settings
+
+    def code_changes_tracked(self) -> bool:
+        """``[cache] code_changes`` is ``"track"`` (read once per session: it is asked for every task made; a
+        broken configuration counts as the default here, and is reported where configuration is used)."""
+        tracked = self._tracked
+        if tracked is None:
+            try:
+                tracked = self.settings.cache.code_changes == "track"
+            except Exception:
+                tracked = True
+            self._tracked = tracked
+        return tracked
+
+    def memo(self, name: str, factory: Any) -> Any:
+        """Per-session state of a module, made by ``factory()`` on first use (e.g. `misen.fingerprint`'s caches of
+        parsed source files): a fresh session starts with none of it."""
+        value = self._memos.get(name)
+        if value is None:
+            with self._lock:
+                value = self._memos.get(name)
+                if value is None:
+                    value = self._memos[name] = factory()
+        return value
+
+    # --- workspaces -------------------------------------------------------------------------------------------
+
+    def open_workspace(self, spec: dict[str, Any]) -> Workspace:
+        """The workspace described by ``spec`` (`misen.Workspace.spec`), opened once per session."""
+        key = _spec_key(spec)
+        ws = self._workspaces.get(key)
+        if ws is None:
+            with self._lock:
+                ws = self._workspaces.get(key)
+                if ws is None:
+                    cls = self.registry.get("workspace", spec["type"])
+                    settings = structure_settings(cls.Settings, spec.get("settings", {}), where="workspace spec")
+                    ws = self._workspaces[key] = cls(settings)
+        return ws
+
+    def adopt_workspace(self, workspace: Workspace) -> Workspace:
+        """Make ``workspace`` what `open_workspace` returns for its spec (so units of a run that open the run's
+        workspace from its spec in this process get this very instance, e.g. a memory workspace)."""
+        key = _spec_key(workspace.spec())
+        with self._lock:
+            return self._workspaces.setdefault(key, workspace)
+
+    def open_workspaces(self) -> list[Workspace]:
+        return list(self._workspaces.values())
+
+    def close(self) -> None:
+        """Close every workspace this session opened."""
+        for ws in self.open_workspaces():
+            with contextlib.suppress(Exception):
+                ws.close()
+        self._workspaces.clear()
+
+
+def _spec_key(spec: dict[str, Any]) -> str:
+    return repr((spec.get("type"), sorted((spec.get("settings") or {}).items())))
+
+
+def make_session(*, config: str | Path | None = None, plugins: Iterable[Any] = (), cwd: Path | None = None) -> Session:
+    """A new session. ``config`` replaces the configuration chain (like ``--config``); ``plugins`` are extra
+    plugin objects registered beside the installed ones; ``cwd`` fixes where the project root is searched from."""
+    return Session(config=config, plugins=plugins, cwd=cwd)
+
+
+class _Slot:
+    """The one process-wide slot: the current session (created on first use)."""
+
+    __slots__ = ("lock", "session")
+
+    def __init__(self) -> None:
+        self.session: Session | None = None
+        self.lock = threading.Lock()
+
+
+_SLOT = _Slot()
+
+
+def current_session() -> Session:
+    """The session the lazy facades use: the one set by `use_session`/`set_current_session`, else a default
+    session made on first use."""
+    session = _SLOT.session
+    if session is None:
+        with _SLOT.lock:
+            if _SLOT.session is None:
+                _SLOT.session = make_session()
+            session = _SLOT.session
+    return session
+
+
+def set_current_session(session: Session | None) -> Session | None:
+    """Make ``session`` the current one (``None``: a fresh default on next use); returns the previous one."""
+    with _SLOT.lock:
+        previous, _SLOT.session = _SLOT.session, session
+    return previous
+
+
+@contextlib.contextmanager
+def use_session(session: Session) -> Iterator[Session]:
+    """Make ``session`` current for the ``with`` block, then restore the previous one."""
+    previous = set_current_session(session)
+    try:
+        yield session
+    finally:
+        set_current_session(previous)
