@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from misen.errors import MisenError, ResultCorruptedError
+from misen.integrity import ALWAYS_CHECK_BYTES, ResultDamagedError, check_files, damaged_by_loader
 
 __all__ = [
     "LoadContext",
@@ -28,8 +29,8 @@ __all__ = [
 MANIFEST = "manifest.json"
 #: 2: per-file checksums are XXH3-128 (``xxh3``); format 1 manifests (``blake2b``) still load.
 RESULT_FORMAT = 2
-#: Files up to this size are checksummed on every load; larger ones are checked by size (and by `misen verify`).
-FULL_CHECK_BYTES = 64 * 1024 * 1024
+#: Files up to this size are checksummed on every load; larger ones once per change (see `misen.integrity`).
+FULL_CHECK_BYTES = ALWAYS_CHECK_BYTES
 
 
 class Serializer:
@@ -345,31 +346,22 @@ def read_manifest(directory: Path) -> dict[str, Any]:
         with open(directory / MANIFEST) as f:
             manifest = json.load(f)
     except (OSError, ValueError) as exc:
-        raise ResultCorruptedError(f"result at {directory} has no readable manifest ({exc})") from None
+        raise ResultDamagedError(directory, MANIFEST, "manifest", f"no readable manifest ({exc})") from None
     if not isinstance(manifest, dict) or "files" not in manifest or "serializer" not in manifest:
-        raise ResultCorruptedError(f"result at {directory} has a malformed manifest")
+        raise ResultDamagedError(directory, MANIFEST, "manifest", "a malformed manifest")
     return manifest
 
 
 def check_result(
     directory: Path, manifest: dict[str, Any] | None = None, *, full: bool = False
 ) -> dict[str, Any]:
-    """Verify a stored result's files against its manifest (sizes always; digests of small files, or all)."""
+    """Verify every byte of a stored result against its manifest (`misen.integrity.check_files`).
+
+    Raises `misen.integrity.ResultDamagedError` (a `ResultCorruptedError`) naming the file and the damage.
+    ``full`` checksums large files again even when an earlier verification of them is recorded.
+    """
     manifest = manifest or read_manifest(directory)
-    for rel, info in manifest["files"].items():
-        path = directory / rel
-        try:
-            size = path.stat().st_size
-        except OSError:
-            raise ResultCorruptedError(f"result at {directory} is missing its file {rel}") from None
-        if size != info["size"]:
-            raise ResultCorruptedError(
-                f"result at {directory}: file {rel} has {size} bytes, {info['size']} expected (truncated or changed)"
-            )
-        if full or size <= FULL_CHECK_BYTES:
-            field = DIGEST_FIELD if DIGEST_FIELD in info else "blake2b"
-            if field not in info or file_digest(path, field) != info[field]:
-                raise ResultCorruptedError(f"result at {directory}: file {rel} does not match its checksum")
+    check_files(directory, manifest, full=full)
     return manifest
 
 
@@ -393,4 +385,9 @@ def load_result(directory: Path, *, mmap: bool = True, verify: bool = True, seri
         ser = serializer_named(manifest["serializer"])
     ctx = LoadContext(manifest.get("version", 1), mmap)
     _check_version(ser, ctx.format_version)
-    return ser.load(directory, manifest.get("meta", {}), ctx)
+    try:
+        return ser.load(directory, manifest.get("meta", {}), ctx)
+    except (MisenError, MemoryError):
+        raise
+    except Exception as exc:  # any loader failure of bytes that passed their checksums is damage
+        raise damaged_by_loader(directory, manifest, manifest["serializer"], exc) from None
