@@ -84,7 +84,7 @@ def test_a_verification_record_counts_only_for_the_exact_file(workspace: DiskWor
     assert digest == file_digest(path / "array.npy")
     # a forged record for a changed file does not help: the change time moved with the write
     _flip_keeping_mtime(path / "array.npy", 4096)
-    with pytest.raises(ResultDamagedError, match="checksum mismatch in array.npy"):
+    with pytest.raises(ResultDamagedError, match=r"checksum mismatch in array\.npy"):
         load_result(path)
 
 
