@@ -124,6 +124,12 @@ def read_env(names: list[str], tag: str = "") -> dict[str, str | None]:
     return {n: os.environ.get(n) for n in names}
 
 
+@meta(id="LX-ENVLEN", cache=True)
+def env_length(name: str, tag: str = "") -> int:
+    """How long an environment value is (the value itself never leaves the task)."""
+    return len(os.environ.get(name, ""))
+
+
 @meta(id="LX-BLOCK", cache=True)
 def block(directory: str, name: str, child: bool = False) -> str:
     """Announce itself (pid, and a child process's pid), then wait while ``<directory>/hold`` exists."""

@@ -61,15 +61,19 @@ def test_a_flipped_byte_in_an_80_mib_array_is_detected(workspace: DiskWorkspace)
         workspace.load(task)
 
 
-def test_a_large_file_is_checksummed_on_its_first_load_even_without_a_record(workspace: DiskWorkspace) -> None:
+def test_a_large_file_is_checksummed_again_once_it_changed(workspace: DiskWorkspace) -> None:
     value = os.urandom(MIB) * 70  # a 70 MiB bytes value: above the always-checked size
     task, h = _linked(workspace, value, "bytes")
     path = workspace.open_result(h)
-    victim = next(p for p in path.iterdir() if p.name != "manifest.json")
+    recorded = (path / VERIFIED).read_text()  # the store recorded the digest of the bytes it wrote
+    victim = next(p for p in path.iterdir() if p.is_file() and p.name not in ("manifest.json", VERIFIED))
     _flip_keeping_mtime(victim, 12345)
     with pytest.raises(NotCachedError, match="damaged"):
         workspace.load(task)
-    assert not (path / VERIFIED).exists()  # a failed check records nothing
+    assert (path / VERIFIED).read_text() == recorded  # a failed check records nothing
+    (path / VERIFIED).unlink()  # no record at all: the first load checksums every byte
+    with pytest.raises(ResultDamagedError, match="checksum mismatch"):
+        load_result(path)
 
 
 def test_a_verification_record_counts_only_for_the_exact_file(workspace: DiskWorkspace) -> None:

@@ -20,7 +20,14 @@ from typing import Any
 
 from misen.errors import ResultCorruptedError
 
-__all__ = ["ALWAYS_CHECK_BYTES", "VERIFIED", "ResultDamagedError", "check_files", "damaged_by_loader"]
+__all__ = [
+    "ALWAYS_CHECK_BYTES",
+    "VERIFIED",
+    "ResultDamagedError",
+    "check_files",
+    "damaged_by_loader",
+    "record_written",
+]
 
 #: Files up to this size are checksummed on every load; larger ones once per change (see the module docstring).
 ALWAYS_CHECK_BYTES = 16 * 1024 * 1024
@@ -83,6 +90,18 @@ def _write_verified(directory: Path, verified: dict[str, Any]) -> None:
         os.replace(tmp, directory / VERIFIED)
     with contextlib.suppress(OSError):
         os.unlink(tmp)
+
+
+def record_written(directory: Path, files: dict[str, dict[str, Any]], field: str) -> None:
+    """Record, at save time, the large files whose digests were computed over exactly the bytes written and
+    that are already on stable storage (fsynced), so their first load need not read them twice."""
+    verified: dict[str, Any] = {}
+    for rel, info in files.items():
+        if info["size"] > ALWAYS_CHECK_BYTES:
+            with contextlib.suppress(OSError):
+                verified[rel] = [*_stamp((directory / rel).stat()), info[field]]
+    if verified:
+        _write_verified(directory, verified)
 
 
 def check_files(directory: Path, manifest: dict[str, Any], *, full: bool = False) -> None:

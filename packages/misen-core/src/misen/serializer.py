@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from misen.errors import MisenError, ResultCorruptedError
-from misen.integrity import ALWAYS_CHECK_BYTES, ResultDamagedError, check_files, damaged_by_loader
+from misen.integrity import (
+    ALWAYS_CHECK_BYTES,
+    ResultDamagedError,
+    check_files,
+    damaged_by_loader,
+    record_written,
+)
 
 __all__ = [
     "LoadContext",
@@ -297,6 +303,7 @@ def save_result(
             if durable or size >= ALWAYS_FSYNC_BYTES:
                 _fsync(path)
                 synced = True
+    record_written(directory, files, DIGEST_FIELD)  # large files: fsynced above, digests of the bytes written
     body = {
         "format": RESULT_FORMAT,
         "serializer": serializer_name(ser),

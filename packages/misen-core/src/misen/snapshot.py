@@ -70,9 +70,9 @@ def take_snapshot(root: Path, dest: Path) -> Path:
             out = staging / rel
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_bytes(data)
-        env_local = staging / ".env.local"
-        if env_local.exists():
-            env_local.chmod(0o600)
+        for env_file in (staging / ".env", staging / ".env.local"):  # environment values: owner only
+            if env_file.exists():
+                env_file.chmod(0o600)
         (staging / ".complete").write_text(str(root))
         try:
             os.rename(staging, target)

@@ -9,6 +9,7 @@ is the final word, SLURM's state the fallback for jobs killed before writing one
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -48,6 +49,22 @@ def ensure_writable(directory: Path, what: str) -> Path:
             "writable directory on a file system every node shares"
         ) from None
     return directory
+
+
+def private_dir(directory: Path) -> Path:
+    """Create ``directory`` (if needed) readable by its owner only (0700)."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    directory.chmod(0o700)
+    return directory
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to a new file only its owner can read (0600 from its creation, never wider)."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
 
 
 class SlurmExecutor(Executor):
@@ -126,6 +143,7 @@ class _Run:
         self.settings = ex.settings
         self.backend = ex.backend
         self.dir = ensure_writable(ex.base_dir(ws) / "runs" / plan.run_id, "the run directory")
+        private_dir(self.dir)  # payloads carry the project's .env values: only their owner may read them
         self.outcomes: dict[str, UnitOutcome] = {}
         self.refs: dict[str, str] = {}  # unit id -> job reference
         self.logs: dict[str, Path] = {}
@@ -159,10 +177,10 @@ class _Run:
         todo = [u for u in self.plan.units.values() if u.id not in cached]
         if not todo:
             return
-        (self.dir / "units").mkdir(exist_ok=True)
-        (self.dir / "logs").mkdir(exist_ok=True)
+        private_dir(self.dir / "units")
+        private_dir(self.dir / "logs")
         for unit in todo:
-            (self.dir / "units" / f"{unit.id}.payload").write_bytes(self.plan.payload(unit.id))
+            write_private(self.dir / "units" / f"{unit.id}.payload", self.plan.payload(unit.id))
         groups = group_units(todo, self.settings, self.ex.max_array_size(), dropped=cached)
         self.record.save()
         for group in groups:
