@@ -130,6 +130,11 @@ def env_length(name: str, tag: str = "") -> int:
     return len(os.environ.get(name, ""))
 
 
+@meta(id="LX-BYTES", cache=True)
+def big_bytes(mib: int, tag: str = "") -> bytes:
+    return b"\x01" * (mib * 1024 * 1024)
+
+
 @meta(id="LX-BLOCK", cache=True)
 def block(directory: str, name: str, child: bool = False) -> str:
     """Announce itself (pid, and a child process's pid), then wait while ``<directory>/hold`` exists."""

@@ -12,6 +12,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from misen.errors import MisenError
+
 __all__ = ["SNAPSHOT_FILES", "load_env_files", "take_snapshot"]
 
 #: Files at the project root that go into every snapshot when present.
@@ -63,6 +65,18 @@ def take_snapshot(root: Path, dest: Path) -> Path:
     target = dest / snap_id
     if (target / ".complete").exists():
         return target
+    try:
+        return _publish(contents, snap_id, root, dest)
+    except OSError as exc:
+        why = (exc.strerror or str(exc)).lower()
+        raise MisenError(
+            f"cannot write the code snapshot to {exc.filename or dest}: {why}; free some space or make it writable "
+            "(snapshots go to the workspace's snapshots/ folder unless the executor names another place)"
+        ) from None
+
+
+def _publish(contents: list[tuple[str, bytes]], snap_id: str, root: Path, dest: Path) -> Path:
+    target = dest / snap_id
     dest.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{snap_id}-", dir=dest))
     try:

@@ -61,6 +61,24 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"stopped by signal {signum}")
 
 
+def _failed_outside_the_task(exc: Exception, where: str) -> Any:
+    """The outcome of a unit whose task never got to run (or to finish) because of ``exc``: one line, no traceback.
+
+    Storage errors (a full disk, a read-only workspace) already name the file and the cause; anything else is
+    named by its type.
+    """
+    from misen.errors import MisenError
+    from misen.executor import UnitOutcome
+
+    if isinstance(exc, MisenError):
+        error = str(exc)
+    elif isinstance(exc, OSError):
+        error = f"cannot write to the workspace at {exc.filename or '?'}: {(exc.strerror or str(exc)).lower()}"
+    else:
+        error = f"the worker failed outside the task ({type(exc).__name__}: {exc})"
+    return UnitOutcome(status="failed", error=error.splitlines()[0] if error else type(exc).__name__, where=where)
+
+
 def main() -> None:
     # The protocol gets private descriptors: the task's output is redirected at fds 1 and 2 while it runs, and
     # anything printed between units goes to the executor's stderr rather than into the protocol stream.
@@ -90,9 +108,12 @@ def main() -> None:
                 memory=request["memory"],
                 node=request.get("node", ""),
             )
-            outcome = execute_payload(
-                request["payload"], where=request["where"], capture="fd", assigned=assigned
-            )
+            try:
+                outcome = execute_payload(
+                    request["payload"], where=request["where"], capture="fd", assigned=assigned
+                )
+            except Exception as exc:  # the workspace refused a write outside the task (lock, log): one line
+                outcome = _failed_outside_the_task(exc, request["where"])
             write_message(replies, ("outcome", request["unit"], outcome.as_dict()))
     except KeyboardInterrupt:
         # Skip interpreter teardown: a task's leftover non-daemon threads must not keep the process alive.
