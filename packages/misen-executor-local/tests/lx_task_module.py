@@ -158,3 +158,37 @@ def fork_and_exit(marker: str) -> int:
         os._exit(0)
     Path(marker).write_text(json.dumps({"child": pid}))
     os._exit(5)
+
+
+@meta(id="LX-DETACH", cache=True)
+def detach(directory: str, how: str, wait: bool = False) -> str:
+    """Start a sleeper that leaves the task's process group (``session``) or is orphaned (``double-fork``), write
+    its pid to ``<directory>/<how>.pid``; with ``wait``, then wait while ``<directory>/hold`` exists."""
+    sleeper = [sys.executable, "-c", "import time; time.sleep(600)"]
+    if how == "session":
+        pid = subprocess.Popen(sleeper, start_new_session=True).pid
+    else:
+        read, write = os.pipe()
+        child = os.fork()
+        if child == 0:
+            os.setsid()
+            grandchild = os.fork()
+            if grandchild == 0:
+                os.execv(sys.executable, sleeper)
+            os.write(write, str(grandchild).encode())
+            os._exit(0)
+        os.waitpid(child, 0)
+        pid = int(os.read(read, 64))
+    Path(directory, f"{how}.pid").write_text(str(pid))
+    while wait and Path(directory, "hold").exists():
+        time.sleep(0.02)
+    return how
+
+
+@meta(id="LX-MEMORY", cache=True, resources={"memory": 0.25})
+def use_memory(mib: int) -> int:
+    """Ask for 0.25 GiB, then touch ``mib`` MiB."""
+    block = bytearray(mib * 2**20)
+    for i in range(0, len(block), 4096):
+        block[i] = 1
+    return len(block)

@@ -93,6 +93,10 @@ def main() -> None:
     from misen.resources import AssignedResources
     from misen.worker import execute_payload
 
+    from misen_executor_local._owned import become_subreaper, kill_descendants, memory_limit
+
+    become_subreaper()  # what a task starts stays ours (even detached), so it ends with the task
+
     try:
         while True:
             request = read_message(requests)
@@ -109,14 +113,19 @@ def main() -> None:
                 node=request.get("node", ""),
             )
             try:
-                outcome = execute_payload(
-                    request["payload"], where=request["where"], capture="fd", assigned=assigned
-                )
+                with memory_limit(request.get("memory_limit")):
+                    outcome = execute_payload(
+                        request["payload"], where=request["where"], capture="fd", assigned=assigned
+                    )
             except Exception as exc:  # the workspace refused a write outside the task (lock, log): one line
                 outcome = _failed_outside_the_task(exc, request["where"])
+            finally:
+                kill_descendants()  # every process the task started ends with it
             write_message(replies, ("outcome", request["unit"], outcome.as_dict()))
     except KeyboardInterrupt:
         # Skip interpreter teardown: a task's leftover non-daemon threads must not keep the process alive.
+        with contextlib.suppress(Exception):
+            kill_descendants(patience=0.5)
         with contextlib.suppress(Exception):
             sys.stderr.flush()
         os._exit(143)
