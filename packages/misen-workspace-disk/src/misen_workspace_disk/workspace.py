@@ -52,6 +52,8 @@ AREAS = ("records", "results", "tmp", "locks", "logs", "work", "snapshots")
 
 
 def _absolute(value: str | os.PathLike[str]) -> str:
+    if not os.fspath(value).strip():
+        raise ValueError("directory is empty: name the workspace's directory (the default is .misen in the project root)")
     path = Path(os.path.expanduser(os.fspath(value)))
     if not path.is_absolute():
         try:
@@ -61,7 +63,10 @@ def _absolute(value: str | os.PathLike[str]) -> str:
         except ImportError:
             base = Path.cwd()
         path = base / path
-    return os.path.normpath(str(path))
+    path_text = os.path.normpath(str(path))
+    if os.path.exists(path_text) and not os.path.isdir(path_text):
+        raise ValueError(f"directory {path_text} is a file, not a directory: name a directory for the workspace")
+    return path_text
 
 
 @attrs.define
