@@ -101,7 +101,8 @@ class DiskWorkspaceSettings(WorkspaceSettings):
         default=86400.0,
         metadata={
             "help": "Seconds after which leftovers in tmp/ (staging and scratch directories of processes that "
-            "crashed) are removed. Directories of live processes on this host are never removed."
+            "crashed) made on other hosts are removed. Those of a process of this host that is gone are removed "
+            "at once, those of a live one never."
         },
     )
 
@@ -421,9 +422,9 @@ class DiskWorkspace(Workspace):
     ) -> list[tuple[str, int]]:
         """Remove leftovers of crashed processes; returns ``(path, bytes)`` of what was (or would be) removed.
 
-        An entry of ``tmp/`` goes when it is older than ``older_than`` seconds (default: the ``stale_tmp_after``
-        setting) and, when it was made on this host, its process is gone (other hosts' entries are judged by
-        age alone). With ``temp_files``, half-written record and lock-holder files (``.*.tmp``) of the same age
+        An entry of ``tmp/`` made on this host goes at once when its process is gone, and never while it is
+        alive; other hosts' entries go when older than ``older_than`` seconds (default: the ``stale_tmp_after``
+        setting). With ``temp_files``, half-written record and lock-holder files (``.*.tmp``) older than that
         go too.
         """
         limit = time.time() - (self.settings.stale_tmp_after if older_than is None else older_than)
