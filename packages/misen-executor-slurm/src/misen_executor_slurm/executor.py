@@ -296,9 +296,11 @@ class _Run:
                     return False
             outcome = outcome_from_state(ref, state, log)
             if outcome.status in ("failed", "timeout", "cancelled") and unit.root.cacheable:
-                self.ws.record_failure(
-                    unit.root, status=outcome.status, error=outcome.error or "", log=outcome.log
-                )
+                # best effort: a workspace that cannot take the record (full, read-only) is the error itself
+                with contextlib.suppress(MisenError, OSError):
+                    self.ws.record_failure(
+                        unit.root, status=outcome.status, error=outcome.error or "", log=outcome.log
+                    )
         if uid not in self.started:
             self.start(unit, ref, state.node if state else "")
         self.finish(uid, outcome)
@@ -367,9 +369,10 @@ class _Run:
             # A submitted job may have started between two polls; record the cancellation for every submitted
             # unit (a result that did land still wins: the status of a cached task is "done").
             if ref is not None and unit.root.cacheable:
-                self.ws.record_failure(
-                    unit.root, status="cancelled", error=outcome.error or "", log=outcome.log
-                )
+                with contextlib.suppress(MisenError, OSError):
+                    self.ws.record_failure(
+                        unit.root, status="cancelled", error=outcome.error or "", log=outcome.log
+                    )
             self.finish(uid, outcome)
 
     def sleep(self, seconds: float) -> bool:
