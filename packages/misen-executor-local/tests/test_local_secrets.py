@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 from misen import Task
+from misen.reporting import PlainReporter
 
 SHARED_SECRET = "dotenv-7f3a9c1e5b"
 LOCAL_SECRET = "dotenvlocal-c0ffee2d8e"
@@ -69,9 +71,8 @@ def test_no_file_another_user_can_read_holds_a_secret(
     else:
         from misen import InProcessExecutor
         from misen.runner import run
-        from misen.testing.contracts import _Quiet
 
-        report = run(tasks, executor=InProcessExecutor(), workspace=workspace, reporter=_Quiet())
+        report = run(tasks, executor=InProcessExecutor(), workspace=workspace, reporter=PlainReporter(io.StringIO()))
     assert report.ok
     assert [workspace.load(t) for t in tasks] == [len(SHARED_SECRET), len(LOCAL_SECRET)]
     roots = [Path(workspace.local_root())]

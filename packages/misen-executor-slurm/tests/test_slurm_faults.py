@@ -4,6 +4,7 @@ workspace and the cause (from the job's outcome, or from the job log when the wo
 from __future__ import annotations
 
 import importlib
+import io
 import os
 import subprocess
 import sys
@@ -13,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from misen.reporting import PlainReporter
 from misen.runner import run
 from misen.tasks import Task
-from misen.testing.contracts import _Quiet
 from misen_executor_slurm.executor import SlurmExecutor
 from misen_executor_slurm.testing import SlurmTestCluster
 
@@ -77,7 +78,7 @@ def test_a_full_disk_fails_the_unit_in_one_line(fault_project: tuple[Path, Any])
     try:
         ws = DiskWorkspace(directory=str(disk / "ws"), fsync=False)
         big, small = Task(tasks.big_bytes, mib=3), Task(tasks.small, tag="fits")
-        report = run([big, small], executor=_executor(root), workspace=ws, reporter=_Quiet())
+        report = run([big, small], executor=_executor(root), workspace=ws, reporter=PlainReporter(io.StringIO()))
         outcomes = _outcomes(report)
         error = outcomes[repr(big)].error or ""
         assert outcomes[repr(big)].status == "failed"
@@ -99,7 +100,7 @@ def test_a_read_only_workspace_fails_the_unit_in_one_line(fault_project: tuple[P
         pytest.skip("cannot make a read-only bind mount here")
     try:
         task = Task(tasks.small, tag="read-only")
-        report = run([task], executor=_executor(root), workspace=ws, reporter=_Quiet())
+        report = run([task], executor=_executor(root), workspace=ws, reporter=PlainReporter(io.StringIO()))
         outcome = _outcomes(report)[repr(task)]
         error = outcome.error or ""
         assert outcome.status == "failed"

@@ -4,6 +4,7 @@ to another user (0600 files in 0700 folders)."""
 from __future__ import annotations
 
 import importlib
+import io
 import os
 import stat
 import sys
@@ -11,9 +12,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+from misen.reporting import PlainReporter
 from misen.runner import run
 from misen.tasks import Task
-from misen.testing.contracts import _Quiet
 from misen_executor_slurm.executor import SlurmExecutor
 from misen_executor_slurm.testing import SlurmTestCluster
 
@@ -68,7 +69,7 @@ def test_payloads_and_snapshots_keep_secrets_private(
     ws = DiskWorkspace(directory=str(root / ".misen"))
     tasks = [Task(tasks_module.env_length, name=n) for n in ("SLURM_SHARED_SECRET", "SLURM_LOCAL_SECRET")]
     executor = SlurmExecutor(poll_interval=0.3, max_poll_interval=1.0, default_flags=["--mem=512M"])
-    report = run(tasks, executor=executor, workspace=ws, reporter=_Quiet())
+    report = run(tasks, executor=executor, workspace=ws, reporter=PlainReporter(io.StringIO()))
     assert report.ok, report.outcomes
     assert [ws.load(t) for t in tasks] == [len(SHARED_SECRET), len(LOCAL_SECRET)]
     runs = root / ".misen" / "slurm" / "runs"
