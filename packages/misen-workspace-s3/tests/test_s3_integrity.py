@@ -65,3 +65,30 @@ def test_a_crashed_writers_staging_folder_goes_at_the_next_first_store(
         assert list((cache / "staging").iterdir()) == []
     finally:
         ws.close()
+
+
+def test_workspace_check_finds_and_drops_a_damaged_stored_result(
+    make_ws: Callable[..., S3Workspace], backend: str
+) -> None:
+    from misen import Task, meta
+    from misen.check import check_workspace
+
+    @meta(id="S3CHECK01", cache=True)
+    def produce(tag: str) -> object:
+        return tag
+
+    ws = make_ws()
+    good, bad = Task(produce, tag="good"), Task(produce, tag="bad")
+    kept, damaged = ws.store(list(range(100))), ws.store(list(range(200)))
+    ws.link(good, resolved="r" + good.hash[1:], result=kept, provenance={})
+    ws.link(bad, resolved="r" + bad.hash[1:], result=damaged, provenance={})
+    victim = next(e["name"] for e in ws.remote.find(f"results/{damaged}") if not e["name"].endswith("manifest.json"))
+    ws.remote.delete(victim)  # a data object lost in the store
+    fresh = make_ws()  # another machine: no local copy to hide the damage
+    report = check_workspace(fresh)
+    assert [d.result for d in report.damaged] == [damaged] and report.results == 2
+    assert {(kind, result) for kind, _, result in report.dangling} == {("task", damaged), ("key", damaged), ("resolved", damaged)}
+    check_workspace(fresh, repair=True)
+    assert not fresh.has_result(damaged) and fresh.has_result(kept)
+    assert fresh.get_record("task", bad.hash) is None and fresh.get_record("task", good.hash) is not None
+    assert check_workspace(make_ws()).ok
