@@ -7,6 +7,7 @@ from typing import Any
 
 import attrs
 
+from misen.errors import MisenError
 from misen.executor import Executor, ExecutorSettings, Plan, RunEvents, UnitOutcome
 from misen.hookspecs import hookimpl
 from misen.workspace import Workspace
@@ -45,15 +46,18 @@ class InProcessExecutor(Executor):
                 events.unit_finished(unit, outcome)
                 continue
             events.unit_started(unit, where)
-            with _environment(plan.env):
-                outcome = run_unit(
-                    unit,
-                    workspace,
-                    run_id=plan.run_id,
-                    executor=self.PLUGIN_NAME,
-                    where=where,
-                    capture="python" if self.settings.capture else "none",
-                )
+            try:
+                with _environment(plan.env):
+                    outcome = run_unit(
+                        unit,
+                        workspace,
+                        run_id=plan.run_id,
+                        executor=self.PLUGIN_NAME,
+                        where=where,
+                        capture="python" if self.settings.capture else "none",
+                    )
+            except MisenError as exc:  # the workspace refused a write outside the task (lock, log): one line
+                outcome = UnitOutcome(status="failed", error=str(exc).splitlines()[0], where=where)
             outcomes[unit.id] = outcome
             events.unit_finished(unit, outcome)
         return outcomes
