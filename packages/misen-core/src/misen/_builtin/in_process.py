@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -38,6 +39,7 @@ class InProcessExecutor(Executor):
 
         outcomes: dict[str, UnitOutcome] = {}
         where = f"in process {os.getpid()}"
+        run_unit = _failing_in_one_line(run_unit, where)
         for unit in plan.units.values():
             bad = [d for d in unit.deps if d in outcomes and not outcomes[d].ok]
             if bad:
@@ -46,18 +48,15 @@ class InProcessExecutor(Executor):
                 events.unit_finished(unit, outcome)
                 continue
             events.unit_started(unit, where)
-            try:
-                with _environment(plan.env):
-                    outcome = run_unit(
-                        unit,
-                        workspace,
-                        run_id=plan.run_id,
-                        executor=self.PLUGIN_NAME,
-                        where=where,
-                        capture="python" if self.settings.capture else "none",
-                    )
-            except MisenError as exc:  # the workspace refused a write outside the task (lock, log): one line
-                outcome = UnitOutcome(status="failed", error=str(exc).splitlines()[0], where=where)
+            with _environment(plan.env):
+                outcome = run_unit(
+                    unit,
+                    workspace,
+                    run_id=plan.run_id,
+                    executor=self.PLUGIN_NAME,
+                    where=where,
+                    capture="python" if self.settings.capture else "none",
+                )
             outcomes[unit.id] = outcome
             events.unit_finished(unit, outcome)
         return outcomes
@@ -81,6 +80,19 @@ class _environment:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def _failing_in_one_line(run_unit: Callable[..., UnitOutcome], where: str) -> Callable[..., UnitOutcome]:
+    """``run_unit``, with a workspace that refuses a write outside the task (the lock or the log on a full or
+    read-only disk) failing the unit in one line instead of stopping the run."""
+
+    def run(*args: Any, **kwargs: Any) -> UnitOutcome:
+        try:
+            return run_unit(*args, **kwargs)
+        except MisenError as exc:
+            return UnitOutcome(status="failed", error=str(exc).splitlines()[0], where=where)
+
+    return run
 
 
 @hookimpl
