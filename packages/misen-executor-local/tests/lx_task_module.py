@@ -124,6 +124,17 @@ def read_env(names: list[str], tag: str = "") -> dict[str, str | None]:
     return {n: os.environ.get(n) for n in names}
 
 
+@meta(id="LX-ENVLEN", cache=True)
+def env_length(name: str, tag: str = "") -> int:
+    """How long an environment value is (the value itself never leaves the task)."""
+    return len(os.environ.get(name, ""))
+
+
+@meta(id="LX-BYTES", cache=True)
+def big_bytes(mib: int, tag: str = "") -> bytes:
+    return b"\x01" * (mib * 1024 * 1024)
+
+
 @meta(id="LX-BLOCK", cache=True)
 def block(directory: str, name: str, child: bool = False) -> str:
     """Announce itself (pid, and a child process's pid), then wait while ``<directory>/hold`` exists."""
@@ -147,3 +158,37 @@ def fork_and_exit(marker: str) -> int:
         os._exit(0)
     Path(marker).write_text(json.dumps({"child": pid}))
     os._exit(5)
+
+
+@meta(id="LX-DETACH", cache=True)
+def detach(directory: str, how: str, wait: bool = False) -> str:
+    """Start a sleeper that leaves the task's process group (``session``) or is orphaned (``double-fork``), write
+    its pid to ``<directory>/<how>.pid``; with ``wait``, then wait while ``<directory>/hold`` exists."""
+    sleeper = [sys.executable, "-c", "import time; time.sleep(600)"]
+    if how == "session":
+        pid = subprocess.Popen(sleeper, start_new_session=True).pid
+    else:
+        read, write = os.pipe()
+        child = os.fork()
+        if child == 0:
+            os.setsid()
+            grandchild = os.fork()
+            if grandchild == 0:
+                os.execv(sys.executable, sleeper)
+            os.write(write, str(grandchild).encode())
+            os._exit(0)
+        os.waitpid(child, 0)
+        pid = int(os.read(read, 64))
+    Path(directory, f"{how}.pid").write_text(str(pid))
+    while wait and Path(directory, "hold").exists():
+        time.sleep(0.02)
+    return how
+
+
+@meta(id="LX-MEMORY", cache=True, resources={"memory": 0.25})
+def use_memory(mib: int) -> int:
+    """Ask for 0.25 GiB, then touch ``mib`` MiB."""
+    block = bytearray(mib * 2**20)
+    for i in range(0, len(block), 4096):
+        block[i] = 1
+    return len(block)

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from misen.errors import MisenError
-from misen.workspace import Workspace
 from misen_workspace_disk import DiskWorkspace, DiskWorkspaceSettings
 
 

@@ -50,7 +50,7 @@ def test_commit_is_a_rename(workspace: DiskWorkspace) -> None:
 
 
 def _only_dir_file(path: Path) -> Path:
-    return next(p for p in path.iterdir() if p.name != "manifest.json")
+    return next(p for p in path.iterdir() if p.name != "manifest.json" and not p.name.startswith("."))
 
 
 def test_staging_dir_removed_on_error(workspace: DiskWorkspace) -> None:

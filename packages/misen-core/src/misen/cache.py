@@ -18,8 +18,15 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from misen.errors import DamagedResultError, MisenError, NotCachedError, ResultCorruptedError, SerializerMissingError
+from misen.errors import (
+    DamagedResultError,
+    MisenError,
+    NotCachedError,
+    ResultCorruptedError,
+    SerializerMissingError,
+)
 from misen.identity import at_default
+from misen.integrity import ResultDamagedError
 from misen.serializer import check_result, load_result, read_manifest, save_result
 from misen.tasks import Task, signature_of
 
@@ -157,6 +164,8 @@ def check_stored(ws: Workspace, rh: str, *, full: bool = False) -> str | None:
         return "its files are missing"
     try:
         check_result(path, read_manifest(path), full=full)
+    except ResultDamagedError as exc:
+        return exc.short
     except ResultCorruptedError as exc:
         return str(exc)
     return None

@@ -15,6 +15,16 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from misen.errors import MisenError, ResultCorruptedError, SerializerMissingError
+from misen.integrity import (
+    ALWAYS_CHECK_BYTES,
+    DIGEST_FIELD,
+    ResultDamagedError,
+    check_files,
+    damaged_by_loader,
+    file_digest,
+    new_digest,
+    record_written,
+)
 from misen.providers import install_hint, provider_of
 from misen.session import current_session
 
@@ -30,8 +40,8 @@ __all__ = [
 MANIFEST = "manifest.json"
 #: 2: per-file checksums are XXH3-128 (``xxh3``); format 1 manifests (``blake2b``) still load.
 RESULT_FORMAT = 2
-#: Files up to this size are checksummed on every load; larger ones are checked by size (and by `misen verify`).
-FULL_CHECK_BYTES = 64 * 1024 * 1024
+#: Files up to this size are checksummed on every load; larger ones once per change (see `misen.integrity`).
+FULL_CHECK_BYTES = ALWAYS_CHECK_BYTES
 
 
 class Serializer:
@@ -162,38 +172,11 @@ def _check_version(ser: Serializer, version: int) -> None:
         )
 
 
-#: The per-file checksum written into new manifests (xxHash's XXH3, 128 bits: integrity at memory speed).
-DIGEST_FIELD = "xxh3"
 #: Files at least this large are fsynced before their result is published, whatever the durability asked for:
 #: a crash could otherwise leave a large file of the right size but wrong content, which is checked by size only.
 ALWAYS_FSYNC_BYTES = 8 * 1024 * 1024
 
 
-def new_digest() -> Any:
-    """A fresh incremental checksum object (``update(bytes)``, ``hexdigest()``) of the manifest's kind."""
-    import xxhash
-
-    return xxhash.xxh3_128()
-
-
-def _digest_for(field: str) -> Any:
-    if field == "xxh3":
-        return new_digest()
-    return hashlib.blake2b(digest_size=16)  # manifests written before the switch to XXH3
-
-
-def file_digest(path: Path, field: str = DIGEST_FIELD) -> str:
-    """The checksum of a file's bytes, as recorded in a manifest under ``field``."""
-    h = _digest_for(field)
-    with open(path, "rb", buffering=0) as f:
-        buf = bytearray(8 * 1024 * 1024)
-        view = memoryview(buf)
-        while True:
-            n = f.readinto(buf)
-            if not n:
-                break
-            h.update(view[:n])
-    return str(h.hexdigest())
 
 
 class DigestWriter:
@@ -265,6 +248,7 @@ def save_result(
             if durable or size >= ALWAYS_FSYNC_BYTES:
                 _fsync(path)
                 synced = True
+    record_written(directory, files, DIGEST_FIELD)  # large files: fsynced above, digests of the bytes written
     body = {
         "format": RESULT_FORMAT,
         "serializer": serializer_name(ser),
@@ -314,31 +298,22 @@ def read_manifest(directory: Path) -> dict[str, Any]:
         with open(directory / MANIFEST) as f:
             manifest = json.load(f)
     except (OSError, ValueError) as exc:
-        raise ResultCorruptedError(f"result at {directory} has no readable manifest ({exc})") from None
+        raise ResultDamagedError(directory, MANIFEST, "manifest", f"no readable manifest ({exc})") from None
     if not isinstance(manifest, dict) or "files" not in manifest or "serializer" not in manifest:
-        raise ResultCorruptedError(f"result at {directory} has a malformed manifest")
+        raise ResultDamagedError(directory, MANIFEST, "manifest", "a malformed manifest")
     return manifest
 
 
 def check_result(
     directory: Path, manifest: dict[str, Any] | None = None, *, full: bool = False
 ) -> dict[str, Any]:
-    """Verify a stored result's files against its manifest (sizes always; digests of small files, or all)."""
+    """Verify every byte of a stored result against its manifest (`misen.integrity.check_files`).
+
+    Raises `misen.integrity.ResultDamagedError` (a `ResultCorruptedError`) naming the file and the damage.
+    ``full`` checksums large files again even when an earlier verification of them is recorded.
+    """
     manifest = manifest or read_manifest(directory)
-    for rel, info in manifest["files"].items():
-        path = directory / rel
-        try:
-            size = path.stat().st_size
-        except OSError:
-            raise ResultCorruptedError(f"result at {directory} is missing its file {rel}") from None
-        if size != info["size"]:
-            raise ResultCorruptedError(
-                f"result at {directory}: file {rel} has {size} bytes, {info['size']} expected (truncated or changed)"
-            )
-        if full or size <= FULL_CHECK_BYTES:
-            field = DIGEST_FIELD if DIGEST_FIELD in info else "blake2b"
-            if field not in info or file_digest(path, field) != info[field]:
-                raise ResultCorruptedError(f"result at {directory}: file {rel} does not match its checksum")
+    check_files(directory, manifest, full=full)
     return manifest
 
 
@@ -362,4 +337,9 @@ def load_result(directory: Path, *, mmap: bool = True, verify: bool = True, seri
         ser = serializer_named(manifest["serializer"])
     ctx = LoadContext(manifest.get("version", 1), mmap)
     _check_version(ser, ctx.format_version)
-    return ser.load(directory, manifest.get("meta", {}), ctx)
+    try:
+        return ser.load(directory, manifest.get("meta", {}), ctx)
+    except (MisenError, MemoryError):
+        raise
+    except Exception as exc:  # any loader failure of bytes that passed their checksums is damage
+        raise damaged_by_loader(directory, manifest, manifest["serializer"], exc) from None

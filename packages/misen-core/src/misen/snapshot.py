@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from misen.errors import ConfigError
+from misen.errors import ConfigError, MisenError
 
 __all__ = ["SNAPSHOT_FILES", "load_env_files", "take_snapshot"]
 
@@ -65,6 +65,18 @@ def take_snapshot(root: Path, dest: Path) -> Path:
     target = dest / snap_id
     if (target / ".complete").exists():
         return target
+    try:
+        return _publish(contents, snap_id, root, dest)
+    except OSError as exc:
+        why = (exc.strerror or str(exc)).lower()
+        raise MisenError(
+            f"cannot write the code snapshot to {exc.filename or dest}: {why}; free some space or make it writable "
+            "(snapshots go to the workspace's snapshots/ folder unless the executor names another place)"
+        ) from None
+
+
+def _publish(contents: list[tuple[str, bytes]], snap_id: str, root: Path, dest: Path) -> Path:
+    target = dest / snap_id
     dest.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{snap_id}-", dir=dest))
     try:
@@ -72,9 +84,9 @@ def take_snapshot(root: Path, dest: Path) -> Path:
             out = staging / rel
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_bytes(data)
-        env_local = staging / ".env.local"
-        if env_local.exists():
-            env_local.chmod(0o600)
+        for env_file in (staging / ".env", staging / ".env.local"):  # environment values: owner only
+            if env_file.exists():
+                env_file.chmod(0o600)
         (staging / ".complete").write_text(str(root))
         try:
             os.rename(staging, target)

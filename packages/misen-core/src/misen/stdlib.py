@@ -21,6 +21,7 @@ from misen.errors import MisenError, ResultCorruptedError
 from misen.hashing import Hasher
 from misen.serializer import DigestWriter, LoadContext, SaveContext, Serializer, new_digest, serializer_for
 from misen.session import current_session
+from misen.storable import UnstorableValueError, guarded
 
 __all__ = [
     "OVERLAP_MIN_BYTES",
@@ -72,31 +73,42 @@ class _LeafError(Exception):
 
 
 def _dump(value: Any, f: Any, pickler: Any = None, dill_pickler: Any = None, reset: Any = None) -> str:
-    """Pickle ``value`` into the open file ``f`` with pickle, else dill; return the engine used."""
+    """Pickle ``value`` into the open file ``f`` with pickle, else dill; return the engine used.
+
+    Values that cannot be meaningfully stored (`misen.storable`) are refused by both, and a write the disk
+    refuses (full, read-only) is raised as it is: neither is a reason to try dill.
+    """
     start = f.tell()
     try:
-        (pickler or pickle.Pickler)(f, protocol=PICKLE_PROTOCOL).dump(value)
+        guarded(pickler or pickle.Pickler)(f, protocol=PICKLE_PROTOCOL).dump(value)
         return "pickle"
-    except _LeafError as exc:
-        raise exc.__cause__ or exc from None
-    except Exception as first:
-        f.seek(start)
-        f.truncate()
-        if reset is not None:
-            reset()
-        try:
-            import dill
+    except Exception as exc:
+        first = _pickling_failure(exc)
+    f.seek(start)
+    f.truncate()
+    if reset is not None:
+        reset()
+    try:
+        import dill
 
-            (dill_pickler or dill.Pickler)(f, protocol=PICKLE_PROTOCOL, recurse=True).dump(value)
-            return "dill"
-        except _LeafError as exc:
-            raise exc.__cause__ or exc from None
-        except Exception as second:
-            raise MisenError(
-                f"cannot store a result of type {type(value).__module__}.{type(value).__qualname__}: pickle failed "
-                f"({type(first).__name__}: {first}) and dill failed ({type(second).__name__}: {second}); return "
-                "a picklable value or give the task a serializer with @meta(serializer=...)"
-            ) from None
+        guarded(dill_pickler or dill.Pickler)(f, protocol=PICKLE_PROTOCOL, recurse=True).dump(value)
+        return "dill"
+    except Exception as exc:
+        second = _pickling_failure(exc)
+    raise MisenError(
+        f"cannot store a result of type {type(value).__module__}.{type(value).__qualname__}: pickle failed "
+        f"({type(first).__name__}: {first}) and dill failed ({type(second).__name__}: {second}); return "
+        "a picklable value or give the task a serializer with @meta(serializer=...)"
+    ) from None
+
+
+def _pickling_failure(exc: Exception) -> Exception:
+    """``exc`` if it is a pickler's refusal (worth another try); raise it (or its cause) if it is not."""
+    if isinstance(exc, _LeafError):
+        raise exc.__cause__ or exc from None
+    if isinstance(exc, UnstorableValueError) or (isinstance(exc, OSError) and exc.errno is not None):
+        raise exc
+    return exc
 
 
 def _loader(engine: str) -> Any:

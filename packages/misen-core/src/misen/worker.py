@@ -324,8 +324,28 @@ def run_unit(
     assigned: AssignedResources | None = None,
     snapshot: str | None = None,
 ) -> UnitOutcome:
-    """Run one unit here. Never raises for task errors: they become a ``failed`` outcome and a failure record."""
+    """Run one unit here. Never raises for task errors: they become a ``failed`` outcome and a failure record.
+    A workspace that refuses a write outside the task (the lock or the log, on a full or read-only disk) fails the
+    unit in one line too, instead of stopping the run."""
     start = time.time()
+    try:
+        return _run_unit(unit, workspace, start, run_id, executor, where, job_id, capture, assigned, snapshot)
+    except MisenError as exc:
+        return UnitOutcome(status="failed", error=str(exc).splitlines()[0], duration=time.time() - start, where=where)
+
+
+def _run_unit(
+    unit: WorkUnit,
+    workspace: Workspace,
+    start: float,
+    run_id: str,
+    executor: str,
+    where: str,
+    job_id: str | None,
+    capture: str,
+    assigned: AssignedResources | None,
+    snapshot: str | None,
+) -> UnitOutcome:
     root = unit.root
     if not root.cacheable:
         return _run_tasks(unit, workspace, start, run_id, executor, where, job_id, capture, assigned, snapshot)

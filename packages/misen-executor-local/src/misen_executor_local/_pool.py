@@ -93,7 +93,16 @@ class WorkerProcess:
         return out
 
     def signal(self, sig: int) -> None:
-        """Signal the worker's process group: the worker and the processes its task started."""
+        """Signal the worker's process group: the worker and the processes its task started.
+
+        SIGKILL first kills the worker's whole process tree (the worker is a subreaper, so even a detached
+        process its task started is in it), which leaves nothing behind once the worker is gone.
+        """
+        if sig == signal.SIGKILL and self.proc.returncode is None:
+            from misen_executor_local._owned import kill_descendants
+
+            with contextlib.suppress(Exception):
+                kill_descendants(self.pid, patience=0.5)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, sig)
 

@@ -41,6 +41,23 @@ _QUEUE_MAX_BYTES = 32 * 1024
 _attempts = itertools.count()
 
 
+def _memory_request(unit: WorkUnit) -> float | None:
+    """The GiB a unit asked for explicitly (enforced by its worker), or ``None`` when it kept the default."""
+    from misen.resources import Resources
+
+    memory = unit.resources.memory
+    return float(memory) if memory and memory != Resources().memory else None
+
+
+def _over_memory(unit: WorkUnit, outcome: UnitOutcome) -> UnitOutcome:
+    """Name a memory request as the cause when a unit held to it failed for lack of memory."""
+    request = _memory_request(unit)
+    if request is None or outcome.status != "failed" or "MemoryError" not in (outcome.error or ""):
+        return outcome
+    error = f"{unit.root!r} exceeded its memory request of {request:g} GiB ({outcome.error})"
+    return attrs.evolve(outcome, error=error)
+
+
 def _limit(unit: WorkUnit) -> float | None:
     minutes = unit.resources.time
     return minutes * 60 if minutes is not None else None
@@ -187,6 +204,7 @@ class Scheduler:
             "gpus": alloc.gpus,
             "gpu_runtime": alloc.gpu_runtime,
             "memory": alloc.memory,
+            "memory_limit": _memory_request(unit),
             "env": binding_env(alloc, self.keep),
             "node": self.node,
         }
@@ -253,7 +271,7 @@ class Scheduler:
         if busy.stopping:
             busy.outcome = message[2]  # it is being stopped: the outcome is settled when the process is gone
             return
-        outcome = UnitOutcome.from_dict(message[2])
+        outcome = _over_memory(busy.unit, UnitOutcome.from_dict(message[2]))
         name = busy.unit.root.name
         self.slowest[name] = max(self.slowest.get(name, 0.0), outcome.duration)
         queued, worker.queued = worker.queued, None

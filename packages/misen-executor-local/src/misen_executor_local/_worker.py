@@ -61,6 +61,24 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"stopped by signal {signum}")
 
 
+def _failed_outside_the_task(exc: Exception, where: str) -> Any:
+    """The outcome of a unit whose task never got to run (or to finish) because of ``exc``: one line, no traceback.
+
+    Storage errors (a full disk, a read-only workspace) already name the file and the cause; anything else is
+    named by its type.
+    """
+    from misen.errors import MisenError
+    from misen.executor import UnitOutcome
+
+    if isinstance(exc, MisenError):
+        error = str(exc)
+    elif isinstance(exc, OSError):
+        error = f"cannot write to the workspace at {exc.filename or '?'}: {(exc.strerror or str(exc)).lower()}"
+    else:
+        error = f"the worker failed outside the task ({type(exc).__name__}: {exc})"
+    return UnitOutcome(status="failed", error=error.splitlines()[0] if error else type(exc).__name__, where=where)
+
+
 def main() -> None:
     # The protocol gets private descriptors: the task's output is redirected at fds 1 and 2 while it runs, and
     # anything printed between units goes to the executor's stderr rather than into the protocol stream.
@@ -74,6 +92,10 @@ def main() -> None:
     _die_with_parent()
     from misen.resources import AssignedResources
     from misen.worker import execute_payload
+
+    from misen_executor_local._owned import become_subreaper, kill_descendants, memory_limit
+
+    become_subreaper()  # what a task starts stays ours (even detached), so it ends with the task
 
     try:
         while True:
@@ -90,12 +112,20 @@ def main() -> None:
                 memory=request["memory"],
                 node=request.get("node", ""),
             )
-            outcome = execute_payload(
-                request["payload"], where=request["where"], capture="fd", assigned=assigned
-            )
+            try:
+                with memory_limit(request.get("memory_limit")):
+                    outcome = execute_payload(
+                        request["payload"], where=request["where"], capture="fd", assigned=assigned
+                    )
+            except Exception as exc:  # the workspace refused a write outside the task (lock, log): one line
+                outcome = _failed_outside_the_task(exc, request["where"])
+            finally:
+                kill_descendants()  # every process the task started ends with it
             write_message(replies, ("outcome", request["unit"], outcome.as_dict()))
     except KeyboardInterrupt:
         # Skip interpreter teardown: a task's leftover non-daemon threads must not keep the process alive.
+        with contextlib.suppress(Exception):
+            kill_descendants(patience=0.5)
         with contextlib.suppress(Exception):
             sys.stderr.flush()
         os._exit(143)

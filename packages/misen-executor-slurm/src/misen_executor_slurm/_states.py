@@ -7,6 +7,7 @@ when the job ended without one: killed for time or memory, cancelled, its node f
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from misen.executor import UnitOutcome
@@ -65,6 +66,22 @@ def _log_tail(log: Path, size: int = 16384) -> str:
         return ""
 
 
+_ERROR_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?([A-Z]\w*(?:Error|Exception|Interrupt|Exit))(?:: (.*))?$")
+
+
+def _python_error(tail: str) -> str | None:
+    """The message of the exception a Python traceback in ``tail`` ends with (misen's own errors say what and
+    where in their message), or ``None`` when the log holds no traceback."""
+    if "Traceback (most recent call last):" not in tail:
+        return None
+    lines = [line for line in tail.rsplit("Traceback (most recent call last):", 1)[1].splitlines() if line.strip()]
+    for line in reversed(lines):
+        match = _ERROR_LINE.match(line.strip())
+        if match:
+            return match.group(2) or match.group(1)
+    return None
+
+
 def outcome_from_state(job: str, state: JobState | None, log: Path) -> UnitOutcome:
     """The outcome of a job that ended without writing an outcome file (``state`` None: SLURM forgot it)."""
 
@@ -84,6 +101,10 @@ def outcome_from_state(job: str, state: JobState | None, log: Path) -> UnitOutco
         return outcome("skipped", f"job {job} was cancelled by SLURM: a dependency failed")
     if name == "OUT_OF_MEMORY" or any(m in _log_tail(log) for m in _MEMORY_MARKERS):
         return outcome("failed", f"job {job} ran out of memory ({name}{exit_code}); raise the task's memory")
+    crash = _python_error(_log_tail(log))
+    if crash and name in ("FAILED", "COMPLETED"):
+        # The worker itself failed before it could write an outcome (a full or read-only workspace): its error.
+        return outcome("failed", f"job {job} failed: {crash}")
     known = {
         "CANCELLED": ("cancelled", f"job {job} was cancelled{detail}"),
         "NODE_FAIL": ("failed", f"job {job} failed: its node failed (NODE_FAIL{detail})"),

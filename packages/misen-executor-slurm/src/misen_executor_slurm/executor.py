@@ -9,6 +9,7 @@ is the final word, SLURM's state the fallback for jobs killed before writing one
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -49,6 +50,22 @@ def ensure_writable(directory: Path, what: str) -> Path:
             "writable directory on a file system every node shares"
         ) from None
     return directory
+
+
+def private_dir(directory: Path) -> Path:
+    """Create ``directory`` (if needed) readable by its owner only (0700)."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    directory.chmod(0o700)
+    return directory
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to a new file only its owner can read (0600 from its creation, never wider)."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
 
 
 class SlurmExecutor(Executor):
@@ -128,6 +145,7 @@ class _Run:
         self.settings = ex.settings
         self.backend = ex.backend
         self.dir = ensure_writable(ex.base_dir(ws) / "runs" / plan.run_id, "the run directory")
+        private_dir(self.dir)  # payloads carry the project's .env values: only their owner may read them
         self.outcomes: dict[str, UnitOutcome] = {}
         self.refs: dict[str, str] = {}  # unit id -> job reference
         self.logs: dict[str, Path] = {}
@@ -161,10 +179,10 @@ class _Run:
         todo = [u for u in self.plan.units.values() if u.id not in cached]
         if not todo:
             return
-        (self.dir / "units").mkdir(exist_ok=True)
-        (self.dir / "logs").mkdir(exist_ok=True)
+        private_dir(self.dir / "units")
+        private_dir(self.dir / "logs")
         for unit in todo:
-            (self.dir / "units" / f"{unit.id}.payload").write_bytes(self.plan.payload(unit.id))
+            write_private(self.dir / "units" / f"{unit.id}.payload", self.plan.payload(unit.id))
         groups = group_units(todo, self.settings, self.ex.max_array_size(), dropped=cached)
         self.record.save()
         for group in groups:
@@ -280,9 +298,11 @@ class _Run:
                     return False
             outcome = outcome_from_state(ref, state, log)
             if outcome.status in ("failed", "timeout", "cancelled") and unit.root.cacheable:
-                cache.record_failure(self.ws,
-                    unit.root, status=outcome.status, error=outcome.error or "", log=outcome.log
-                )
+                # best effort: a workspace that cannot take the record (full, read-only) is the error itself
+                with contextlib.suppress(MisenError, OSError):
+                    cache.record_failure(
+                        self.ws, unit.root, status=outcome.status, error=outcome.error or "", log=outcome.log
+                    )
         if uid not in self.started:
             self.start(unit, ref, state.node if state else "")
         self.finish(uid, outcome)
@@ -351,9 +371,10 @@ class _Run:
             # A submitted job may have started between two polls; record the cancellation for every submitted
             # unit (a result that did land still wins: the status of a cached task is "done").
             if ref is not None and unit.root.cacheable:
-                cache.record_failure(self.ws,
-                    unit.root, status="cancelled", error=outcome.error or "", log=outcome.log
-                )
+                with contextlib.suppress(MisenError, OSError):
+                    cache.record_failure(
+                        self.ws, unit.root, status="cancelled", error=outcome.error or "", log=outcome.log
+                    )
             self.finish(uid, outcome)
 
     def sleep(self, seconds: float) -> bool:

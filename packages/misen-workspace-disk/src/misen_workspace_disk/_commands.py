@@ -8,7 +8,7 @@ from typing import Any
 import click
 from misen.errors import MisenError
 
-__all__ = ["add_commands", "gc_command", "info_command", "workspace_group"]
+__all__ = ["add_commands", "check_command", "gc_command", "info_command", "workspace_group"]
 
 _DIRECTORY = click.option(
     "--directory",
@@ -136,6 +136,45 @@ def gc_command(directory: str | None, dry_run: bool, experiments: tuple[str, ...
         _fail(exc)
 
 
+@click.command("check")
+@_DIRECTORY
+@click.option(
+    "--repair", is_flag=True, help="Drop damaged results and the records pointing at them (the next run recomputes)."
+)
+def check_command(directory: str | None, repair: bool) -> None:
+    """Read every stored file, checksum it against its manifest and report what is damaged (like git fsck).
+
+    Also reports records that point at results which are not stored. Exits with status 1 when damage remains.
+    With --repair, damaged results (except those of tasks running now) and every record pointing at them or at
+    a missing result are removed, so `list` shows those tasks as not done and the next run recomputes them.
+    """
+    from misen.check import check_workspace
+
+    from misen_workspace_disk._maintenance import human_size
+
+    try:
+        ws = open_workspace(directory)
+        report = check_workspace(ws, repair=repair)
+    except MisenError as exc:
+        _fail(exc)
+        return
+    for damage in report.damaged:
+        suffix = " — dropped" if damage.repaired else (" — in use, left alone" if repair else "")
+        click.echo(f"damaged  {damage.describe()}{suffix}")
+    for kind, key, result in report.dangling[:20]:
+        click.echo(f"dangling {kind} record {key} -> result {result} (not stored)" + (" — removed" if repair else ""))
+    if len(report.dangling) > 20:
+        click.echo(f"dangling ... and {len(report.dangling) - 20} more records")
+    click.echo(
+        f"checked {report.results} results ({human_size(report.bytes)}): {len(report.damaged)} damaged, "
+        f"{len(report.dangling)} records pointing at missing results"
+        + ("" if report.ok or repair else "; run `misen workspace check --repair` to drop them")
+    )
+    left = [d for d in report.damaged if not d.repaired]
+    if (left and repair) or (not report.ok and not repair):
+        raise SystemExit(1)
+
+
 @click.group("workspace")
 def workspace_group() -> None:
     """Inspect and clean the disk workspace (.misen/)."""
@@ -143,13 +182,14 @@ def workspace_group() -> None:
 
 workspace_group.add_command(info_command)
 workspace_group.add_command(gc_command)
+workspace_group.add_command(check_command)
 
 
 def add_commands(cli: click.Group) -> None:
     """Attach ``workspace info|gc`` (joining an existing ``workspace`` group) and ``gc`` to ``cli``."""
     existing = cli.commands.get("workspace")
     if isinstance(existing, click.Group):
-        for cmd in (info_command, gc_command):
+        for cmd in (info_command, gc_command, check_command):
             if cmd.name not in existing.commands:
                 existing.add_command(cmd)
     elif existing is None:

@@ -63,7 +63,7 @@ def storage_error(exc: OSError, path: str | os.PathLike[str], action: str) -> Wo
     where = str(exc.filename or path)
     code = exc.errno
     if code in _FULL:
-        why = "the disk is full or a size/quota limit was reached"
+        why = f"{(exc.strerror or 'no space left on device').lower()} (the disk is full or a size/quota limit was reached)"
         hint = "free some space (`misen gc` lists results no record refers to) or move the workspace"
     elif code in _DENIED:
         why = "permission denied" if code != errno.EROFS else "the file system is read-only"

@@ -6,16 +6,29 @@ import contextlib
 import glob
 import os
 
-from misen_workspace_disk._fs import HOST, names, pid_alive, remove_tree, tree_size
+from misen_workspace_disk._fs import HOST, names, pid_alive, process_started_after, remove_tree, tree_size
 
-__all__ = ["sweep"]
+__all__ = ["sweep", "writer_is_dead"]
+
+
+def writer_is_dead(name: str, mtime: float) -> bool | None:
+    """Whether the process that made the ``tmp`` entry ``name`` is gone: ``None`` when that cannot be known here
+    (another host's entry, or a name without a pid). A pid now used by a process that started after the entry
+    was last changed is a reused pid: its writer is gone too."""
+    parts = name.split("-", 3)
+    if len(parts) != 4 or parts[3] != HOST or not parts[1].isdigit():
+        return None
+    pid = int(parts[1])
+    return not pid_alive(pid) or process_started_after(pid, mtime)
 
 
 def sweep(tmp: str, temp_file_globs: list[str], limit: float, *, dry_run: bool) -> list[tuple[str, int]]:
-    """Remove entries of ``tmp`` last changed before ``limit`` whose process is gone, and ``.*.tmp`` files
+    """Remove leftovers of crashed processes: entries of ``tmp`` whose writer is gone, and ``.*.tmp`` files
     older than ``limit`` in the directories matching ``temp_file_globs`` (glob patterns, already escaped).
 
-    ``tmp`` entries are named ``<what>-<pid>-<random>-<host>``: a live pid on this host keeps its entry.
+    ``tmp`` entries are named ``<what>-<pid>-<random>-<host>``. One made on this host by a process that is gone
+    is removed at once, whatever its age; one of a live process is kept; one made on another host (whose
+    processes cannot be seen from here) goes once it was last changed before ``limit``.
     """
     removed: list[tuple[str, int]] = []
     for name in names(tmp):
@@ -24,10 +37,8 @@ def sweep(tmp: str, temp_file_globs: list[str], limit: float, *, dry_run: bool) 
             mtime = os.lstat(path).st_mtime
         except OSError:
             continue
-        if mtime > limit:
-            continue
-        parts = name.split("-", 3)
-        if len(parts) == 4 and parts[3] == HOST and parts[1].isdigit() and pid_alive(int(parts[1])):
+        dead = writer_is_dead(name, mtime)
+        if dead is False or (dead is None and mtime > limit):
             continue
         removed.append((path, tree_size(path)[0]))
         if not dry_run:

@@ -49,6 +49,8 @@ AREAS = ("records", "results", "tmp", "locks", "logs", "work", "snapshots")
 
 
 def _absolute(value: str | os.PathLike[str]) -> str:
+    if not os.fspath(value).strip():
+        raise ValueError("directory is empty: name the workspace's directory (the default is .misen in the project root)")
     path = Path(os.path.expanduser(os.fspath(value)))
     if not path.is_absolute():
         try:
@@ -58,7 +60,10 @@ def _absolute(value: str | os.PathLike[str]) -> str:
         except ImportError:
             base = Path.cwd()
         path = base / path
-    return os.path.normpath(str(path))
+    path_text = os.path.normpath(str(path))
+    if os.path.exists(path_text) and not os.path.isdir(path_text):
+        raise ValueError(f"directory {path_text} is a file, not a directory: name a directory for the workspace")
+    return path_text
 
 
 def _non_negative(inst: Any, attribute: attrs.Attribute[Any], value: float) -> None:
@@ -100,7 +105,8 @@ class DiskWorkspaceSettings(WorkspaceSettings):
         validator=_non_negative,
         metadata={
             "help": "Seconds after which leftovers in tmp/ (staging and scratch directories of processes that "
-            "crashed) are removed. Directories of live processes on this host are never removed."
+            "crashed) made on other hosts are removed. Those of a process of this host that is gone are removed "
+            "at once, those of a live one never."
         },
     )
 
@@ -391,9 +397,9 @@ class DiskWorkspace(Workspace):
     ) -> list[tuple[str, int]]:
         """Remove leftovers of crashed processes; returns ``(path, bytes)`` of what was (or would be) removed.
 
-        An entry of ``tmp/`` goes when it is older than ``older_than`` seconds (default: the ``stale_tmp_after``
-        setting) and, when it was made on this host, its process is gone (other hosts' entries are judged by
-        age alone). With ``temp_files``, half-written record and lock-holder files (``.*.tmp``) of the same age
+        An entry of ``tmp/`` made on this host goes at once when its process is gone, and never while it is
+        alive; other hosts' entries go when older than ``older_than`` seconds (default: the ``stale_tmp_after``
+        setting). With ``temp_files``, half-written record and lock-holder files (``.*.tmp``) older than that
         go too.
         """
         limit = time.time() - (self.settings.stale_tmp_after if older_than is None else older_than)

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -22,6 +23,8 @@ import attrs
 from misen.errors import ConfigError
 from misen.serializer import MANIFEST
 from misen.workspace import LockHolder, LogEntry, Workspace, WorkspaceSettings
+
+from misen_workspace_s3._staging import sweep_dead_staging
 
 __all__ = ["S3Settings", "S3Workspace"]
 
@@ -135,6 +138,7 @@ class S3Workspace(Workspace):
             self.cache = base / "misen" / "s3" / f"{slug}-{digest}"
         self._uploader = Uploader(self.remote, float(s.log_upload_interval))
         self._mirrors: dict[str, Any] = {}
+        self._swept_staging = False
 
     def describe(self) -> str:
         return self.remote.url
@@ -206,7 +210,11 @@ class S3Workspace(Workspace):
     def staging_dir(self) -> Iterator[Path]:
         base = self.local_root() / "staging"
         base.mkdir(parents=True, exist_ok=True)
-        path = Path(tempfile.mkdtemp(dir=base))
+        if not self._swept_staging:
+            self._swept_staging = True
+            sweep_dead_staging(base)
+        # pid and host in the name let a later process tell a crashed writer's leftovers from a live one's
+        path = Path(tempfile.mkdtemp(dir=base, prefix=f"stage-{os.getpid()}-", suffix=f"-{socket.gethostname()}"))
         try:
             yield path
         finally:
