@@ -19,6 +19,7 @@ import attrs
 from misen.resources import Resources
 
 if TYPE_CHECKING:
+    from misen.environment import Activation
     from misen.tasks import Task
     from misen.workspace import Workspace
 
@@ -94,6 +95,9 @@ class Plan:
     env: dict[str, str] = attrs.field(factory=dict)
     #: Name of the executor running the plan (recorded in provenance).
     executor: str = ""
+    #: Native environments (issue 19): activation by ``@meta(environment=...)`` name, ``""`` for the default;
+    #: filled by the runner from ``misen_prepare_environment``, applied by `misen.worker.prepare_process`.
+    activations: dict[str, Activation] = attrs.field(factory=dict)
 
     def dependents(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {uid: [] for uid in self.units}

@@ -91,6 +91,9 @@ def explain(task: Task[Any], ws: Workspace) -> list[str]:
             lines.append(f"    {item.kind} {item.name} ({item.file}:{item.line}) {item.digest[:12]}")
     status = ws.status(task) if task.cacheable else "not cacheable"
     lines.append(f"  status: {status}")
+    from misen.environment import explain_lines  # issue 19: the native environment, and a lock change
+
+    lines.extend(explain_lines(task, ws))
     if status == "stale":
         rec = ws.stale_record(task) or {}
         old = rec.get("fingerprint")

@@ -259,6 +259,10 @@ def run(
         # from an installed package) there is no source tree to freeze: workers import the installed code.
         if ex.SNAPSHOT and find_project_root() is not None:
             plan.snapshot = take_snapshot(root_dir, snapshot_root(ex, ws))
+        # Native environments (issue 19): a plugin builds the prefix once; workers apply plan.activations.
+        from misen.environment import prepare_environments
+
+        prepare_environments(plan, root_dir, ws)
     reporter.start(plan, n_cached, total, ex, ws)
     hook = _hooks()
 

@@ -28,7 +28,8 @@ __all__ = [
 ]
 
 PROJECT_FILE = ".misen.toml"
-SECTIONS = ("executor", "workspace", "cache")
+#: ``environment``: native environments (issue 19), structured by the environment plugin (misen-env-conda).
+SECTIONS = ("executor", "workspace", "cache", "environment")
 
 
 @attrs.define
@@ -51,6 +52,8 @@ class Settings:
     executor: dict[str, Any] = attrs.field(factory=dict)
     workspace: dict[str, Any] = attrs.field(factory=dict)
     cache: CacheSettings = attrs.field(factory=CacheSettings)
+    #: The ``[environment]`` section as read (the environment plugin structures it).
+    environment: dict[str, Any] = attrs.field(factory=dict)
     #: ``(section, key) -> file`` for every value read from a file.
     sources: dict[tuple[str, str], str] = attrs.field(factory=dict)
     #: The files read, in order of increasing precedence.
@@ -227,6 +230,7 @@ def load_settings(config: str | Path | None = None) -> Settings:
         executor=merged["executor"],
         workspace=merged["workspace"],
         cache=cache,
+        environment=merged["environment"],
         sources=sources,
         files=[str(f) for f in files],
     )

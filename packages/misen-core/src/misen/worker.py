@@ -35,6 +35,7 @@ from misen.tasks import (
 from misen.workspace import LockHolder, Workspace, hostname
 
 if TYPE_CHECKING:
+    from misen.environment import Activation
     from misen.executor import Plan
 
 __all__ = ["execute_payload", "make_payload", "run_unit"]
@@ -47,10 +48,14 @@ _attempts = itertools.count()
 
 def make_payload(plan: Plan, unit: WorkUnit, **extra: Any) -> bytes:
     """Everything a fresh process needs to run ``unit``: snapshot, environment, workspace and the unit itself."""
+    from misen.environment import activation_key
+
     body = {
         "v": PAYLOAD_VERSION,
         "snapshot": str(plan.snapshot) if plan.snapshot else None,
         "env": dict(plan.env),
+        # Native environment of this unit (issue 19): applied by prepare_process after the environment files.
+        "activation": plan.activations.get(activation_key(unit)),
         "workspace": plan.workspace_spec,
         "run_id": plan.run_id,
         "executor": plan.executor,
@@ -69,8 +74,10 @@ def snapshot_paths(snapshot: str | Path) -> list[str]:
     return paths
 
 
-def prepare_process(snapshot: str | None, env: dict[str, str], parent_path: list[str]) -> None:
-    """Make the snapshot's code win imports and apply the project's environment files."""
+def prepare_process(
+    snapshot: str | None, env: dict[str, str], parent_path: list[str], activation: Activation | None = None
+) -> None:
+    """Make the snapshot's code win imports, apply the project's environment files and the native environment."""
     if snapshot:
         for p in reversed(snapshot_paths(snapshot)):
             if p in sys.path:
@@ -80,6 +87,11 @@ def prepare_process(snapshot: str | None, env: dict[str, str], parent_path: list
         if p not in sys.path:
             sys.path.append(p)
     os.environ.update(env)
+    # Native environment (issue 19): the prefix's bin/ ahead on PATH, CONDA_PREFIX, activation variables; a
+    # reused worker process drops the previous unit's activation first.
+    from misen.environment import apply_activation
+
+    apply_activation(activation)
 
 
 _workspaces: dict[str, Workspace] = {}
@@ -105,7 +117,7 @@ def execute_payload(
     start = time.time()
     try:
         body = pickle.loads(payload)
-        prepare_process(body["snapshot"], body["env"], body.get("sys_path", []))
+        prepare_process(body["snapshot"], body["env"], body.get("sys_path", []), body.get("activation"))
         workspace = open_workspace(body["workspace"])
         unit: WorkUnit = pickle.loads(body["unit"])
     except Exception as exc:
@@ -220,7 +232,11 @@ def _provenance(**fields: Any) -> dict[str, Any]:
     import platform
 
     import misen
+    from misen.environment import active_activation
 
+    native = active_activation()
+    if native is not None:  # issue 19: the native environment's digest goes with the result
+        fields = {"native_environment": native.provenance(), **fields}
     return {
         "host": hostname(),
         "pid": os.getpid(),

@@ -33,6 +33,7 @@ class InProcessExecutor(Executor):
     SNAPSHOT = False
 
     def execute(self, plan: Plan, workspace: Workspace, events: RunEvents) -> dict[str, UnitOutcome]:
+        from misen.environment import activated, activation_key
         from misen.worker import run_unit
 
         outcomes: dict[str, UnitOutcome] = {}
@@ -45,7 +46,9 @@ class InProcessExecutor(Executor):
                 events.unit_finished(unit, outcome)
                 continue
             events.unit_started(unit, where)
-            with _environment(plan.env):
+            # The native environment (issue 19) is applied to os.environ while the unit runs: programs the task
+            # starts see the prefix; libraries already loaded into this Python do not change.
+            with _environment(plan.env), activated(plan.activations.get(activation_key(unit))):
                 outcome = run_unit(
                     unit,
                     workspace,

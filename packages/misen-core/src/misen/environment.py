@@ -1,0 +1,184 @@
+"""Native environments: what a task's process needs beyond the uv venv (a conda prefix built from ``pixi.lock``).
+
+An environment plugin (``misen_prepare_environment``; misen-env-conda is one) prepares a prefix when a run
+starts and answers with an `Activation`. The runner keeps one per environment name in ``Plan.activations``;
+`misen.worker` applies the unit's activation in the process that runs it (the prefix's ``bin/`` ahead on
+``PATH``, ``CONDA_PREFIX``, the packages' activation variables), so every executor that runs units through
+``execute_payload`` (local, SLURM, any plugin) gets it without code of its own. The in-process executor applies
+it to ``os.environ`` for the duration of each unit: programs the task starts and variables it reads see the
+prefix, but libraries already loaded into the running Python do not change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+if TYPE_CHECKING:
+    from misen.executor import Plan, WorkUnit
+    from misen.tasks import Task
+    from misen.workspace import Workspace
+
+__all__ = ["Activation", "activated", "activation_key", "apply_activation", "prepare_environments"]
+
+#: The name that turns environments off, in ``[environment] name`` and in ``@meta(environment=...)``.
+NONE = "none"
+
+
+@attrs.frozen
+class Activation:
+    """How to activate a prepared native environment in a task's process."""
+
+    #: The plugin's kind of environment (``"conda"``).
+    kind: str
+    #: The environment's name (``"default"``).
+    name: str
+    #: A digest of what the environment holds (for conda: the lock's packages of this environment and platform).
+    digest: str
+    #: The prefix the environment lives in; a task reads it from ``CONDA_PREFIX``.
+    prefix: str
+    #: Directories put ahead of ``PATH``, in order.
+    path: tuple[str, ...] = ()
+    #: Variables set in the task's process (``CONDA_PREFIX`` and the packages' activation variables).
+    env: Mapping[str, str] = attrs.field(factory=dict)
+    #: Where it comes from, for people (``"pixi.lock, environment default, linux-64"``).
+    source: str = ""
+
+    def variables(self, environ: Mapping[str, str]) -> dict[str, str]:
+        """The variables to set on top of ``environ`` (``PATH`` with this environment's directories first)."""
+        out = dict(self.env)
+        rest = [p for p in environ.get("PATH", "").split(os.pathsep) if p and p not in self.path]
+        out["PATH"] = os.pathsep.join([*self.path, *rest])
+        return out
+
+    def provenance(self) -> dict[str, str]:
+        """What a stored result records about the environment it was computed in."""
+        return {"kind": self.kind, "name": self.name, "digest": self.digest, "source": self.source}
+
+
+def activation_key(unit: WorkUnit) -> str:
+    """The key of the unit's activation in ``Plan.activations``: its root's ``@meta(environment=...)`` or ``""``."""
+    return getattr(unit.root.meta, "environment", None) or ""
+
+
+def _hook_call(name: str | None, project: Path, snapshot: Path | None, workspace: Workspace, build: bool) -> Any:
+    from misen.plugins import registry
+    from misen.settings import load_settings, section_where
+
+    settings = load_settings()
+    return registry().pm.hook.misen_prepare_environment(
+        project=project,
+        snapshot=snapshot,
+        name=name,
+        settings=dict(settings.environment),
+        where=section_where(settings, "environment"),
+        workspace=workspace,
+        build=build,
+    )
+
+
+def prepare_environments(plan: Plan, project: Path, workspace: Workspace) -> None:
+    """Ask the environment plugins for every environment the plan's units name; fill ``plan.activations``.
+
+    Errors (a malformed lock, an unknown environment…) propagate as `misen.errors.MisenError`: nothing runs.
+    """
+    keys = sorted({activation_key(u) for u in plan.units.values()})
+    for key in keys:
+        if key == NONE:
+            continue
+        act = _hook_call(key or None, project, plan.snapshot, workspace, build=True)
+        if act is not None:
+            plan.activations[key] = act
+    if not plan.activations and keys and _lock_without_plugin(project, plan.snapshot):
+        print(
+            "misen: pixi.lock found, but no environment plugin is installed: tasks run without its conda "
+            'environment (install it with `pip install "misen[conda]"`)',
+            file=sys.stderr,
+        )
+
+
+def _lock_without_plugin(project: Path, snapshot: Path | None) -> bool:
+    from misen.plugins import registry
+
+    if registry().pm.hook.misen_prepare_environment.get_hookimpls():
+        return False
+    return any((base / "pixi.lock").is_file() for base in (snapshot, project) if base is not None)
+
+
+def current_activation(task: Task[Any], project: Path, workspace: Workspace) -> Activation | None:
+    """The activation ``task`` would run in now, without building anything (what ``why`` compares)."""
+    key = getattr(task.meta, "environment", None) or ""
+    if key == NONE:
+        return None
+    act = _hook_call(key or None, project, None, workspace, build=False)
+    return act if isinstance(act, Activation) else None
+
+
+def explain_lines(task: Task[Any], workspace: Workspace) -> list[str]:
+    """``why``'s lines about the native environment: the current one, and whether the stored result's differs."""
+    from misen.errors import MisenError
+    from misen.settings import project_root
+
+    try:
+        act = current_activation(task, project_root(), workspace)
+    except MisenError as exc:
+        return [f"  native environment: {exc}"]
+    prov = (workspace.provenance(task) or {}) if task.cacheable else {}
+    stored = prov.get("native_environment") or None
+    lines: list[str] = []
+    if act is not None:
+        lines.append(f"  native environment: {act.kind} {act.name} ({act.source}) {act.digest[:12]}")
+    stored_digest = stored.get("digest") if isinstance(stored, dict) else None
+    current_digest = act.digest if act is not None else None
+    if prov and stored_digest != current_digest:
+        was = f"{stored.get('source')} {str(stored_digest)[:12]}" if isinstance(stored, dict) else "no native environment"
+        now = f"{act.source} {act.digest[:12]}" if act is not None else "no native environment"
+        lines.append(f"  the native environment changed since the stored result: was {was}, now {now}")
+        lines.append(
+            "    (a lock change does not make results stale: they are kept; `verify` recomputes them in the "
+            "current environment)"
+        )
+    return lines
+
+
+# The variables the last `apply_activation` changed, with their values before it: restored by the next call.
+_saved: dict[str, str | None] = {}
+_active: list[Activation] = []
+
+
+def apply_activation(activation: Activation | None) -> None:
+    """Make ``activation`` this process's native environment (``None``: none), undoing the previous one."""
+    for key, value in _saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    _saved.clear()
+    _active.clear()
+    if activation is None:
+        return
+    for key, value in activation.variables(os.environ).items():
+        _saved[key] = os.environ.get(key)
+        os.environ[key] = value
+    _active.append(activation)
+
+
+def active_activation() -> Activation | None:
+    """The activation applied in this process (recorded in the provenance of results computed here)."""
+    return _active[0] if _active else None
+
+
+@contextlib.contextmanager
+def activated(activation: Activation | None) -> Iterator[None]:
+    """Apply ``activation`` for the duration of a block (the in-process executor, ``verify``)."""
+    apply_activation(activation)
+    try:
+        yield
+    finally:
+        apply_activation(None)
