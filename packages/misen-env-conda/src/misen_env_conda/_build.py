@@ -124,7 +124,7 @@ def _install(locked: LockedEnvironment, staging: Path, prefix: Path, cache: Path
                     target_prefix=staging,
                     alternative_target_prefix=prefix,
                     cache_dir=cache,
-                    platform=rattler.Platform(locked.platform),
+                    platform=rattler.Subdir(locked.platform),
                     execute_link_scripts=False,
                     show_progress=False,
                 )

@@ -34,7 +34,7 @@ class LockedEnvironment:
 def current_platform() -> str:
     import rattler
 
-    return str(rattler.Platform.current())
+    return str(rattler.Subdir.current())
 
 
 def _first_line(exc: BaseException) -> str:
