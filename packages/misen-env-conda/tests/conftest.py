@@ -131,3 +131,21 @@ def conda_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[C
     settings.set_config_override(None)
     yield CondaProject(tmp_path / "proj", tmp_path / "channel", monkeypatch)
     settings.set_config_override(None)
+
+
+@pytest.fixture(scope="session")
+def conda_slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The real single-node SLURM cluster of misen-executor-slurm's tests (skips without slurm-wlm, munge, root)."""
+    testing = pytest.importorskip("misen_executor_slurm.testing")
+    reason = testing.missing_requirements()
+    if reason:
+        pytest.skip(reason)
+    import os
+
+    cluster = testing.SlurmTestCluster(tmp_path_factory.mktemp("condaslurm"), cluster_name=f"conda{os.getpid()}")
+    cluster.start()
+    try:
+        with cluster.activate():
+            yield cluster
+    finally:
+        cluster.stop()
