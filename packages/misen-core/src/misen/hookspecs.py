@@ -211,6 +211,9 @@ def misen_prepare_environment(
         workspace: The run's workspace (the default place for prefixes is inside it).
         build: ``False`` to only describe the environment (its digest and prefix) without building anything.
 
+    The hook's module may name the attrs class of its ``[environment]`` settings as ``SETTINGS``: the
+    configuration reference lists its fields.
+
     Returns:
         A `misen.environment.Activation`, or ``None`` when this plugin has nothing to do (no lock file, or
         environments turned off).

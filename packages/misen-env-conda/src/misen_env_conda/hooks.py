@@ -7,6 +7,11 @@ from typing import Any
 
 from misen.hookspecs import hookimpl
 
+from misen_env_conda.settings import CondaSettings
+
+#: The ``[environment]`` settings, for the configuration reference (see ``misen_prepare_environment``).
+SETTINGS = CondaSettings
+
 
 @hookimpl
 def misen_prepare_environment(

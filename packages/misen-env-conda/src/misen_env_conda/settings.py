@@ -11,7 +11,7 @@ __all__ = ["CondaSettings"]
 
 @attrs.define
 class CondaSettings:
-    """Native environments from ``pixi.lock`` (misen-env-conda)."""
+    """Native environments from `pixi.lock` (misen-env-conda)."""
 
     name: str = attrs.field(
         default="default",
