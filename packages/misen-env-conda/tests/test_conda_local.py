@@ -53,13 +53,14 @@ def test_second_run_reuses_the_prefix(conda_project: Any, capfd: Any) -> None:
 
 
 def test_lock_change_builds_a_new_prefix_and_why_names_it(conda_project: Any) -> None:
-    from misen.reproducibility import explain
+    from misen.reproducibility import explain, verify
 
     p = conda_project
     first = Task(p.tasks.native, n=1)
     assert p.run(first).ok
     (old_prefix,) = p.prefixes()
     assert not any("native environment changed" in line for line in explain(first, p.workspace))
+    assert [r.status for r in verify([first], p.workspace)] == ["same"]
     p.lock(version="1.1", data="forty-three")
     later = Task(p.tasks.native, n=2)
     assert p.run(later).ok
@@ -72,6 +73,8 @@ def test_lock_change_builds_a_new_prefix_and_why_names_it(conda_project: Any) ->
     changed = [line for line in lines if "native environment changed" in line]
     assert changed and "pixi.lock" in changed[0], lines
     assert old_prefix.name[:12] in changed[0] and new_prefix.name[:12] in changed[0]
+    # verify recomputes in the current environment: the new data file gives another result.
+    assert [r.status for r in verify([first], p.workspace)] == ["different"]
 
 
 def test_environment_by_meta_and_none(conda_project: Any) -> None:

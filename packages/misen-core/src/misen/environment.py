@@ -111,12 +111,14 @@ def _lock_without_plugin(project: Path, snapshot: Path | None) -> bool:
     return any((base / "pixi.lock").is_file() for base in (snapshot, project) if base is not None)
 
 
-def current_activation(task: Task[Any], project: Path, workspace: Workspace) -> Activation | None:
-    """The activation ``task`` would run in now, without building anything (what ``why`` compares)."""
+def current_activation(
+    task: Task[Any], project: Path, workspace: Workspace, *, build: bool = False
+) -> Activation | None:
+    """The activation ``task`` runs in now (``why`` compares it without building; ``verify`` builds and applies it)."""
     key = getattr(task.meta, "environment", None) or ""
     if key == NONE:
         return None
-    act = _hook_call(key or None, project, None, workspace, build=False)
+    act = _hook_call(key or None, project, None, workspace, build=build)
     return act if isinstance(act, Activation) else None
 
 
@@ -137,8 +139,8 @@ def explain_lines(task: Task[Any], workspace: Workspace) -> list[str]:
     stored_digest = stored.get("digest") if isinstance(stored, dict) else None
     current_digest = act.digest if act is not None else None
     if prov and stored_digest != current_digest:
-        was = f"{stored.get('source')} {str(stored_digest)[:12]}" if isinstance(stored, dict) else "no native environment"
-        now = f"{act.source} {act.digest[:12]}" if act is not None else "no native environment"
+        was = f"{str(stored_digest)[:12]} ({stored.get('source')})" if isinstance(stored, dict) else "none"
+        now = f"{act.digest[:12]} ({act.source})" if act is not None else "none"
         lines.append(f"  the native environment changed since the stored result: was {was}, now {now}")
         lines.append(
             "    (a lock change does not make results stale: they are kept; `verify` recomputes them in the "

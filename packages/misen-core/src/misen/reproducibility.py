@@ -160,7 +160,13 @@ def verify(tasks: list[Task[Any]], ws: Workspace, sample: int | None = None) -> 
             results.append(VerifyResult(task, "not cached"))
             continue
         try:
-            with tempfile.TemporaryDirectory(prefix="misen-verify-") as tmp:
+            # Recomputed in the task's current native environment (issue 19), as a run would.
+            from misen.environment import activated, current_activation
+            from misen.settings import project_root
+
+            with tempfile.TemporaryDirectory(prefix="misen-verify-") as tmp, activated(
+                current_activation(task, project_root(), ws, build=True)
+            ):
                 values: dict[bytes, Any] = {}
                 _compute(task, ws, values, Path(tmp), call_task)
                 new_hash, _ = save_result(values[task._id_bytes], Path(tmp) / "result", task.meta.serializer)

@@ -223,6 +223,7 @@ def config_command(config_path: str | None) -> int:
         "executor": settings.executor,
         "workspace": settings.workspace,
         "cache": unstructure_settings(settings.cache),
+        "environment": settings.environment,  # issue 19: read by the environment plugin
     }
     for section, values in sections.items():
         click.echo(f"[{section}]")
