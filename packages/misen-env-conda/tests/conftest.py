@@ -37,6 +37,17 @@ def native(n: int) -> dict:
         "data": data,
         "prefix": os.environ["CONDA_PREFIX"],
         "declared": os.environ.get("MISEN_DEMO_DECLARED"),
+        "pid": os.getpid(),
+    }
+
+
+@meta(id="CONDA-AFTER", cache=True, environment="none")
+def without_after(previous: dict) -> dict:
+    return {
+        "pid": os.getpid(),
+        "prefix": os.environ.get("CONDA_PREFIX"),
+        "declared": os.environ.get("MISEN_DEMO_DECLARED"),
+        "on_path": previous["prefix"] in os.environ.get("PATH", ""),
     }
 
 

@@ -89,6 +89,18 @@ def test_environment_by_meta_and_none(conda_project: Any) -> None:
     assert len(p.prefixes()) == 1
 
 
+def test_a_reused_worker_drops_the_previous_units_environment(conda_project: Any) -> None:
+    from misen_executor_local import LocalExecutor
+
+    p = conda_project
+    first = Task(p.tasks.native, n=9)
+    after = Task(p.tasks.without_after, previous=first.T)
+    assert p.run(after, executor=LocalExecutor(max_workers=1)).ok
+    before, value = first.result(workspace=p.workspace), after.result(workspace=p.workspace)
+    assert value["pid"] == before["pid"]  # the same worker process ran both units
+    assert value == {"pid": before["pid"], "prefix": None, "declared": None, "on_path": False}
+
+
 def test_environment_turned_off_in_config(conda_project: Any) -> None:
     p = conda_project
     p.write_config('name = "none"')

@@ -155,7 +155,8 @@ def _activation(staging: Path, prefix: Path) -> tuple[list[str], dict[str, str]]
     from rattler.shell import ActivationVariables, Shell, activate
 
     result = activate(staging, ActivationVariables(None, []), Shell.bash)
-    path = [str(p).replace(str(staging), str(prefix)) for p in result.path if str(p).startswith(str(staging))]
+    entries: Any = result.path  # a list of paths (typed as one Path by py-rattler)
+    path = [str(p).replace(str(staging), str(prefix)) for p in entries if str(p).startswith(str(staging))]
     base = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/"), "LANG": "C"}
     script = result.script + "\nenv -0\n"
     proc = subprocess.run(
