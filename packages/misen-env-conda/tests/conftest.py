@@ -37,8 +37,12 @@ def native(n: int) -> dict:
         "data": data,
         "prefix": os.environ["CONDA_PREFIX"],
         "declared": os.environ.get("MISEN_DEMO_DECLARED"),
-        "pid": os.getpid(),
     }
+
+
+@meta(id="CONDA-WHERE", cache=True)
+def where(n: int) -> dict:
+    return {"pid": os.getpid(), "prefix": os.environ["CONDA_PREFIX"]}
 
 
 @meta(id="CONDA-AFTER", cache=True, environment="none")

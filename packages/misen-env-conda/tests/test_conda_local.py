@@ -93,7 +93,7 @@ def test_a_reused_worker_drops_the_previous_units_environment(conda_project: Any
     from misen_executor_local import LocalExecutor
 
     p = conda_project
-    first = Task(p.tasks.native, n=9)
+    first = Task(p.tasks.where, n=9)
     after = Task(p.tasks.without_after, previous=first.T)
     assert p.run(after, executor=LocalExecutor(max_workers=1)).ok
     before, value = first.result(workspace=p.workspace), after.result(workspace=p.workspace)
