@@ -173,20 +173,15 @@ def render_configuration() -> str:
     lines += ["## `[cache]`", "", (inspect.getdoc(CacheSettings) or "").split("\n\n")[0], ""]
     lines += _fields_table(CacheSettings, [])
     lines.append("")
-    # [environment] (issue 19): the settings class each environment plugin's hook module names as SETTINGS.
-    for impl in reg.pm.hook.misen_prepare_environment.get_hookimpls():
-        env_settings = getattr(impl.plugin, "SETTINGS", None)
-        if env_settings is not None:
-            lines += [
-                "## `[environment]`",
-                "",
-                f"`{env_settings.__module__}.{env_settings.__qualname__}` from the "
-                f"`{_distribution_of(env_settings)}` distribution. "
-                + (inspect.getdoc(env_settings) or "").split("\n\n")[0].replace("\n", " "),
-                "",
-            ]
-            lines += _fields_table(env_settings, [])
-            lines.append("")
+    # [environment] (issue 19): native environments, picked by type like the backends above.
+    lines += [
+        "## `[environment]`",
+        "",
+        "The native environment tasks run in (see [Native dependencies](native-dependencies.md)): `type` picks",
+        "the environment plugin and may be left out when only one is installed.",
+        "",
+    ]
+    lines += _backend_sections("environment", reg.environments())
     return HEADER + "\n".join(lines)
 
 

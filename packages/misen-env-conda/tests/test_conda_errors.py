@@ -58,6 +58,20 @@ def test_unknown_setting(conda_project: Any) -> None:
     _fails(p, Task(p.tasks.native, n=1), ".misen.toml: [environment]: unknown key 'nmae'")
 
 
+def test_unknown_environment_type(conda_project: Any) -> None:
+    p = conda_project
+    p.write_config('type = "pixi"')
+    _fails(p, Task(p.tasks.native, n=1), "unknown environment type 'pixi' (installed: conda)")
+
+
+def test_registered_as_a_plugin() -> None:
+    from misen.plugins import registry
+    from misen_env_conda.environment import CondaEnvironment
+
+    assert registry().get("environment", "conda") is CondaEnvironment
+    assert ("environment", "conda") in {(i.kind, i.name) for i in registry().infos()}
+
+
 def test_package_that_cannot_be_fetched(conda_project: Any) -> None:
     p = conda_project
     (p.channel / "noarch" / "misen-demo-1.0-0.tar.bz2").unlink()

@@ -1,7 +1,7 @@
 """Native environments: what a task's process needs beyond the uv venv (a conda prefix built from ``pixi.lock``).
 
-An environment plugin (``misen_prepare_environment``; misen-env-conda is one) prepares a prefix when a run
-starts and answers with an `Activation`. The runner keeps one per environment name in ``Plan.activations``;
+An environment plugin (an `Environment` registered with ``misen_add_environments``; misen-env-conda is one)
+prepares a prefix when a run starts and answers with an `Activation`. The runner keeps one per environment name in ``Plan.activations``;
 `misen.worker` applies the unit's activation in the process that runs it (the prefix's ``bin/`` ahead on
 ``PATH``, ``CONDA_PREFIX``, the packages' activation variables), so every executor that runs units through
 ``execute_payload`` (local, SLURM, any plugin) gets it without code of its own. The in-process executor applies
@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
@@ -25,7 +25,15 @@ if TYPE_CHECKING:
     from misen.tasks import Task
     from misen.workspace import Workspace
 
-__all__ = ["Activation", "activated", "activation_key", "apply_activation", "prepare_environments"]
+__all__ = [
+    "Activation",
+    "Environment",
+    "activated",
+    "activation_key",
+    "apply_activation",
+    "prepare_environments",
+    "resolve_environment",
+]
 
 #: The name that turns environments off, in ``[environment] name`` and in ``@meta(environment=...)``.
 NONE = "none"
@@ -67,48 +75,91 @@ def activation_key(unit: WorkUnit) -> str:
     return getattr(unit.root.meta, "environment", None) or ""
 
 
-def _hook_call(name: str | None, project: Path, snapshot: Path | None, workspace: Workspace, build: bool) -> Any:
+class Environment:
+    """Base class of native-environment plugins (registered with ``misen_add_environments``).
+
+    Class attributes: ``PLUGIN_NAME`` (``"conda"``, chosen by ``[environment] type``), optional ``ALIASES``, and
+    ``Settings`` (the attrs class the rest of the ``[environment]`` section is structured into).
+    """
+
+    PLUGIN_NAME: ClassVar[str] = ""
+    ALIASES: ClassVar[tuple[str, ...]] = ()
+    Settings: ClassVar[type[Any]]
+
+    def __init__(self, settings: Any = None, **overrides: Any) -> None:
+        if settings is None:
+            from misen.settings import structure_settings
+
+            settings = structure_settings(self.Settings, overrides, where=f"{type(self).__name__}(...)")
+        elif overrides:
+            settings = attrs.evolve(settings, **overrides)
+        self.settings = settings
+
+    def prepare(
+        self, *, project: Path, snapshot: Path | None, name: str | None, workspace: Workspace, build: bool = True
+    ) -> Activation | None:
+        """Prepare environment ``name`` for a run and say how to activate it.
+
+        Args:
+            project: The project's root directory.
+            snapshot: The run's code snapshot (it holds copies of ``pixi.lock``/``pixi.toml``), or ``None`` when
+                units run from the live tree; read lock files from here first.
+            name: The environment a task named with ``@meta(environment=...)``, or ``None`` for the configured
+                default.
+            workspace: The run's workspace (a default place for prefixes).
+            build: ``False`` to only describe the environment (digest, prefix) without building anything.
+
+        Returns:
+            The `Activation`, or ``None`` when there is nothing to do (no lock file, environments turned off).
+        """
+        raise NotImplementedError
+
+
+def resolve_environment() -> Environment | None:
+    """The configured environment plugin: ``[environment] type``, else the only one installed, else ``None``."""
+    from misen.errors import ConfigError
     from misen.plugins import registry
-    from misen.settings import load_settings, section_where
+    from misen.settings import load_settings, section_where, structure_settings
 
     settings = load_settings()
-    return registry().pm.hook.misen_prepare_environment(
-        project=project,
-        snapshot=snapshot,
-        name=name,
-        settings=dict(settings.environment),
-        where=section_where(settings, "environment"),
-        workspace=workspace,
-        build=build,
-    )
+    section = dict(settings.environment)
+    where = section_where(settings, "environment")
+    kind = section.pop("type", None)
+    if kind is None:
+        table = registry().environments()
+        names = sorted({cls.PLUGIN_NAME for cls in table.values()})
+        if not names:
+            return None
+        if len(names) > 1:
+            raise ConfigError(f"{where}: several environment plugins are installed ({', '.join(names)}); choose one with type = ...")
+        kind = names[0]
+    if not isinstance(kind, str):
+        raise ConfigError(f"{where}: type must be a string, got {kind!r}")
+    cls = registry().get("environment", kind)
+    return cls(structure_settings(cls.Settings, section, where=where))  # type: ignore[no-any-return]
 
 
 def prepare_environments(plan: Plan, project: Path, workspace: Workspace) -> None:
-    """Ask the environment plugins for every environment the plan's units name; fill ``plan.activations``.
+    """Ask the environment plugin for every environment the plan's units name; fill ``plan.activations``.
 
     Errors (a malformed lock, an unknown environment…) propagate as `misen.errors.MisenError`: nothing runs.
     """
-    keys = sorted({activation_key(u) for u in plan.units.values()})
+    keys = sorted({activation_key(u) for u in plan.units.values()} - {NONE})
+    if not keys:
+        return
+    env = resolve_environment()
+    if env is None:
+        if any((base / "pixi.lock").is_file() for base in (plan.snapshot, project) if base is not None):
+            print(
+                "misen: pixi.lock found, but no environment plugin is installed: tasks run without its conda "
+                'environment (install it with `pip install "misen[conda]"`)',
+                file=sys.stderr,
+            )
+        return
     for key in keys:
-        if key == NONE:
-            continue
-        act = _hook_call(key or None, project, plan.snapshot, workspace, build=True)
+        act = env.prepare(project=project, snapshot=plan.snapshot, name=key or None, workspace=workspace, build=True)
         if act is not None:
             plan.activations[key] = act
-    if not plan.activations and keys and _lock_without_plugin(project, plan.snapshot):
-        print(
-            "misen: pixi.lock found, but no environment plugin is installed: tasks run without its conda "
-            'environment (install it with `pip install "misen[conda]"`)',
-            file=sys.stderr,
-        )
-
-
-def _lock_without_plugin(project: Path, snapshot: Path | None) -> bool:
-    from misen.plugins import registry
-
-    if registry().pm.hook.misen_prepare_environment.get_hookimpls():
-        return False
-    return any((base / "pixi.lock").is_file() for base in (snapshot, project) if base is not None)
 
 
 def current_activation(
@@ -118,8 +169,10 @@ def current_activation(
     key = getattr(task.meta, "environment", None) or ""
     if key == NONE:
         return None
-    act = _hook_call(key or None, project, None, workspace, build=build)
-    return act if isinstance(act, Activation) else None
+    env = resolve_environment()
+    if env is None:
+        return None
+    return env.prepare(project=project, snapshot=None, name=key or None, workspace=workspace, build=build)
 
 
 def explain_lines(task: Task[Any], workspace: Workspace) -> list[str]:

@@ -18,12 +18,10 @@ import pluggy
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from pathlib import Path
-    from typing import Any
 
     import click
 
-    from misen.environment import Activation
+    from misen.environment import Environment
     from misen.executor import Executor, UnitOutcome, WorkUnit
     from misen.hashing import Hasher
     from misen.serializer import Serializer
@@ -175,46 +173,25 @@ def misen_add_commands(cli: click.Group) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@hookspec(firstresult=True)
-def misen_prepare_environment(
-    project: Path,
-    snapshot: Path | None,
-    name: str | None,
-    settings: dict[str, Any],
-    where: str,
-    workspace: Workspace,
-    build: bool,
-) -> Activation | None:
-    """Prepare the native environment a run's task processes need, and say how to activate it.
+@hookspec
+def misen_add_environments() -> Sequence[type[Environment]]:
+    """Register native-environment classes: what a task's process needs beyond the uv venv.
 
-    Called by the runner once per run and per environment name the planned units use, after the snapshot is
-    taken and before the executor starts (not called when nothing is left to run); and by ``why`` with
-    ``build=False``. The first implementation that answers something other than ``None`` wins. The answer is
-    kept in ``Plan.activations`` and applied by `misen.worker` in each unit's process: its ``path`` goes ahead
-    of ``PATH`` and its ``env`` is set (``CONDA_PREFIX``, activation variables), for every executor alike.
-    The in-process executor applies it to ``os.environ`` while each unit runs.
+    Called once, the first time a run has units to execute (or ``why``/``verify`` look at a task). The
+    environment class is picked by ``[environment] type`` in ``.misen.toml``, or is the only one installed; its
+    ``Settings`` attrs class receives the rest of the ``[environment]`` section.
 
-    An implementation must build at most once for concurrent runs (a lock), publish a prefix only when complete
-    (build in a temporary folder, then rename), and raise `misen.errors.MisenError` with one line saying what
-    and where for bad input (a malformed lock file, an unknown environment or platform, a package that cannot
-    be fetched, a full disk); nothing runs then.
-
-    Args:
-        project: The project's root directory.
-        snapshot: The run's code snapshot (it holds copies of ``pixi.lock``/``pixi.toml``), or ``None`` when
-            the executor runs from the live tree; read lock files from here first.
-        name: The environment a task named with ``@meta(environment=...)``, or ``None`` for the configured
-            default (``[environment] name``).
-        settings: The ``[environment]`` section of ``.misen.toml`` as read (the plugin structures it into its
-            own settings class; ``name = "none"`` turns environments off).
-        where: The file(s) the section came from, for error messages.
-        workspace: The run's workspace (the default place for prefixes is inside it).
-        build: ``False`` to only describe the environment (its digest and prefix) without building anything.
-
-    The hook's module may name the attrs class of its ``[environment]`` settings as ``SETTINGS``: the
-    configuration reference lists its fields.
+    When a run starts, after the snapshot is taken and before the executor starts, misen calls
+    `misen.environment.Environment.prepare` once per environment name the planned units use. Its answer, a
+    `misen.environment.Activation` (directories put ahead of ``PATH``, variables such as ``CONDA_PREFIX``), is
+    kept in ``Plan.activations`` and applied by `misen.worker` in each unit's process, for every executor alike;
+    the in-process executor applies it to ``os.environ`` while each unit runs. ``prepare`` must build at most
+    once for concurrent runs (a lock), publish a prefix only when complete (build in a temporary folder, then
+    rename), and raise `misen.errors.MisenError` with one line saying what and where for bad input (a malformed
+    lock file, an unknown environment or platform, a package that cannot be fetched, a full disk): then nothing
+    runs.
 
     Returns:
-        A `misen.environment.Activation`, or ``None`` when this plugin has nothing to do (no lock file, or
-        environments turned off).
+        A sequence of `misen.environment.Environment` subclasses, each with ``PLUGIN_NAME`` (``"conda"``) and a
+        ``Settings`` attrs class. ``None`` registers nothing.
     """

@@ -21,6 +21,7 @@ from misen import hookspecs
 from misen.errors import MisenError, PluginNotFoundError
 
 if TYPE_CHECKING:
+    from misen.environment import Environment
     from misen.executor import Executor
     from misen.hashing import Hasher
     from misen.serializer import Serializer
@@ -37,6 +38,7 @@ KNOWN_PROVIDERS: dict[tuple[str, str], str] = {
     ("workspace", "disk"): "misen-workspace-disk",
     ("workspace", "s3"): "misen[s3]",
     ("workspace", "gcs"): "misen[s3]",
+    ("environment", "conda"): "misen[conda]",
 }
 
 BUILTIN_MODULES = ("misen._builtin.in_process", "misen._builtin.memory", "misen._builtin.stdlib")
@@ -73,6 +75,7 @@ class Registry:
                 "workspace": self.pm.hook.misen_add_workspaces,
                 "serializer": self.pm.hook.misen_add_serializers,
                 "hasher": self.pm.hook.misen_add_hashers,
+                "environment": self.pm.hook.misen_add_environments,
             }[kind]
             table = {}
             for answer in hook():
@@ -102,6 +105,9 @@ class Registry:
     def hashers(self) -> list[Hasher]:
         return list({id(h): h for h in self._table("hasher").values()}.values())
 
+    def environments(self) -> dict[str, type[Environment]]:
+        return self._table("environment")
+
     def get(self, kind: str, name: str) -> Any:
         table = self._table(kind)
         normalized = name.strip().lower()
@@ -125,7 +131,7 @@ class Registry:
 
     def infos(self) -> list[PluginInfo]:
         rows = []
-        for kind in ("executor", "workspace", "serializer", "hasher"):
+        for kind in ("executor", "workspace", "serializer", "hasher", "environment"):
             seen = set()
             for name, obj in sorted(self._table(kind).items()):
                 if id(obj) in seen or name != getattr(obj, "PLUGIN_NAME", name):

@@ -6,15 +6,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-from misen.environment import Activation
+from misen.environment import Activation, Environment
 from misen.errors import ConfigError
-from misen.settings import structure_settings
 
 from misen_env_conda._build import ensure_prefix
 from misen_env_conda._lock import read_locked_environment
 from misen_env_conda.settings import CondaSettings
 
-__all__ = ["LOCK_FILE", "prefix_location", "prepare"]
+__all__ = ["LOCK_FILE", "CondaEnvironment", "prefix_location"]
 
 LOCK_FILE = "pixi.lock"
 
@@ -31,50 +30,49 @@ def prefix_location(settings: CondaSettings, project: Path, workspace: Any) -> P
     return Path(base) / "misen" / "envs"
 
 
-def prepare(
-    *,
-    project: Path,
-    snapshot: Path | None,
-    name: str | None,
-    settings: dict[str, Any],
-    where: str,
-    workspace: Any,
-    build: bool,
-) -> Activation | None:
-    """The activation of environment ``name`` (``None``: the configured one) of the run's ``pixi.lock``.
+class CondaEnvironment(Environment):
+    """Conda prefixes built from the project's ``pixi.lock`` with py-rattler (no pixi needed)."""
 
-    ``None`` when environments are off (``name = "none"``) or there is no ``pixi.lock``; the lock is read from
-    the snapshot when there is one, so queued work keeps the environment it was submitted with.
-    """
-    conf: CondaSettings = structure_settings(CondaSettings, settings, where=where)
-    chosen = name or conf.name
-    if chosen == "none":
-        return None
-    lock_path = next(
-        (base / LOCK_FILE for base in (snapshot, project) if base is not None and (base / LOCK_FILE).is_file()), None
-    )
-    if lock_path is None:
-        if name is not None:
-            raise ConfigError(f"a task names the conda environment {name!r}, but there is no {LOCK_FILE} in {project}")
-        return None
-    locked = read_locked_environment(lock_path, chosen, conf.platform)
-    location = prefix_location(conf, project, workspace)
-    prefix = location / locked.digest
-    path: list[str] = [str(prefix / "bin")]
-    env: dict[str, str] = {}
-    if build:
-        cache = Path(os.path.expanduser(conf.package_cache)) if conf.package_cache is not None else location / "pkgs"
-        if not cache.is_absolute():
-            cache = project / cache
-        prefix, marker = ensure_prefix(locked, location, cache)
-        path = list(marker.get("path") or path)
-        env = dict(marker.get("env") or {})
-    return Activation(
-        kind="conda",
-        name=chosen,
-        digest=locked.digest,
-        prefix=str(prefix),
-        path=tuple(path),
-        env={**env, "CONDA_PREFIX": str(prefix), "CONDA_DEFAULT_ENV": chosen},
-        source=locked.source,
-    )
+    PLUGIN_NAME = "conda"
+    Settings = CondaSettings
+
+    def prepare(
+        self, *, project: Path, snapshot: Path | None, name: str | None, workspace: Any, build: bool = True
+    ) -> Activation | None:
+        """The activation of environment ``name`` (``None``: ``[environment] name``) of the run's ``pixi.lock``.
+
+        ``None`` when environments are off (``name = "none"``) or there is no ``pixi.lock``; the lock is read from
+        the snapshot when there is one, so queued work keeps the environment it was submitted with.
+        """
+        conf: CondaSettings = self.settings
+        chosen = name or conf.name
+        if chosen == "none":
+            return None
+        lock_path = next(
+            (b / LOCK_FILE for b in (snapshot, project) if b is not None and (b / LOCK_FILE).is_file()), None
+        )
+        if lock_path is None:
+            if name is not None:
+                raise ConfigError(f"a task names the conda environment {name!r}, but there is no {LOCK_FILE} in {project}")
+            return None
+        locked = read_locked_environment(lock_path, chosen, conf.platform)
+        location = prefix_location(conf, project, workspace)
+        prefix = location / locked.digest
+        path: list[str] = [str(prefix / "bin")]
+        env: dict[str, str] = {}
+        if build:
+            cache = Path(os.path.expanduser(conf.package_cache)) if conf.package_cache is not None else location / "pkgs"
+            if not cache.is_absolute():
+                cache = project / cache
+            prefix, marker = ensure_prefix(locked, location, cache)
+            path = list(marker.get("path") or path)
+            env = dict(marker.get("env") or {})
+        return Activation(
+            kind="conda",
+            name=chosen,
+            digest=locked.digest,
+            prefix=str(prefix),
+            path=tuple(path),
+            env={**env, "CONDA_PREFIX": str(prefix), "CONDA_DEFAULT_ENV": chosen},
+            source=locked.source,
+        )

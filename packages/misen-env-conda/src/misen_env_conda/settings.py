@@ -11,7 +11,7 @@ __all__ = ["CondaSettings"]
 
 @attrs.define
 class CondaSettings:
-    """Native environments from `pixi.lock` (misen-env-conda)."""
+    """The ``[environment]`` section when ``type = "conda"`` (the default when misen-env-conda is installed)."""
 
     name: str = attrs.field(
         default="default",
