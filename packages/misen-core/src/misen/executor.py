@@ -96,7 +96,7 @@ class Plan:
     #: Name of the executor running the plan (recorded in provenance).
     executor: str = ""
     #: Native environments (issue 19): activation by ``@meta(environment=...)`` name, ``""`` for the default;
-    #: filled by the runner from ``misen_prepare_environment``, applied by `misen.worker.prepare_process`.
+    #: filled by the runner from the environment plugin (`misen.environment`), applied by `misen.worker`.
     activations: dict[str, Activation] = attrs.field(factory=dict)
 
     def dependents(self) -> dict[str, list[str]]:
