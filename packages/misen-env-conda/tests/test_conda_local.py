@@ -36,6 +36,21 @@ def test_local_task_runs_the_locked_executable_and_reads_its_data(conda_project:
     assert not list(p.envs.glob(".tmp-*"))
 
 
+def test_leftovers_of_a_build_that_died_are_never_used(conda_project: Any) -> None:
+    from misen_env_conda._lock import read_locked_environment
+
+    p = conda_project
+    digest = read_locked_environment(p.root / "pixi.lock", "default", None).digest
+    (p.envs / f".tmp-{digest}-dead0000" / "bin").mkdir(parents=True)
+    (p.envs / digest / "bin").mkdir(parents=True)  # renamed but never completed: no marker
+    (p.envs / digest / "bin" / "misen-demo-hello").write_text("#!/bin/sh\necho stale\n")
+    task = Task(p.tasks.native, n=1)
+    assert p.run(task).ok
+    assert task.result(workspace=p.workspace)["out"].startswith("hello from misen-demo")
+    assert (p.envs / digest / MARKER).is_file()
+    assert not list(p.envs.glob(".tmp-*"))
+
+
 def test_second_run_reuses_the_prefix(conda_project: Any, capfd: Any) -> None:
     p = conda_project
     assert p.run(Task(p.tasks.native, n=1)).ok

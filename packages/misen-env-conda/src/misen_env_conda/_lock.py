@@ -42,7 +42,24 @@ def _first_line(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
+# Parsed environments by (lock file, a digest of its bytes, name, platform): an unchanged lock is parsed once.
+_CACHE: dict[tuple[Any, ...], LockedEnvironment] = {}
+
+
 def read_locked_environment(lock_path: Path, name: str, platform: str | None) -> LockedEnvironment:
+    """`_read_locked_environment`, remembered per process while the lock file is unchanged."""
+    try:
+        content = hashlib.blake2b(lock_path.read_bytes(), digest_size=16).hexdigest()
+    except OSError as exc:
+        raise ConfigError(f"{lock_path}: cannot be read ({exc.strerror})") from None
+    key = (str(lock_path), content, name, platform)
+    found = _CACHE.get(key)
+    if found is None:
+        found = _CACHE[key] = _read_locked_environment(lock_path, name, platform)
+    return found
+
+
+def _read_locked_environment(lock_path: Path, name: str, platform: str | None) -> LockedEnvironment:
     """The packages of environment ``name`` for ``platform`` (default: this machine's) in ``lock_path``.
 
     Raises:
