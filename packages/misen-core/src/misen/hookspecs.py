@@ -169,7 +169,7 @@ def misen_add_commands(cli: click.Group) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# environments (native dependencies alongside the uv venv: misen-env-conda builds a conda prefix from pixi.lock)
+# environments (native dependencies beside the uv venv)
 # ---------------------------------------------------------------------------------------------------------------
 
 
