@@ -173,6 +173,15 @@ def render_configuration() -> str:
     lines += ["## `[cache]`", "", (inspect.getdoc(CacheSettings) or "").split("\n\n")[0], ""]
     lines += _fields_table(CacheSettings, [])
     lines.append("")
+    # [environment] (issue 19): native environments, picked by type like the backends above.
+    lines += [
+        "## `[environment]`",
+        "",
+        "The native environment tasks run in (see [Native dependencies](native-dependencies.md)): `type` picks",
+        "the environment plugin and may be left out when only one is installed.",
+        "",
+    ]
+    lines += _backend_sections("environment", reg.environments())
     return HEADER + "\n".join(lines)
 
 

@@ -28,7 +28,7 @@ def test_there_are_plugin_packages() -> None:
 def test_plugin_names_are_derived(folder: str) -> None:
     project = _project(folder)
     _, kind, name = folder.split("-", 2)
-    assert kind in ("executor", "workspace", "serializers"), f"{folder}: unknown kind {kind!r}"
+    assert kind in ("executor", "workspace", "serializers", "env"), f"{folder}: unknown kind {kind!r}"
     assert project["name"] == folder
     import_name = folder.replace("-", "_")
     assert project["entry-points"]["misen"] == {f"{kind}-{name}": f"{import_name}.hooks"}

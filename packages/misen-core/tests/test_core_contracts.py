@@ -1,9 +1,10 @@
-"""The built-in memory workspace and in-process executor pass the contract suites they ship."""
+"""The built-in memory workspace and in-process and threads executors pass the contract suites they ship."""
 
 from __future__ import annotations
 
 import pytest
 from misen import InProcessExecutor, MemoryWorkspace
+from misen._builtin.threads import ThreadsExecutor
 from misen.testing import ExecutorContract, WorkspaceContract
 
 
@@ -17,6 +18,16 @@ class TestInProcessExecutor(ExecutorContract):
     @pytest.fixture
     def executor(self):
         return InProcessExecutor()
+
+    @pytest.fixture
+    def workspace(self):
+        return MemoryWorkspace()
+
+
+class TestThreadsExecutor(ExecutorContract):
+    @pytest.fixture
+    def executor(self):
+        return ThreadsExecutor(max_workers=3)
 
     @pytest.fixture
     def workspace(self):

@@ -19,10 +19,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
+from misen.environment import activation_key
 from misen.resources import Resources
 from misen.settings import structure_settings
 
 if TYPE_CHECKING:
+    from misen.environment import Activation
     from misen.tasks import Task
     from misen.workspace import Workspace
 
@@ -100,6 +102,9 @@ class Plan:
     env: dict[str, str] = attrs.field(factory=dict)
     #: Name of the executor running the plan (recorded in provenance).
     executor: str = ""
+    #: Native environments (issue 19): activation by ``@meta(environment=...)`` name, ``""`` for the default;
+    #: filled by the runner from the environment plugin (`misen.environment`), applied by `misen.worker`.
+    activations: dict[str, Activation] = attrs.field(factory=dict)
 
     def dependents(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {uid: [] for uid in self.units}
@@ -115,6 +120,8 @@ class Plan:
             "v": PAYLOAD_VERSION,
             "snapshot": str(self.snapshot) if self.snapshot else None,
             "env": dict(self.env),
+            # The unit's native environment (issue 19), applied by the worker after the environment files.
+            "activation": self.activations.get(activation_key(unit)),
             "workspace": self.workspace_spec,
             "run_id": self.run_id,
             "executor": self.executor,

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     import click
 
+    from misen.environment import Environment
     from misen.executor import Executor, Plan, RunEvents, UnitOutcome, WorkUnit
     from misen.hashing import Hasher
     from misen.runner import RunReport
@@ -204,4 +205,33 @@ def misen_add_commands(cli: click.Group) -> None:
 
     Args:
         cli: The top-level ``misen`` click group.
+    """
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# environments (native dependencies beside the uv venv)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def misen_add_environments() -> Sequence[type[Environment]]:
+    """Register native-environment classes: what a task's process needs beyond the uv venv.
+
+    Called once, the first time a run has units to execute (or ``why``/``verify`` look at a task). The
+    environment class is picked by ``[environment] type`` in ``.misen.toml``, or is the only one installed; its
+    ``Settings`` attrs class receives the rest of the ``[environment]`` section.
+
+    When a run starts, after the snapshot is taken and before the executor starts, misen calls
+    `misen.environment.Environment.prepare` once per environment name the planned units use. Its answer, a
+    `misen.environment.Activation` (directories put ahead of ``PATH``, variables such as ``CONDA_PREFIX``), is
+    kept in ``Plan.activations`` and applied by `misen.worker` in each unit's process, for every executor alike;
+    the in-process executor applies it to ``os.environ`` while each unit runs. ``prepare`` must build at most
+    once for concurrent runs (a lock), publish a prefix only when complete (build in a temporary folder, then
+    rename), and raise `misen.errors.MisenError` with one line saying what and where for bad input (a malformed
+    lock file, an unknown environment or platform, a package that cannot be fetched, a full disk): then nothing
+    runs.
+
+    Returns:
+        A sequence of `misen.environment.Environment` subclasses, each with ``PLUGIN_NAME`` (``"conda"``) and a
+        ``Settings`` attrs class. ``None`` registers nothing.
     """

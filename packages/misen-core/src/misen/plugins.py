@@ -22,6 +22,7 @@ from misen.errors import MisenError, PluginNotFoundError
 from misen.providers import install_hint, provider_of
 
 if TYPE_CHECKING:
+    from misen.environment import Environment
     from misen.executor import Executor
     from misen.hashing import Hasher
     from misen.serializer import Serializer
@@ -77,6 +78,7 @@ class Registry:
                 "workspace": self.pm.hook.misen_add_workspaces,
                 "serializer": self.pm.hook.misen_add_serializers,
                 "hasher": self.pm.hook.misen_add_hashers,
+                "environment": self.pm.hook.misen_add_environments,
             }[kind]
             table = {}
             for answer in hook():
@@ -144,6 +146,9 @@ class Registry:
             tables = self._serializer_tables = (by_name, claims)
         return tables
 
+    def environments(self) -> dict[str, type[Environment]]:
+        return self._table("environment")
+
     def get(self, kind: str, name: str) -> Any:
         table = self._table(kind)
         normalized = name.strip().lower()
@@ -167,7 +172,7 @@ class Registry:
 
     def infos(self) -> list[PluginInfo]:
         rows = []
-        for kind in ("executor", "workspace", "serializer", "hasher"):
+        for kind in ("executor", "workspace", "serializer", "hasher", "environment"):
             seen = set()
             for name, obj in sorted(self._table(kind).items()):
                 if id(obj) in seen or name != getattr(obj, "PLUGIN_NAME", name):

@@ -21,6 +21,7 @@ PROVIDERS: Mapping[tuple[str, str], str] = types.MappingProxyType(
         ("workspace", "s3"): "misen[s3]",
         ("workspace", "gcs"): "misen[s3]",
         ("workspace", "fsspec"): "misen[s3]",
+        ("environment", "conda"): "misen[conda]",
         ("library", "numpy"): "misen[numpy]",
         ("library", "scipy"): "misen[scipy]",
         ("library", "pandas"): "misen[pandas]",

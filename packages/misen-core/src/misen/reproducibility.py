@@ -11,9 +11,11 @@ from typing import Any
 import attrs
 
 from misen import cache
+from misen.environment import activated, current_activation, explain_lines
 from misen.fingerprint import Fingerprint
 from misen.resources import AssignedResources
 from misen.serializer import save_result
+from misen.session import current_session
 from misen.tasks import RuntimeArgument, Task, iter_graph
 from misen.worker import call_task
 from misen.workspace import Workspace
@@ -94,6 +96,8 @@ def explain(task: Task[Any], ws: Workspace) -> list[str]:
             lines.append(f"    {item.kind} {item.name} ({item.file}:{item.line}) {item.digest[:12]}")
     status = cache.status(ws, task) if task.cacheable else "not cacheable"
     lines.append(f"  status: {status}")
+
+    lines.extend(explain_lines(task, ws))
     if status == "stale":
         rec = cache.stale_record(ws, task) or {}
         old = rec.get("fingerprint")
@@ -157,7 +161,10 @@ def verify(tasks: list[Task[Any]], ws: Workspace, sample: int | None = None) -> 
             results.append(VerifyResult(task, "not cached"))
             continue
         try:
-            with tempfile.TemporaryDirectory(prefix="misen-verify-") as tmp:
+            # Recomputed in the task's current native environment (issue 19), as a run would.
+            with tempfile.TemporaryDirectory(prefix="misen-verify-") as tmp, activated(
+                current_activation(task, current_session().project_root(), ws, build=True)
+            ):
                 values: dict[bytes, Any] = {}
                 _compute(task, ws, values, Path(tmp), call_task)
                 new_hash, _ = save_result(values[task._id_bytes], Path(tmp) / "result", task.meta.serializer)

@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 
 from misen import cache
+from misen.environment import prepare_environments
 from misen.errors import MisenError, NotCachedError, ResultCorruptedError, TaskFailedError
 from misen.executor import SUCCESS_STATUSES, Executor, Plan, RunEvents, UnitOutcome, WorkUnit
 from misen.fingerprint import Fingerprint
@@ -305,6 +306,8 @@ def run(
         # from an installed package) there is no source tree to freeze: workers import the installed code.
         if ex.SNAPSHOT and session.find_project_root() is not None:
             plan.snapshot = take_snapshot(root_dir, snapshot_root(ex, ws))
+        # Native environments (issue 19): a plugin builds the prefix once; workers apply plan.activations.
+        prepare_environments(plan, root_dir, ws)
     hook = session.hook
     observer = ReporterPlugin(reporter, run_id)
     session.registry.pm.register(observer)

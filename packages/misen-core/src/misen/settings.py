@@ -29,7 +29,8 @@ __all__ = [
 ]
 
 PROJECT_FILE = ".misen.toml"
-SECTIONS = ("executor", "workspace", "cache")
+#: ``environment``: native environments (issue 19), structured by the environment plugin (misen-env-conda).
+SECTIONS = ("executor", "workspace", "cache", "environment")
 
 
 @attrs.define
@@ -52,6 +53,8 @@ class Settings:
     executor: dict[str, Any] = attrs.field(factory=dict)
     workspace: dict[str, Any] = attrs.field(factory=dict)
     cache: CacheSettings = attrs.field(factory=CacheSettings)
+    #: The ``[environment]`` section as read (the environment plugin structures it).
+    environment: dict[str, Any] = attrs.field(factory=dict)
     #: ``(section, key) -> file`` for every value read from a file.
     sources: dict[tuple[str, str], str] = attrs.field(factory=dict)
     #: The files read, in order of increasing precedence.
@@ -273,6 +276,7 @@ def read_settings(files: list[Path]) -> Settings:
         executor=merged["executor"],
         workspace=merged["workspace"],
         cache=cache,
+        environment=merged["environment"],
         sources=sources,
         files=[str(f) for f in files],
     )

@@ -30,6 +30,8 @@ class TaskMeta:
     serializer: Any = None
     resources: Any = None
     code_changes: str | None = None
+    #: The native environment (a ``pixi.lock`` environment name, or ``"none"``); ``None``: ``[environment] name``.
+    environment: str | None = None
 
 
 _DEFAULT_META = TaskMeta()
@@ -58,6 +60,7 @@ def meta(
     serializer: Any = None,
     resources: Any = None,
     code_changes: str | None = None,
+    environment: str | None = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -73,6 +76,7 @@ def meta(
     serializer: Any = None,
     resources: Any = None,
     code_changes: str | None = None,
+    environment: str | None = None,
 ) -> Any:
     """Mark a function as a misen task.
 
@@ -87,6 +91,8 @@ def meta(
         resources: a dict of `misen.Resources` fields, or a callable of the task's arguments returning one.
         code_changes: ``"track"`` (include a fingerprint of the code in the identity) or ``"ignore"`` (identity
             is the id and arguments only); ``None`` follows ``[cache] code_changes`` in ``.misen.toml``.
+        environment: the native environment the task runs in: an environment of the project's ``pixi.lock``
+            (``"cuda"``), or ``"none"``; ``None`` uses ``[environment] name``. Not part of the identity.
 
     The function itself is returned unchanged, so it can still be called directly.
     """
@@ -99,6 +105,10 @@ def meta(
         if code_changes not in (None, *CODE_CHANGE_MODES):
             raise MisenError(
                 f"@meta(code_changes=...) of {_where(func)} must be one of {CODE_CHANGE_MODES}, got {code_changes!r}"
+            )
+        if environment is not None and (not isinstance(environment, str) or not environment.strip()):
+            raise MisenError(
+                f"@meta(environment=...) of {_where(func)} must be a non-empty string, got {environment!r}"
             )
         try:
             params = set(inspect.signature(func).parameters)
@@ -139,6 +149,7 @@ def meta(
             serializer=serializer,
             resources=resources,
             code_changes=code_changes,
+            environment=environment,
         )
         return func
 

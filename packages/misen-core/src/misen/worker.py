@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from misen import __version__, cache
+from misen.environment import Activation, active_activation, apply_activation
 from misen.errors import MisenError, ResultCorruptedError, TaskLockedError
 from misen.executor import PAYLOAD_VERSION, UnitOutcome, WorkUnit
 from misen.fingerprint import function_fingerprint
@@ -63,8 +64,10 @@ def snapshot_paths(snapshot: str | Path) -> list[str]:
     return paths
 
 
-def prepare_process(snapshot: str | None, env: dict[str, str], parent_path: list[str]) -> None:
-    """Make the snapshot's code win imports and apply the project's environment files."""
+def prepare_process(
+    snapshot: str | None, env: dict[str, str], parent_path: list[str], activation: Activation | None = None
+) -> None:
+    """Make the snapshot's code win imports, apply the project's environment files and the native environment."""
     if snapshot:
         for p in reversed(snapshot_paths(snapshot)):
             if p in sys.path:
@@ -74,6 +77,9 @@ def prepare_process(snapshot: str | None, env: dict[str, str], parent_path: list
         if p not in sys.path:
             sys.path.append(p)
     os.environ.update(env)
+    # Native environment (issue 19): the prefix's bin/ ahead on PATH, CONDA_PREFIX, activation variables; a
+    # reused worker process drops the previous unit's activation first.
+    apply_activation(activation)
 
 
 def execute_payload(
@@ -98,7 +104,7 @@ def execute_payload(
         body = pickle.loads(payload)
         if body.get("v", 1) > PAYLOAD_VERSION:
             raise MisenError(f"payload version {body.get('v')} is newer than this misen understands")
-        prepare_process(body["snapshot"], body["env"], body.get("sys_path", []))
+        prepare_process(body["snapshot"], body["env"], body.get("sys_path", []), body.get("activation"))
         workspace = session.open_workspace(body["workspace"])
         unit: WorkUnit = pickle.loads(body["unit"])
     except Exception as exc:
@@ -292,6 +298,9 @@ def _environment_digest(root: str) -> str:
 
 
 def _provenance(**fields: Any) -> dict[str, Any]:
+    native = active_activation()
+    if native is not None:  # issue 19: the native environment's digest goes with the result
+        fields = {"native_environment": native.provenance(), **fields}
     return {
         "host": hostname(),
         "pid": os.getpid(),

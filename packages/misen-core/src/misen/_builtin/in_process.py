@@ -6,6 +6,7 @@ import os
 
 import attrs
 
+from misen.environment import activated, activation_key
 from misen.executor import Executor, ExecutorSettings, Plan, RunEvents, UnitOutcome
 from misen.hookspecs import hookimpl
 from misen.worker import run_unit, scoped_environment
@@ -49,14 +50,17 @@ class InProcessExecutor(Executor):
                     events.unit_finished(unit, outcome)
                     continue
                 events.unit_started(unit, where)
-                outcome = run_unit(
-                    unit,
-                    workspace,
-                    run_id=plan.run_id,
-                    executor=self.PLUGIN_NAME,
-                    where=where,
-                    capture="python" if self.settings.capture else "none",
-                )
+                # The native environment (issue 19) is applied to os.environ while the unit runs: programs the
+                # task starts see the prefix; libraries already loaded into this Python do not change.
+                with activated(plan.activations.get(activation_key(unit))):
+                    outcome = run_unit(
+                        unit,
+                        workspace,
+                        run_id=plan.run_id,
+                        executor=self.PLUGIN_NAME,
+                        where=where,
+                        capture="python" if self.settings.capture else "none",
+                    )
                 outcomes[unit.id] = outcome
                 events.unit_finished(unit, outcome)
         return outcomes

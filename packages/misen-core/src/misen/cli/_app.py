@@ -239,6 +239,11 @@ def config_command(config_path: str | None) -> int:
     click.echo("[cache]")
     for key, value in unstructure_settings(settings.cache).items():
         click.echo(f"  {key} = {_toml_value(value)}    # {settings.source('cache', key)}")
+    click.echo("[environment]")  # issue 19: read by the environment plugin
+    if not settings.environment:
+        click.echo("  (defaults: the pixi.lock environment named default, when a pixi.lock is present)")
+    for key, value in settings.environment.items():
+        click.echo(f"  {key} = {_toml_value(value)}    # {settings.source('environment', key)}")
     return 0
 
 

@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 
 from misen import cache
+from misen._builtin.memory import MemoryWorkspace
 from misen.errors import NotCachedError, ResultCorruptedError, TaskLockedError
 from misen.executor import Executor
+from misen.reporting import PlainReporter
 from misen.runner import run
 from misen.serializer import Serializer, load_result, read_manifest, save_result, serializer_for
 from misen.tasks import Task
@@ -175,6 +177,38 @@ class ExecutorContract:
         assert run(tasks, executor=executor, workspace=workspace, reporter=_Quiet()).ok
         assert run(tasks, executor=executor, workspace=workspace, reporter=_Quiet()).ok
         assert len(list(marks.iterdir())) == 4
+
+    def test_output_goes_to_each_tasks_own_log(
+        self, executor: Executor, workspace: Workspace, capfd: pytest.CaptureFixture[str]
+    ) -> None:
+        """What a task prints lands in its own log and in no other task's; the run's display stays on the terminal
+        (never in a task log), and the caller prints where it did before once the run is over. (Whether a task's
+        output is also shown on the terminal is the executor's choice.)"""
+        tasks = [Task(T.chatty, i=i) for i in range(6)]
+        report = run(tasks, executor=executor, workspace=workspace, reporter=PlainReporter())
+        assert report.ok, report.outcomes
+        print("the caller prints after the run")
+        out, err = capfd.readouterr()
+        assert "the caller prints after the run" in out
+        assert err.count("✓ ") == 6
+        for t in tasks:
+            i = t.arguments["i"]
+            log = workspace.list_logs("task", t.hash)[0].read()
+            assert f"chatty task {i} on stdout" in log and f"chatty task {i} on stderr" in log
+            assert log.count("chatty task") == 2 and "✓" not in log
+
+    def test_units_in_this_process_use_the_runs_memory_workspace(self, executor: Executor) -> None:
+        """An executor that runs units in this process (``SNAPSHOT = False``) works on a workspace that lives in
+        this process: results stay, a second run finds them all."""
+        if executor.SNAPSHOT:
+            pytest.skip("units run in other processes: a process-local workspace cannot be shared with them")
+        ws = MemoryWorkspace()
+        a = Task(T.add, a=2, b=3)
+        b = Task(T.add, a=a.T, b=Task(T.nocache_double, x=a.T).T)
+        assert run(b, executor=executor, workspace=ws, reporter=_Quiet()).ok
+        assert cache.load(ws, b) == 15
+        again = run(b, executor=executor, workspace=ws, reporter=_Quiet())
+        assert again.ok and not again.outcomes
 
 
 class SerializerContract:

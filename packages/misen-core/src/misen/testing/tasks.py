@@ -10,7 +10,7 @@ from typing import Any
 from misen.taskmeta import meta
 from misen.tasks import WORK_DIR
 
-__all__ = ["add", "boom", "echo_env", "nocache_double", "slow_value", "write_marker"]
+__all__ = ["add", "boom", "chatty", "echo_env", "nocache_double", "slow_value", "write_marker"]
 
 
 @meta(id="CONTRACT-ADD", cache=True)
@@ -45,3 +45,14 @@ def echo_env(name: str, tag: int = 0) -> str | None:
 def slow_value(seconds: float, value: Any, work_dir: Path = WORK_DIR) -> Any:
     time.sleep(seconds)
     return value
+
+
+@meta(id="CONTRACT-CHATTY", cache=True)
+def chatty(i: int) -> int:
+    """Prints a line naming itself on standard output and standard error (output capture)."""
+    import sys
+
+    print(f"chatty task {i} on stdout")
+    print(f"chatty task {i} on stderr", file=sys.stderr)
+    time.sleep(0.02)
+    return i

@@ -1,0 +1,1 @@
+"""misen-env-conda."""
