@@ -39,6 +39,7 @@ __all__ = [
     "done",
     "drop_result",
     "failure",
+    "files_present",
     "is_cached",
     "link",
     "load",
@@ -88,9 +89,27 @@ def done(ws: Workspace, task: Task[Any]) -> bool:
     return True
 
 
-def status(ws: Workspace, task: Task[Any]) -> str:
-    """``"done"``, ``"stale"`` (a result of an earlier code version exists), ``"failed"`` or ``"pending"``."""
-    if is_cached(ws, task):
+def files_present(ws: Workspace, rh: str) -> bool:
+    """Whether every file of stored result ``rh`` is there with the size its manifest records (a stat per file,
+    no read of the data: what status displays afford for every task)."""
+    path = ws.open_result(rh)
+    if path is None:
+        return False
+    try:
+        files = read_manifest(path)["files"]
+        return all((path / rel).stat().st_size == info["size"] for rel, info in files.items())
+    except (OSError, ResultCorruptedError, KeyError, TypeError, AttributeError):
+        return False
+
+
+def status(ws: Workspace, task: Task[Any], *, check_files: bool = False) -> str:
+    """``"done"``, ``"stale"`` (a result of an earlier code version exists), ``"failed"`` or ``"pending"``.
+
+    ``check_files``: a result some of whose files are missing or truncated is not ``"done"`` (what ``list``,
+    ``tree`` and ``count`` show); the next run finds the damage and computes the task again.
+    """
+    rh = result_hash(ws, task)
+    if rh is not None and (not check_files or files_present(ws, rh)):
         return "done"
     if ws.get_record("failure", task.hash) is not None:
         return "failed"

@@ -102,6 +102,10 @@ class Plan:
     env: dict[str, str] = attrs.field(factory=dict)
     #: Name of the executor running the plan (recorded in provenance).
     executor: str = ""
+    #: When the run started (``time.time()``): of two runs racing for a task, the earlier one waits for it.
+    started: float = 0.0
+    #: Wait for tasks other runs hold instead of failing on them (``run --wait``).
+    wait: bool = False
     #: Native environments (issue 19): activation by ``@meta(environment=...)`` name, ``""`` for the default;
     #: filled by the runner from the environment plugin (`misen.environment`), applied by `misen.worker`.
     activations: dict[str, Activation] = attrs.field(factory=dict)
@@ -124,6 +128,8 @@ class Plan:
             "activation": self.activations.get(activation_key(unit)),
             "workspace": self.workspace_spec,
             "run_id": self.run_id,
+            "run_started": self.started,
+            "wait": self.wait,
             "executor": self.executor,
             "sys_path": [p for p in sys.path if p],
             "unit": pickle.dumps(unit, protocol=5),

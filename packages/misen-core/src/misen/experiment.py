@@ -207,6 +207,7 @@ class Experiment:
         *,
         names: list[str] | None = None,
         reporter: Reporter | None = None,
+        wait: bool = False,
     ) -> RunReport:
         """Compute every named task (or only ``names``) that is not cached yet; block until done or failed.
 
@@ -216,6 +217,8 @@ class Experiment:
             workspace: A workspace instance, a type name (``"disk"``, ``"memory"``), or ``None``.
             names: Run only these named tasks (and what they need).
             reporter: Where progress goes (default: plain lines on standard error).
+            wait: Wait for tasks that other runs are computing instead of failing on them (a run always waits
+                for runs that started after it).
 
         Returns:
             The `misen.runner.RunReport`. A task that fails does not raise: the report's ``ok`` is false and
@@ -227,7 +230,7 @@ class Experiment:
 
         named = self.named_tasks()
         roots = [self[n] for n in names] if names else list(named.values())
-        return run(roots, executor, workspace, reporter=reporter)
+        return run(roots, executor, workspace, reporter=reporter, wait=wait)
 
     def result(self, name: str, workspace: Workspace | str | None = None) -> Any:
         """``self[name].result(workspace)``: the cached result of one named task."""

@@ -108,6 +108,8 @@ class RunReport:
     total: int = 0
     duration: float = 0.0
     run_id: str = ""
+    #: When the run started (``time.time()``).
+    started: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -269,11 +271,17 @@ def run(
     reporter: Reporter | None = None,
     session: Session | None = None,
     force: Iterable[Task[Any]] = (),
+    wait: bool = False,
 ) -> RunReport:
     """Run everything ``tasks`` need that is not cached yet, and block until it is done or failed.
 
     Progress goes to ``reporter`` (default: plain lines on standard error), which is registered as a plugin on
     the session's lifecycle hooks for the duration of the run, beside every other observer.
+
+    When several runs race over the same tasks, a task another run is computing fails at once naming its holder
+    (a duplicate never runs twice), except that a run waits for tasks of runs that started after it, so the run
+    that started first always completes everything it asked for; ``wait=True`` makes this run wait for every
+    holder.
     """
     session = session or current_session()
     start = time.time()
@@ -294,6 +302,7 @@ def run(
     run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     notes: list[str] = []
     plan, n_cached, total = build_plan(roots, ws, run_id=run_id, executor=ex.PLUGIN_NAME, notes=notes, force=force)
+    plan.started, plan.wait = start, wait
     for note in notes:
         print(f"misen: {note}", file=sys.stderr)
     stale: list[tuple[Task[Any], list[str]]] = []
@@ -348,6 +357,7 @@ def run(
             total=total,
             duration=time.time() - start,
             run_id=run_id,
+            started=start,
         )
         _safe(hook.misen_run_finished, outcomes=outcomes, executor=ex, workspace=ws, report=report, run_id=run_id)
     finally:

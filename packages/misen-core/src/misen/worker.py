@@ -49,6 +49,8 @@ __all__ = ["call_task", "execute_payload", "make_payload", "run_unit", "scoped_e
 
 #: Results of tasks that ran at least this many seconds are fsynced before they are published.
 DURABLE_AFTER = 1.0
+#: Seconds between looks at a lock held by another run, while waiting for it.
+WAIT_POLL = 0.1
 
 
 def make_payload(plan: Plan, unit: WorkUnit, **extra: Any) -> bytes:
@@ -124,6 +126,8 @@ def execute_payload(
         capture=capture,
         assigned=assigned,
         snapshot=body["snapshot"],
+        run_started=body.get("run_started", 0.0),
+        wait=body.get("wait", False),
     )
 
 
@@ -332,13 +336,37 @@ def run_unit(
     capture: str = "fd",
     assigned: AssignedResources | None = None,
     snapshot: str | None = None,
+    run_started: float = 0.0,
+    wait: bool = False,
+    plan: Plan | None = None,
 ) -> UnitOutcome:
     """Run one unit here. Never raises for task errors: they become a ``failed`` outcome and a failure record.
     A workspace that refuses a write outside the task (the lock or the log, on a full or read-only disk) fails the
-    unit in one line too, instead of stopping the run."""
+    unit in one line too, instead of stopping the run.
+
+    Another run may hold the task's lock. If that run started *after* this one (``run_started``), or ``wait``
+    is set (``run --wait``), this unit waits for it and then uses its result (or computes the task itself if the
+    holder failed); otherwise it fails at once naming the holder. A unit holds no lock while it waits, so runs
+    never wait on each other in a circle. ``plan`` (an executor running units in this process passes it) supplies
+    ``run_id``, ``executor``, ``run_started`` and ``wait``.
+    """
     start = time.time()
+    if plan is not None:
+        run_id, run_started, wait = plan.run_id, plan.started, plan.wait
+        executor = executor or plan.executor
     try:
-        return _run_unit(unit, workspace, start, run_id, executor, where, job_id, capture, assigned, snapshot)
+        while True:
+            outcome = _run_unit(
+                unit, workspace, start, run_id, executor, where, job_id, capture, assigned, snapshot, run_started
+            )
+            if not isinstance(outcome, TaskLockedError):
+                return outcome
+            other = outcome.holder
+            later = isinstance(other, LockHolder) and run_started > 0 and other.run_started > run_started
+            if not (wait or later):
+                return UnitOutcome(status="failed", error=str(outcome), duration=time.time() - start, where=where)
+            while workspace.lock_holder(unit.root.hash) is not None:
+                time.sleep(WAIT_POLL)
     except MisenError as exc:
         return UnitOutcome(status="failed", error=str(exc).splitlines()[0], duration=time.time() - start, where=where)
 
@@ -354,13 +382,14 @@ def _run_unit(
     capture: str,
     assigned: AssignedResources | None,
     snapshot: str | None,
-) -> UnitOutcome:
+    run_started: float,
+) -> UnitOutcome | TaskLockedError:
     root = unit.root
     if not root.cacheable:
         return _run_tasks(unit, workspace, start, run_id, executor, where, job_id, capture, assigned, snapshot)
     if cache.is_cached(workspace, root):
         return UnitOutcome(status="cached", duration=time.time() - start, where=where)
-    holder = LockHolder.current(run=run_id, task=root.name)
+    holder = LockHolder.current(run=run_id, task=root.name, run_started=run_started)
     try:
         with workspace.lock(root.hash, holder):
             # Another run may have finished this task between our check and the lock.
@@ -368,7 +397,7 @@ def _run_unit(
                 return UnitOutcome(status="cached", duration=time.time() - start, where=where)
             return _run_tasks(unit, workspace, start, run_id, executor, where, job_id, capture, assigned, snapshot)
     except TaskLockedError as exc:
-        return UnitOutcome(status="failed", error=str(exc), duration=time.time() - start, where=where)
+        return exc  # the caller decides: wait for the holder, or fail naming it
 
 
 def _run_tasks(

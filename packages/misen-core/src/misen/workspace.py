@@ -37,10 +37,12 @@ class LockHolder:
     since: float
     run: str = ""
     task: str = ""
+    #: When the holder's run started (``time.time()``; 0 if unknown): an earlier run waits for a later one.
+    run_started: float = 0.0
 
     @classmethod
-    def current(cls, run: str = "", task: str = "") -> LockHolder:
-        return cls(host=hostname(), pid=os.getpid(), since=time.time(), run=run, task=task)
+    def current(cls, run: str = "", task: str = "", run_started: float = 0.0) -> LockHolder:
+        return cls(host=hostname(), pid=os.getpid(), since=time.time(), run=run, task=task, run_started=run_started)
 
     def describe(self) -> str:
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.since))
@@ -57,6 +59,7 @@ class LockHolder:
             since=float(data.get("since", 0.0)),
             run=str(data.get("run", "")),
             task=str(data.get("task", "")),
+            run_started=float(data.get("run_started", 0.0) or 0.0),
         )
 
 

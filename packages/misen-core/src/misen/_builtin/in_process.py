@@ -56,7 +56,7 @@ class InProcessExecutor(Executor):
                     outcome = run_unit(
                         unit,
                         workspace,
-                        run_id=plan.run_id,
+                        plan=plan,
                         executor=self.PLUGIN_NAME,
                         where=where,
                         capture="python" if self.settings.capture else "none",

@@ -56,9 +56,7 @@ class ThreadsExecutor(Executor):
         def run_one(unit: WorkUnit) -> UnitOutcome:
             where = f"thread {threading.current_thread().name} (pid {os.getpid()})"
             events.unit_started(unit, where)
-            return run_unit(
-                unit, workspace, run_id=plan.run_id, executor=self.PLUGIN_NAME, where=where, capture="thread"
-            )
+            return run_unit(unit, workspace, plan=plan, executor=self.PLUGIN_NAME, where=where, capture="thread")
 
         def finish(unit: WorkUnit, outcome: UnitOutcome) -> list[WorkUnit]:
             """Record the outcome; return the units that became ready (skipping those that cannot run)."""

@@ -33,7 +33,7 @@ def _names_arg() -> click.Argument:
     return click.Argument(["names"], nargs=-1, metavar="[NAMES]...")
 
 
-def do_run(state: State, names: tuple[str, ...], detach: bool = False) -> int:
+def do_run(state: State, names: tuple[str, ...], detach: bool = False, wait: bool = False) -> int:
     exp = state.experiment
     for n in names:
         exp[n]  # an unknown name fails before anything runs
@@ -55,6 +55,7 @@ def do_run(state: State, names: tuple[str, ...], detach: bool = False) -> int:
             workspace=state.common.get("workspace_type"),
             names=list(names) or None,
             reporter=reporter,
+            wait=wait,
         )
     finally:
         close = getattr(reporter, "close", None)
@@ -240,6 +241,12 @@ COMMANDS = (
                 ["--detach"],
                 is_flag=True,
                 help="Queue the work and return at once (executors with a scheduler, such as slurm).",
+            ),
+            click.Option(
+                ["--wait"],
+                is_flag=True,
+                help="Wait for tasks that other runs are computing, instead of failing on them (a run always "
+                "waits for runs that started after it).",
             ),
         ],
     ),

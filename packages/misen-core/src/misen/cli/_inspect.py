@@ -42,7 +42,7 @@ class Statuses:
             if _RANK[s] > _RANK[worst]:
                 worst = s
         if task.cacheable:
-            own = cache.status(self.workspace, task)
+            own = cache.status(self.workspace, task, check_files=True)
             # A task that cannot run because a dependency failed shows as failed (with that dependency's error).
             return "failed" if own == "pending" and worst == "failed" else own
         if worst == "done" and self.workspace.get_record("failure", task.hash) is not None:
