@@ -109,7 +109,7 @@ def test_time_limit_stops_the_task_and_replaces_its_worker(
 def test_a_task_ignoring_sigterm_is_killed_after_the_grace_period(
     lx: ModuleType, run_local: Callable[..., Any], workspace: Any, tmp_path: Path
 ) -> None:
-    slow = Task(lx.hang, minutes=0.01, marker=str(tmp_path / "m.json"), ignore_term=True)
+    slow = Task(lx.hang, minutes=0.05, marker=str(tmp_path / "m.json"), ignore_term=True)
     report = run_local(slow, num_cpus=1, grace_period=0.5)
     o = by_name(report)[repr(slow)]
     assert o.status == "timeout" and "SIGKILL after 0.5s" in o.error, o
