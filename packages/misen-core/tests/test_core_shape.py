@@ -397,3 +397,53 @@ def test_experiment_run_goes_through_the_session_in_a_notebook_style() -> None:
     assert report.ok and Small()["x"].result(ws) == 40
     with pytest.raises(MisenError, match="nope"):
         Small()["nope"]
+
+
+# --- the interrupt contract, on the executors that run units in this process ----------------------------------
+
+
+@pytest.mark.parametrize("executor", ["threads", "in-process"])
+def test_ctrl_c_cancels_the_rest_and_exits_130(isolated_project: Path, executor: str) -> None:
+    import os
+    import signal
+    import time
+
+    _project(
+        isolated_project,
+        '''
+        import time
+        from misen import Experiment, Task, meta
+
+        @meta(id="SHAPESLOW1", cache=True)
+        def slow(i: int) -> int:
+            print("started", i, flush=True)
+            time.sleep(1.5)
+            return i
+
+        class Slow(Experiment):
+            def tasks(self):
+                return {f"s{i}": Task(slow, i=i) for i in range(6)}
+
+        if __name__ == "__main__":
+            Slow.cli()
+        ''',
+    )
+    (isolated_project / ".misen.toml").write_text(
+        f'[executor]\ntype = "{executor}"\n' + ("max_workers = 2\n" if executor == "threads" else "")
+        + '[workspace]\ntype = "memory"\n'
+    )
+    env = {**os.environ, "PYTHONPATH": str(isolated_project / "src")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shapeproj.exp", "run"],
+        cwd=isolated_project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(3.0)  # the first units are running
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err, err
+    assert "cancelled" in err, err
