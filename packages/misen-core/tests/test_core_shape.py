@@ -443,7 +443,7 @@ def test_ctrl_c_cancels_the_rest_and_exits_130(isolated_project: Path, executor:
     )
     time.sleep(3.0)  # the first units are running
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err, err
     assert "cancelled" in err, err
