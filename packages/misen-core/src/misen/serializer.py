@@ -59,9 +59,10 @@ class Serializer:
     FORMAT_VERSION: ClassVar[int] = 1
     #: The highest priority wins among serializers claiming the same type.
     PRIORITY: ClassVar[int] = 0
-    #: Whether a value of this serializer's types inside a container (a dict of arrays, a list of frames) is
-    #: stored by this serializer in its own files (``True``: arrays, frames, tensors) instead of being pickled
-    #: with the rest of the container (the default).
+    #: Whether a value of this serializer's types inside a container (a dict, a list) stays inside the
+    #: container's pickle (``True``: small values such as NumPy scalars and dtypes, cheaper pickled with the rest)
+    #: instead of being stored by this serializer in files of its own (``False``, the default: arrays, frames,
+    #: tensors inside a dict of results each get their own files).
     CONTAINER_INLINE: ClassVar[bool] = False
 
     def match(self, value: Any) -> bool:
