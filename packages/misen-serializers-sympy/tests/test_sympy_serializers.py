@@ -57,7 +57,9 @@ def test_assumptions_are_kept(tmp_path: Path) -> None:
 def test_a_dict_of_expressions_and_metrics(tmp_path: Path) -> None:
     x = sp.Symbol("x")
     result = {"fit": 3 * x**2 + 1, "rmse": 0.01, "terms": [x, x**2]}
-    out, _ = roundtrip(result, tmp_path)
+    out, manifest = roundtrip(result, tmp_path)
+    assert manifest["serializer"] == "container"
+    assert [leaf["serializer"] for leaf in manifest["meta"]["leaves"]] == ["sympy.srepr"] * 3
     assert out == result
 
 
