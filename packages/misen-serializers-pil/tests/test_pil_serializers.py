@@ -45,7 +45,8 @@ def test_png_modes_are_png_with_pixels_kept(mode: str, tmp_path: Path) -> None:
     assert list(manifest["files"]) == ["image.png"]
     assert same(out, image)
     with Image.open(tmp_path / "r" / "image.png") as f:  # Pillow alone reads it
-        assert f.format == "PNG" and f.mode == mode and f.size == image.size
+        # older Pillow opens 16-bit grey PNG as 32-bit "I" (misen converts it back, as checked above)
+        assert f.format == "PNG" and f.mode in {mode, "I" if mode == "I;16" else mode} and f.size == image.size
 
 
 @pytest.mark.parametrize("mode", ["F", "I", "CMYK", "YCbCr", "LAB", "HSV", "PA", "RGBX"])

@@ -63,6 +63,8 @@ class ImageSerializer(Serializer):
         if meta.get("format") == "png":
             with Image.open(directory / "image.png") as f:
                 image = f.copy()  # reads the pixels and lets the file go
+            if mode == "I;16" and image.mode == "I":  # older Pillow reads 16-bit grey PNG as 32-bit "I"
+                image = image.convert("I;16")
         else:
             image = Image.frombytes(mode, size, (directory / "image.raw").read_bytes())
             palette = meta.get("palette")
