@@ -37,7 +37,7 @@ def roundtrip(value: Any, tmp_path: Path, name: str = "r") -> tuple[Any, dict[st
     return load_result(tmp_path / name), manifest
 
 
-@pytest.mark.parametrize("index", range(len(samples())))
+@pytest.mark.parametrize("index", range(7))
 def test_expressions_round_trip_as_srepr(index: int, tmp_path: Path) -> None:
     value = samples()[index]
     out, manifest = roundtrip(value, tmp_path)
