@@ -64,6 +64,17 @@ MODULE = textwrap.dedent(
             blob: Any = None
 
     try:
+        from pydantic import v1 as pydantic_v1
+    except ImportError:
+        pydantic_v1 = None
+
+    if pydantic_v1 is not None:
+
+        class V1Point(pydantic_v1.BaseModel):
+            x: float
+            when: dt.date
+
+    try:
         import msgspec
     except ImportError:
         msgspec = None
@@ -144,6 +155,16 @@ def test_pydantic_field_json_cannot_hold_is_stored_apart(m: ModuleType, tmp_path
     assert meta["format"] == "fields" and set(meta["fields"]) >= {"blob", "when", "shape"}
     assert meta["fields"]["blob"]["serializer"] == "pickle"
     assert out == run and type(out.blob) is frozenset and out.when == when
+
+
+def test_pydantic_v1_models_use_their_json(m: ModuleType, tmp_path: Path) -> None:
+    if not hasattr(m, "V1Point"):
+        pytest.skip("pydantic.v1 is not installed")
+    point = m.V1Point(x=1.5, when=dt.date(2024, 1, 2))
+    out, manifest = roundtrip(point, tmp_path)
+    assert manifest["meta"] == {"format": "json", "kind": "pydantic.v1", "class": "misen_test_models:V1Point"}
+    assert m.V1Point.parse_raw((tmp_path / "r" / "model.json").read_text()) == point
+    assert out == point and out.when == dt.date(2024, 1, 2)
 
 
 def test_msgspec_structs_use_msgspec_json(m: ModuleType, tmp_path: Path) -> None:
