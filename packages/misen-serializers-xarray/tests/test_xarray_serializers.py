@@ -130,3 +130,47 @@ class TestXarrayContract(SerializerContract):
 
     def assert_equal(self, a: Any, b: Any) -> None:
         xr.testing.assert_identical(a, b)
+
+
+_PROJECT_SCRIPT = """
+import numpy as np, xarray as xr
+from misen import Task, meta
+from misen.runner import run
+
+@meta(id="XRFIELD001", cache=True)
+def simulate(steps: int) -> xr.Dataset:
+    return xr.Dataset({"u": (("t", "x"), np.arange(steps * 3.0).reshape(steps, 3))}, attrs={"steps": steps})
+
+@meta(id="XRMEAN0001", cache=True)
+def summarize(field: xr.Dataset) -> dict:
+    return {"mean": field["u"].mean("t"), "max": float(field["u"].max())}
+
+top = Task(summarize, field=Task(simulate, steps=4).T)
+report = run(top, executor="in-process", workspace="disk")
+assert report.ok, report
+out = top.result(workspace="disk")
+field = Task(simulate, steps=4).result(workspace="disk")
+import json
+print(json.dumps([type(field).__name__, int(field.attrs["steps"]), out["mean"].values.tolist(), out["max"]]))
+"""
+
+
+def test_tasks_returning_datasets_run_and_store_netcdf(tmp_path: Path) -> None:
+    pytest.importorskip("misen_workspace_disk")
+    import json
+
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "xrproj"\nversion = "0"\n')
+    (tmp_path / "sim.py").write_text(_PROJECT_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MISEN_")}
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg")
+    proc = subprocess.run(
+        [sys.executable, "sim.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    kind, steps, mean, biggest = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert (kind, steps, mean, biggest) == ("Dataset", 4, [4.5, 5.5, 6.5], 11.0)
+    serializers = sorted(
+        json.loads(p.read_text())["serializer"] for p in (tmp_path / ".misen").rglob("manifest.json")
+    )
+    assert serializers == ["container", "xarray"]  # the dict's DataArray is a leaf of the container
+    assert len(list((tmp_path / ".misen").rglob("data.nc"))) == 2
