@@ -93,8 +93,8 @@ def test_loads_in_a_fresh_process_with_only_this_plugin(tmp_path: Path) -> None:
     save_result(altair_charts()[1], tmp_path / "a")
     code = (
         "import json; from pathlib import Path\n"
-        "import misen.plugins as p, misen_serializers_charts.hooks as h\n"
-        "p.reset([h])\n"
+        "import misen.session as s, misen_serializers_charts.hooks as h\n"
+        "s.set_current_session(s.make_session(plugins=[h]))\n"
         "from misen.serializer import load_result\n"
         f"fig = load_result(Path({str(tmp_path / 'p')!r}))\n"
         f"chart = load_result(Path({str(tmp_path / 'a')!r}))\n"

@@ -88,8 +88,8 @@ def test_loads_in_a_fresh_process_with_only_this_plugin(tmp_path: Path) -> None:
     save_result(frame(), tmp_path / "r")
     code = (
         "from pathlib import Path\n"
-        "import misen.plugins as p, misen_serializers_geopandas.hooks as h\n"
-        "p.reset([h])\n"
+        "import misen.session as s, misen_serializers_geopandas.hooks as h\n"
+        "s.set_current_session(s.make_session(plugins=[h]))\n"
         "from misen.serializer import load_result\n"
         f"g = load_result(Path({str(tmp_path / 'r')!r}))\n"
         "print(type(g).__name__, g.crs.to_epsg(), list(g.index), g.geometry.iloc[1].wkt)\n"

@@ -95,8 +95,8 @@ def test_loads_in_a_fresh_process_with_only_this_plugin(tmp_path: Path) -> None:
     save_result(dataset(), tmp_path / "r")
     code = (
         "from pathlib import Path\n"
-        "import misen.plugins as p, misen_serializers_xarray.hooks as h\n"
-        "p.reset([h])\n"
+        "import misen.session as s, misen_serializers_xarray.hooks as h\n"
+        "s.set_current_session(s.make_session(plugins=[h]))\n"
         "from misen.serializer import load_result\n"
         f"ds = load_result(Path({str(tmp_path / 'r')!r}))\n"
         "print(type(ds).__name__, dict(ds.sizes), ds.attrs['title'].replace(' ', '_'), ds.temperature.attrs['units'])\n"

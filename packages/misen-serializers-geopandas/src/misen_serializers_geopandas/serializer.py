@@ -9,6 +9,7 @@ from typing import Any
 
 from misen.hashing import Hasher
 from misen.serializer import LoadContext, SaveContext, Serializer
+from misen.stdlib import PickleSerializer
 
 __all__ = ["CRSHasher", "GeoSerializer"]
 
@@ -47,15 +48,11 @@ class GeoSerializer(Serializer):
         except Exception as exc:
             (directory / PARQUET_FILE).unlink(missing_ok=True)
             reason = f"GeoParquet refused it ({type(exc).__name__}: {exc})"
-        from misen._builtin.stdlib import PickleSerializer
-
         pickled = PickleSerializer().save(value, directory, ctx)
         return {**meta, "format": "pickle", "engine": pickled["engine"], "reason": reason}
 
     def load(self, directory: Path, meta: dict[str, Any], ctx: LoadContext) -> Any:
         if meta.get("format") == "pickle":
-            from misen._builtin.stdlib import PickleSerializer
-
             return PickleSerializer().load(directory, {"engine": meta.get("engine", "pickle")}, ctx)
         import geopandas
 

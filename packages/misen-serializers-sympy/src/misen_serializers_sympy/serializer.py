@@ -12,6 +12,7 @@ from typing import Any
 from misen.errors import ResultCorruptedError
 from misen.hashing import Hasher
 from misen.serializer import LoadContext, SaveContext, Serializer
+from misen.stdlib import PickleSerializer
 
 __all__ = ["SympyHasher", "SympySerializer", "from_srepr"]
 
@@ -66,15 +67,11 @@ class SympySerializer(Serializer):
         if ok:
             (directory / "expr.txt").write_text(text, encoding="utf-8")
             return {"format": "srepr", "class": type(value).__name__}
-        from misen._builtin.stdlib import PickleSerializer
-
         meta = PickleSerializer().save(value, directory, ctx)
         return {"format": "pickle", "engine": meta["engine"], "reason": reason}
 
     def load(self, directory: Path, meta: dict[str, Any], ctx: LoadContext) -> Any:
         if meta.get("format") == "pickle":
-            from misen._builtin.stdlib import PickleSerializer
-
             return PickleSerializer().load(directory, {"engine": meta.get("engine", "pickle")}, ctx)
         text = (directory / "expr.txt").read_text(encoding="utf-8")
         try:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from misen.serializer import LoadContext, SaveContext, Serializer
+from misen.stdlib import PickleSerializer
 
 __all__ = ["ENGINE", "XarraySerializer"]
 
@@ -49,15 +50,11 @@ class XarraySerializer(Serializer):
         except Exception as exc:
             path.unlink(missing_ok=True)
             reason = f"NetCDF refused it ({type(exc).__name__}: {exc})"
-        from misen._builtin.stdlib import PickleSerializer
-
         pickled = PickleSerializer().save(value, directory, ctx)
         return {"kind": kind, "format": "pickle", "engine": pickled["engine"], "reason": reason}
 
     def load(self, directory: Path, meta: dict[str, Any], ctx: LoadContext) -> Any:
         if meta.get("format") == "pickle":
-            from misen._builtin.stdlib import PickleSerializer
-
             return PickleSerializer().load(directory, {"engine": meta.get("engine", "pickle")}, ctx)
         import xarray
 
