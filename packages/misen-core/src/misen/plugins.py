@@ -37,6 +37,7 @@ BUILTIN_MODULES = (
     "misen._builtin.threads",
     "misen._builtin.memory",
     "misen._builtin.stdlib",
+    "misen._builtin.models",
 )
 
 

@@ -29,6 +29,23 @@ PROVIDERS: Mapping[tuple[str, str], str] = types.MappingProxyType(
         ("library", "polars"): "misen[polars]",
         ("library", "torch"): "misen[torch]",
         ("library", "sklearn"): "misen[sklearn]",
+        ("library", "keras"): "misen[keras]",
+        ("library", "tensorflow"): "misen[keras]",
+        ("library", "jax"): "misen[jax]",
+        ("library", "jaxlib"): "misen[jax]",
+        ("library", "xgboost"): "misen[xgboost]",
+        ("library", "lightgbm"): "misen[lightgbm]",
+        ("library", "catboost"): "misen[catboost]",
+        ("library", "datasets"): "misen[huggingface]",
+        ("library", "transformers"): "misen[huggingface]",
+        ("library", "PIL"): "misen[pil]",
+        ("library", "pil"): "misen[pil]",  # the registry name of its serializer, "pil.image"
+        ("library", "plotly"): "misen[plotly]",
+        ("library", "altair"): "misen[altair]",
+        ("library", "sympy"): "misen[sympy]",
+        ("library", "xarray"): "misen[xarray]",
+        ("library", "geopandas"): "misen[geopandas]",
+        ("library", "onnx"): "misen[onnx]",
     }
 )
 

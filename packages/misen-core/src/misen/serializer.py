@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
-from misen.errors import MisenError, ResultCorruptedError, SerializerMissingError
+from misen.errors import MisenError, PluginNotFoundError, ResultCorruptedError, SerializerMissingError
 from misen.integrity import (
     ALWAYS_CHECK_BYTES,
     DIGEST_FIELD,
@@ -146,8 +146,36 @@ def _candidates(tp: type) -> list[Serializer]:
     return found
 
 
+def missing_plugin(tp: type) -> str | None:
+    """Why values of type ``tp`` cannot be stored here, or None: ``tp`` belongs to a library whose serializers are
+    in a plugin (`misen.providers`, kind ``library``) and no registered serializer claims a type of that plugin's
+    libraries. A covered library's types that its plugin does not claim are still pickled."""
+    memo = current_session().registry.memo("misen.serializer.missing_plugin", dict)
+    if tp in memo:
+        return memo[tp]  # type: ignore[no-any-return]
+    top = tp.__module__.partition(".")[0]
+    requirement = provider_of("library", top)
+    message = None
+    if requirement is not None:
+        claimed = {name.partition(".")[0] for name in _load_tables()[1]}
+        if not any(provider_of("library", module) == requirement for module in claimed):
+            message = (
+                f'install "{requirement}" to store {top}.{tp.__qualname__} results '
+                "(or give the task its own serializer with @meta(serializer=...))"
+            )
+    memo[tp] = message
+    return message
+
+
 def serializer_for(value: Any) -> Serializer:
-    """The registered serializer for ``value``: by type through the MRO, falling back to pickle, then dill."""
+    """The registered serializer for ``value``: by type through the MRO, falling back to pickle, then dill.
+
+    A value of a library whose plugin is not installed is refused instead (`missing_plugin`), with the extra to
+    install, rather than pickled behind the user's back.
+    """
+    missing = missing_plugin(type(value))
+    if missing is not None:
+        raise PluginNotFoundError(missing)
     for ser in _candidates(type(value)):
         if ser.match(value):
             return ser

@@ -228,7 +228,9 @@ def _walkable(value: Any) -> bool:
     table = _learnt().walkable
     known = table.get(tp)
     if known is None:
-        known = tp in _WALKED or all(_GENERIC_CLAIMS & set(c.TYPES) for c in _ser._candidates(tp))
+        # claims of `object` (matched per value, like attrs models) or of the generic containers are not its own
+        own = {f"{b.__module__}.{b.__qualname__}" for b in tp.__mro__[:-1]} - _GENERIC_CLAIMS
+        known = tp in _WALKED or not any(own & set(c.TYPES) for c in _ser._candidates(tp))
         table[tp] = known
     return known
 
