@@ -197,7 +197,7 @@ class ExecutorContract:
             assert f"chatty task {i} on stdout" in log and f"chatty task {i} on stderr" in log
             assert log.count("chatty task") == 2 and "✓" not in log
 
-    def test_units_in_this_process_use_the_runs_memory_workspace(self, executor: Executor) -> None:
+    def test_units_in_this_process_use_the_runs_memory_workspace(self, executor: Executor, workspace: Workspace) -> None:
         """An executor that runs units in this process (``SNAPSHOT = False``) works on a workspace that lives in
         this process: results stay, a second run finds them all."""
         if executor.SNAPSHOT:
