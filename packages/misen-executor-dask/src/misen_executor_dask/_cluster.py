@@ -129,12 +129,30 @@ def _class(path: str) -> Any:
         raise ConfigError(f"[executor] cluster: {module} has no {name}") from None
 
 
+def _worker_class() -> Any:
+    from distributed.deploy.subprocess import SubprocessWorker
+
+    class MisenWorker(SubprocessWorker):  # type: ignore[misc]
+        """A Nanny in its own ``python -m dask spec`` process, named as the cluster names it.
+
+        A fresh process rather than a multiprocessing child of this one: the experiment's ``__main__`` module is
+        never re-imported on the workers, so a script without an ``if __name__ == "__main__"`` guard is safe.
+        """
+
+        def __init__(self, scheduler: str, name: Any = None, **options: Any) -> None:
+            super().__init__(scheduler, name=name, **options)
+            self.worker_kwargs["name"] = name
+
+    return MisenWorker
+
+
 def _start_local(settings: DaskExecutorSettings) -> Any:
-    from distributed import Nanny, Scheduler, SpecCluster
+    from distributed import Scheduler, SpecCluster
 
     slots = local_layout(settings)
     mem = _physical_memory_gib() / len(slots)
     env = {LAYOUT_VARIABLE: json.dumps(slots)}
+    cls = _worker_class()
 
     def worker(slot: dict[str, list[int]]) -> dict[str, Any]:
         options: dict[str, Any] = {
@@ -143,14 +161,15 @@ def _start_local(settings: DaskExecutorSettings) -> Any:
             "env": env,
             "host": "127.0.0.1",
             "dashboard": False,
+            "dashboard_address": "127.0.0.1:0",
             "silence_logs": logging.WARNING,
         }
         options.update(settings.cluster_options)
-        return {"cls": Nanny, "options": options}
+        return {"cls": cls, "options": {"worker_class": "distributed.Nanny", "worker_kwargs": options}}
 
     scheduler = {
         "cls": Scheduler,
-        "options": {"host": "127.0.0.1", "port": 0, "dashboard": False, "dashboard_address": None},
+        "options": {"host": "127.0.0.1", "port": 0, "dashboard": False, "dashboard_address": "127.0.0.1:0"},
     }
     fixed = {} if settings.adapt else {i: worker(slot) for i, slot in enumerate(slots)}
     # Workers started later by adapt get names 0, 1, ...: each picks its slot of the layout by its name.
