@@ -314,6 +314,9 @@ def run_unit(request: dict[str, Any], *deps: dict[str, Any]) -> dict[str, Any]:
         start = time.time()
         outcome, reusable = _supervise(child, message, request, state, start)
         outcome.setdefault("where", where)
+        # The outcome travels as an event too: the executor reads it there, without fetching the task's value.
+        with contextlib.suppress(Exception):
+            worker.log_event(request["topic"], {"unit": request["unit"], "outcome": outcome})
         return outcome
     finally:
         with state.lock:

@@ -9,6 +9,7 @@ import os
 import queue
 import re
 import time
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -135,10 +136,14 @@ class DaskRun:
         return self.outcomes
 
     def _submit(self, declared: set[str] | None) -> None:
+        """Send the whole graph to the scheduler in one message: one task per unit, its deps as dependencies."""
+        graph: dict[str, tuple[Any, ...]] = {}
+        keys: dict[str, str] = {}
+        resources: dict[str, dict[str, float]] = {}
         for uid, unit in self.plan.units.items():  # the plan is in dependency order
-            if uid in self.outcomes:
-                continue
             deps = [d for d in unit.deps if d in self.plan.units]
+            if uid in self.outcomes or any(d not in keys for d in deps):
+                continue  # a dependency could not be sent: _conclude has skipped this unit
             try:
                 request = self._request(unit)
             except Exception as exc:
@@ -146,15 +151,17 @@ class DaskRun:
                 self._record(unit, "failed", error)
                 self._conclude(unit, UnitOutcome(status="failed", error=error))
                 continue
-            future = self.client.submit(
-                run_unit,
-                request,
-                *[self.futures[d] for d in deps],
-                key=_key(unit, self.plan.run_id),
-                pure=False,
-                retries=0,
-                resources=unit_resources(unit.resources, declared) or None,
+            key = keys[uid] = _key(unit, self.plan.run_id)
+            graph[key] = (run_unit, request, *[keys[d] for d in deps])
+            resources[key] = unit_resources(unit.resources, declared)
+        if not graph:
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "Sending large graph": payloads are a few KiB each
+            futures = self.client.get(
+                graph, list(keys.values()), sync=False, resources=resources.__getitem__, retries=0
             )
+        for uid, future in zip(keys, futures, strict=True):
             future.add_done_callback(lambda f, uid=uid: self.queue.put(("done", uid, f)))
             self.futures[uid] = future
 
@@ -179,11 +186,16 @@ class DaskRun:
         }
 
     def _on_event(self, event: Any) -> None:
-        """A unit started on a worker (called on the client's event loop thread)."""
+        """A unit started, or ended, on a worker (called on the client's event loop thread)."""
         _, msg = event
-        self.queue.put(("start", msg["unit"], msg["where"]))
+        if "outcome" in msg:
+            self.queue.put(("end", msg["unit"], msg["outcome"]))
+        else:
+            self.queue.put(("start", msg["unit"], msg["where"]))
 
     def _follow(self) -> None:
+        # Futures that finished before their unit's end event arrived, and since when.
+        unreported: dict[str, tuple[Any, float]] = {}
         while len(self.outcomes) < len(self.plan.units):
             if self.events.cancel_requested:
                 self._stop()
@@ -191,29 +203,54 @@ class DaskRun:
                     self.outcomes.setdefault(uid, UnitOutcome(status="cancelled", error="run cancelled"))
                 return
             try:
-                kind, uid, data = self.queue.get(timeout=_TICK)
+                batch = [self.queue.get(timeout=_TICK)]
             except queue.Empty:
-                continue
-            unit = self.plan.units[uid]
-            if uid in self.outcomes:
-                continue
-            if kind == "start":
-                if uid not in self.started:
-                    self.started[uid] = (data, time.time())
-                    self.events.unit_started(unit, data)
-                continue
-            self._conclude(unit, self._outcome(unit, data))
+                batch = []
+            while True:
+                try:
+                    batch.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            for kind, uid, data in batch:
+                self._handle(kind, uid, data, unreported)
+            now = time.time()
+            due = [uid for uid, (_, since) in unreported.items() if uid not in self.outcomes and now - since > 1.0]
+            for uid in [u for u in unreported if u in self.outcomes]:
+                del unreported[uid]
+            if due:
+                # The end event is late or lost: fetch those units' outcomes from the workers, in one request.
+                values = self.client.gather([unreported[uid][0] for uid in due])
+                for uid, value in zip(due, values, strict=False):
+                    self._handle("end", uid, value, unreported)
+                for uid in due:
+                    unreported.pop(uid, None)
 
-    def _outcome(self, unit: WorkUnit, future: Any) -> UnitOutcome:
-        if future.status == "finished":
-            data = future.result()
-            if data.get("status") == "skipped":
-                # A dependency failed: _conclude already skipped this unit, unless Dask got there first.
-                return UnitOutcome(status="skipped", error="a dependency did not succeed")
-            outcome = UnitOutcome.from_dict(data)
-            if data.get("record"):
-                self._record(unit, outcome.status, outcome.error or outcome.status)
-            return outcome
+    def _handle(self, kind: str, uid: str, data: Any, unreported: dict[str, tuple[Any, float]]) -> None:
+        if uid in self.outcomes:
+            return
+        unit = self.plan.units[uid]
+        if kind == "start":
+            if uid not in self.started:
+                self.started[uid] = (data, time.time())
+                self.events.unit_started(unit, data)
+        elif kind == "end":
+            self._conclude(unit, self._from_dict(unit, data))
+        elif data.status == "finished":
+            unreported[uid] = (data, time.time())
+        else:
+            self._conclude(unit, self._lost(unit, data))
+
+    def _from_dict(self, unit: WorkUnit, data: dict[str, Any]) -> UnitOutcome:
+        if data.get("status") == "skipped":
+            # A dependency failed: _conclude has already skipped this unit, unless Dask got there first.
+            return UnitOutcome(status="skipped", error="a dependency did not succeed")
+        outcome = UnitOutcome.from_dict(data)
+        if data.get("record"):
+            self._record(unit, outcome.status, outcome.error or outcome.status)
+        return outcome
+
+    def _lost(self, unit: WorkUnit, future: Any) -> UnitOutcome:
+        """The outcome of a unit whose Dask task ended without a value: cancelled, or an error of Dask's."""
         if future.status == "cancelled":
             return UnitOutcome(status="cancelled", error="its Dask task was cancelled")
         exc = future.exception()
@@ -297,14 +334,13 @@ class DaskRun:
         with contextlib.suppress(BaseException):
             self.client.run(cancel_run, self.plan.run_id, wait=True)
         # Units that ended meanwhile count: a unit that finished just before Ctrl-C is done, not cancelled.
-        deadline = time.time() + min(self.settings.grace_period + 1.0, 5.0)
-        while time.time() < deadline:
+        while True:
             try:
                 kind, uid, data = self.queue.get(timeout=0.05)
             except queue.Empty:
                 break
-            if kind == "done" and uid not in self.outcomes and data.status == "finished":
-                self._conclude(self.plan.units[uid], self._outcome(self.plan.units[uid], data))
+            if kind == "end" and uid not in self.outcomes:
+                self._conclude(self.plan.units[uid], self._from_dict(self.plan.units[uid], data))
         for uid in list(self.started):
             if uid in self.outcomes:
                 continue
