@@ -74,11 +74,20 @@ def workspace(tmp_path: Path) -> Any:
 
 @pytest.fixture(scope="session")
 def dask_cluster() -> Iterator[Any]:
-    """A real two-worker cluster (worker processes under nannies, scheduler on 127.0.0.1), as misen starts it."""
-    from misen_executor_dask._cluster import _start_local
-    from misen_executor_dask.executor import DaskExecutorSettings
+    """A real `distributed.LocalCluster`: two worker processes declaring one CPU each, scheduler on 127.0.0.1.
 
-    cluster = _start_local(DaskExecutorSettings(workers=2))
+    Started by hand, as a user would, and reached by address: misen leaves it running after each run.
+    """
+    from distributed import LocalCluster
+
+    cluster = LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+        resources={"CPU": 1},
+    )
     try:
         yield cluster
     finally:

@@ -24,6 +24,7 @@ import time
 from typing import Any
 
 from misen_executor_dask._binding import (
+    CPU,
     GPU_RESOURCES,
     binding_env,
     format_indices,
@@ -157,6 +158,10 @@ class _WorkerState:
         self.lock = threading.Lock()
         slot = worker_slot(name)
         self.cpus = list(slot["cpus"]) if slot and slot.get("cpus") else usable_cpus()
+        # Cores are handed out (and units pinned to them) only when they are this worker's own: given by misen's
+        # layout, or as many as the worker declares (a batch job confined to its cores). Workers sharing a
+        # machine's cores without a layout (a LocalCluster started by hand) leave their units on all of them.
+        self.exclusive = bool(slot and slot.get("cpus")) or int(total.get(CPU, 0)) >= len(self.cpus)
         self.busy_cpus: dict[int, int] = dict.fromkeys(self.cpus, 0)
         self.gpus: dict[str, list[int]] = {}
         for rt, name in GPU_RESOURCES.items():
@@ -172,11 +177,15 @@ class _WorkerState:
         self.cancelled: set[str] = set()
 
     def take(self, ncpus: int, ngpus: int, runtime: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        """The least used cores (Dask's resources keep them free unless the worker's count oversubscribes its
-        cores) and free devices of ``runtime`` (free whenever the worker's ``GPU`` count is right)."""
+        """The least used of the worker's own cores (Dask's resources keep them free unless the worker's count
+        oversubscribes its cores), or all its cores when it has none of its own; and free devices of ``runtime``
+        (free whenever the worker's ``GPU`` count is right)."""
         with self.lock:
-            order = sorted(self.cpus, key=lambda c: (self.busy_cpus[c], self.cpus.index(c)))
-            cpus = tuple(sorted(order[: max(1, min(ncpus, len(order)))]))
+            if self.exclusive:
+                order = sorted(self.cpus, key=lambda c: (self.busy_cpus[c], self.cpus.index(c)))
+                cpus = tuple(sorted(order[: max(1, min(ncpus, len(order)))]))
+            else:
+                cpus = tuple(self.cpus)
             for c in cpus:
                 self.busy_cpus[c] += 1
             free = self.free_gpus[runtime]
@@ -290,8 +299,9 @@ def run_unit(request: dict[str, Any], *deps: dict[str, Any]) -> dict[str, Any]:
     where = f"dask worker {worker.name} ({worker.address}), cpus {format_indices(cpus)}"
     if gpus:
         where += f", {runtime} {format_indices(gpus)}"
-    env = binding_env(len(cpus), gpus, runtime, frozenset(request["keep"]))
-    key = (request["snapshot"], len(cpus), runtime if gpus else "", gpus)
+    ncpus = min(request["cpus"], len(cpus))
+    env = binding_env(ncpus, gpus, runtime, frozenset(request["keep"]))
+    key = (request["snapshot"], ncpus, runtime if gpus else "", gpus)
     child = state.child_for(key, env)
     with state.lock:
         state.running.setdefault(run_id, []).append(child)

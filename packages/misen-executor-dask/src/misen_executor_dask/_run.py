@@ -38,13 +38,14 @@ _attempts = itertools.count()
 def unit_resources(res: Resources, declared: set[str] | None) -> dict[str, float]:
     """The Dask resources a unit asks for: ``CPU``, ``MEMORY`` (GiB, only when set explicitly) and its GPUs.
 
-    ``declared`` is what the workers declare (``None``: unknown). CPU and MEMORY are asked for only where the
-    workers declare them, so workers started without resources still run units; GPUs are always asked for.
+    ``declared`` is what the workers declare (``None``: unknown, no worker has connected yet). CPU and MEMORY
+    are asked for only when the workers are known to declare them, so workers started without resources still
+    run units (a request for a resource no worker has would wait forever); GPUs are always asked for.
     """
     out: dict[str, float] = {}
-    if declared is None or CPU in declared:
+    if declared is not None and CPU in declared:
         out[CPU] = max(1, res.cpus)
-    if res.memory != _DEFAULT_MEMORY and (declared is None or MEMORY in declared):
+    if res.memory != _DEFAULT_MEMORY and declared is not None and MEMORY in declared:
         out[MEMORY] = float(res.memory)
     if res.gpus:
         out[GPU_RESOURCES[res.gpu_runtime]] = res.gpus
