@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from misen_executor_dask._binding import (
@@ -308,8 +309,11 @@ def run_unit(request: dict[str, Any], *deps: dict[str, Any]) -> dict[str, Any]:
     reusable = False
     try:
         where = f"{where}, pid {child.pid}"
-        with contextlib.suppress(Exception):
-            worker.log_event(request["topic"], {"unit": request["unit"], "where": where})
+
+        def announce() -> None:
+            with contextlib.suppress(Exception):
+                worker.log_event(request["topic"], {"unit": request["unit"], "where": where})
+
         message = {
             "payload": request["payload"],
             "where": where,
@@ -322,7 +326,7 @@ def run_unit(request: dict[str, Any], *deps: dict[str, Any]) -> dict[str, Any]:
             "node": node,
         }
         start = time.time()
-        outcome, reusable = _supervise(child, message, request, state, start)
+        outcome, reusable = _supervise(child, message, request, state, start, announce)
         outcome.setdefault("where", where)
         # The outcome travels as an event too: the executor reads it there, without fetching the task's value.
         with contextlib.suppress(Exception):
@@ -340,9 +344,18 @@ def run_unit(request: dict[str, Any], *deps: dict[str, Any]) -> dict[str, Any]:
 
 
 def _supervise(
-    child: _Child, message: dict[str, Any], request: dict[str, Any], state: _WorkerState, start: float
+    child: _Child,
+    message: dict[str, Any],
+    request: dict[str, Any],
+    state: _WorkerState,
+    start: float,
+    announce: Callable[[], None],
 ) -> tuple[dict[str, Any], bool]:
-    """Send the unit to ``child`` and wait for its outcome, enforcing the time limit and run cancellation."""
+    """Send the unit to ``child`` and wait for its outcome, enforcing the time limit and run cancellation.
+
+    ``announce`` (the unit's start event) is called once the unit has run for a tick without ending: a quick
+    unit is reported by its end event alone, which halves the messages of a sweep of cheap tasks.
+    """
     limit = request["time_limit"]
     deadline = start + limit if limit is not None else None
     grace = request["grace"]
@@ -351,8 +364,13 @@ def _supervise(
     killed = False
     reported: dict[str, Any] | None = None
     ended = not child.send(message)
+    announced = False
     while not ended:
-        if select.select([child.fd], [], [], _TICK)[0]:
+        readable = select.select([child.fd], [], [], _TICK)[0]
+        if not readable and not announced:
+            announced = True
+            announce()
+        if readable:
             got, ended = child.read()
             if got is not None:
                 if stopping is None:
