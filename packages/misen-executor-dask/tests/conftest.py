@@ -56,13 +56,12 @@ def in_project(dk_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.chdir(dk_project)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     monkeypatch.delenv("MISEN_CONFIG", raising=False)
-    from misen import settings, tasks
+    for name in ("OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ZE_AFFINITY_MASK"):
+        monkeypatch.delenv(name, raising=False)
+    from misen.session import make_session, use_session
 
-    settings.set_config_override(None)
-    settings._cache.clear()
-    tasks._config_cache.clear()
-    yield dk_project
-    settings.set_config_override(None)
+    with use_session(make_session()):  # a fresh misen session for each test
+        yield dk_project
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from misen import Task
+from misen import Task, cache
 from misen.errors import ResourceError
 
 
@@ -23,7 +23,7 @@ def test_gpus_and_cpus_are_bound_per_unit(
     cpu = Task(dk.probe, name="cpu")
     report = run_dask([ga, gb, cpu], workers=2, num_cuda_gpus=2)
     assert report.ok, report.text
-    a, b, c = (workspace.load(t) for t in (ga, gb, cpu))
+    a, b, c = (cache.load(workspace, t) for t in (ga, gb, cpu))
     assert {a["env"]["CUDA_VISIBLE_DEVICES"], b["env"]["CUDA_VISIBLE_DEVICES"]} == {"0", "1"}
     assert [int(a["env"]["CUDA_VISIBLE_DEVICES"])] == a["assigned_gpus"]
     assert [int(b["env"]["CUDA_VISIBLE_DEVICES"])] == b["assigned_gpus"]
@@ -41,7 +41,7 @@ def test_a_two_core_unit_gets_both_cores_of_a_two_core_worker(
     wide = Task(dk.probe, name="wide", res={"cpus": 2})
     report = run_dask(wide, workers=1)
     assert report.ok, report.text
-    probe = workspace.load(wide)
+    probe = cache.load(workspace, wide)
     assert probe["affinity"] == [0, 1] and probe["assigned_cpus"] == [0, 1]
     assert probe["env"]["OMP_NUM_THREADS"] == "2"
 

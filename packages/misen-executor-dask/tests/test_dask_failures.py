@@ -8,7 +8,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from misen import Task
+from misen import Task, cache
 
 
 def test_a_failing_task_fails_once_and_skips_its_dependents(
@@ -31,7 +31,7 @@ def test_a_failing_task_fails_once_and_skips_its_dependents(
     assert fine.result(workspace=workspace) == 16
     # A task failure is not retried by Dask: the body ran exactly once, and the failure is recorded.
     assert (marks / "fail-3").read_text().split() and len((marks / "fail-3").read_text().split()) == 1
-    assert "fail 3" in (workspace.failure(bad) or {}).get("error", "")
+    assert "fail 3" in (cache.failure(workspace, bad) or {}).get("error", "")
     assert "fail 3" in report.text
 
 
@@ -61,4 +61,4 @@ def test_a_unit_past_its_time_limit_is_stopped(
     [outcome] = report.outcomes.values()
     assert outcome.status == "timeout", outcome
     assert "time limit" in (outcome.error or "")
-    assert (workspace.failure(task) or {}).get("status") == "timeout"
+    assert (cache.failure(workspace, task) or {}).get("status") == "timeout"

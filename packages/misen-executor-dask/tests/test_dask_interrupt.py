@@ -14,7 +14,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from misen import Task
+from misen import Task, cache
 
 SCRIPT = """
 import json, sys
@@ -96,9 +96,9 @@ def _check_after(dk: ModuleType, workspace: Any, d: Path) -> None:
     blocked = Task(dk.block, directory=str(d), name="b", child=True)
     other = Task(dk.block, directory=str(d), name="o")
     for task in (blocked, other):
-        assert (workspace.failure(task) or {}).get("status") == "cancelled"
+        assert (cache.failure(workspace, task) or {}).get("status") == "cancelled"
         assert workspace.lock_holder(task.hash) is None
-        assert not workspace.is_cached(task)
+        assert not cache.is_cached(workspace, task)
 
 
 def test_ctrl_c_closes_the_cluster_misen_started(

@@ -10,7 +10,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from misen import Task
+from misen import Task, cache
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def test_units_run_in_slurm_jobs_through_dask_jobqueue(
     assert report.ok, report.text
     assert top.result(workspace=workspace) == 0 + 1 + 4 + 9
     # The units ran inside a SLURM job, and its id is the provenance's job id.
-    record = workspace.provenance(top) or {}
+    record = cache.provenance(workspace, top) or {}
     assert record.get("job_id"), record
     assert all(o.where.startswith("dask worker ") for o in report.outcomes.values()), report.outcomes
     # The job is cancelled once the run ended (misen closed the cluster it started): none pending or running.

@@ -265,9 +265,9 @@ def _wait_for_dead_attempt(request: dict[str, Any]) -> None:
     key = request["lock_key"]
     if key is None:
         return
-    from misen.worker import open_workspace
+    from misen.session import current_session
 
-    ws = open_workspace(request["workspace"])
+    ws = current_session().open_workspace(request["workspace"])
     deadline = time.time() + _STALE_LOCK_WAIT
     while time.time() < deadline:
         holder = ws.lock_holder(key)

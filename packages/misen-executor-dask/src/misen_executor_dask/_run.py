@@ -13,6 +13,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 import attrs
+from misen import cache
 from misen.errors import ResourceError
 from misen.executor import Plan, RunEvents, UnitOutcome, WorkUnit
 from misen.resources import Resources
@@ -293,8 +294,8 @@ class DaskRun:
 
     def _record(self, unit: WorkUnit, status: str, error: str) -> None:
         with contextlib.suppress(Exception):
-            if not (unit.root.cacheable and self.ws.is_cached(unit.root)):
-                self.ws.record_failure(unit.root, status=status, error=error, log=self._task_log(unit))
+            if not (unit.root.cacheable and cache.is_cached(self.ws, unit.root)):
+                cache.record_failure(self.ws, unit.root, status=status, error=error, log=self._task_log(unit))
 
     def _task_log(self, unit: WorkUnit) -> str | None:
         """The newest task log begun after the unit started (the one the lost process was writing)."""
