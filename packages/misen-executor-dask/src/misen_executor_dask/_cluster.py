@@ -215,17 +215,17 @@ def connect(settings: DaskExecutorSettings) -> Iterator[Connection]:
                 client.close(timeout=10)
         return
     cluster = _start_local(settings) if settings.cluster == "local" else _start_other(settings)
-    client = None
+    started: Any = None
     try:
         if settings.adapt:
-            cluster.adapt(**{k: v for k, v in settings.adapt.items()})
+            cluster.adapt(**settings.adapt)
         elif settings.workers is not None and settings.cluster != "local":
             cluster.scale(settings.workers)
-        client = Client(cluster, timeout=settings.timeout, set_as_default=False)
-        yield Connection(client=client, cluster=cluster, capacity=planned_capacity(settings))
+        started = Client(cluster, timeout=settings.timeout, set_as_default=False)
+        yield Connection(client=started, cluster=cluster, capacity=planned_capacity(settings))
     finally:
-        if client is not None:
+        if started is not None:
             with contextlib.suppress(BaseException):
-                client.close(timeout=10)
+                started.close(timeout=10)
         with contextlib.suppress(BaseException):
             cluster.close(timeout=30)
