@@ -112,7 +112,7 @@ def after(dep: Any, tag: str = "") -> str:
 @meta(id="DK-BLOCK", cache=True)
 def block(directory: str, name: str, child: bool = False) -> str:
     """Announce itself (pid, and a child process's pid), then wait while ``<directory>/hold`` exists."""
-    info: dict[str, Any] = {"pid": os.getpid()}
+    info: dict[str, Any] = {"pid": os.getpid(), "worker": os.getppid()}
     if child:
         proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
         info["child"] = proc.pid
