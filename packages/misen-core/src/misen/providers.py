@@ -17,6 +17,7 @@ PROVIDERS: Mapping[tuple[str, str], str] = types.MappingProxyType(
     {
         ("executor", "local"): "misen-executor-local",
         ("executor", "slurm"): "misen[slurm]",
+        ("executor", "dask"): "misen[dask]",
         ("workspace", "disk"): "misen-workspace-disk",
         ("workspace", "s3"): "misen[s3]",
         ("workspace", "gcs"): "misen[s3]",
