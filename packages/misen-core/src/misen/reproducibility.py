@@ -104,7 +104,10 @@ def explain(task: Task[Any], ws: Workspace) -> list[str]:
         diff = Fingerprint.diff(old, fp.as_dict()) if fp is not None else []
         if diff:
             lines.append("  changed since the cached result:")
-            lines.extend(f"    {d}" for d in diff)
+            from misen.code_text import code_changes, diff_lines
+
+            changes = code_changes(task, ws)  # with the code itself, old against new, where it was kept
+            lines.extend(f"    {d}" for d in (diff_lines(changes) if changes else diff))
         else:
             changed = [d for d in task.dependencies if d.cacheable and not cache.is_cached(ws, d)]
             if changed:

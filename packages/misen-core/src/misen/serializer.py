@@ -77,6 +77,18 @@ class Serializer:
         """Read the value back from ``directory``. ``ctx.format_version`` is the version it was saved with."""
         raise NotImplementedError
 
+    def preview(self, value: Any) -> Any:
+        """A short look at ``value`` for ``misen report``: a `misen.preview.Preview` (text, HTML or a picture).
+
+        Optional. The default shows standard-library values as text and pictures (figures, PIL images, a
+        string naming an image file) as images; override it to show what matters about your type (an
+        array's shape and range, a frame's head). Return ``None`` for no preview. It may raise: callers
+        catch everything.
+        """
+        from misen.preview import default_preview
+
+        return default_preview(value)
+
 
 class SaveContext:
     """Given to `Serializer.save`: lets container serializers save their elements with the registry."""

@@ -496,6 +496,9 @@ def _run_tasks(
                     fingerprint=_fingerprint_dict(root),
                     durable=durable,
                 )
+                from misen.code_text import keep_code_text
+
+                keep_code_text(ws, root)  # the readable code behind the fingerprint, for `why` and reports
             print(f"[misen] done in {duration:.2f}s", file=log)
     except KeyboardInterrupt:
         _record(ws, root, "cancelled", "interrupted", str(log_path))

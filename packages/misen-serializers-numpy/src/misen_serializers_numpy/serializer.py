@@ -62,6 +62,24 @@ class NDArraySerializer(Serializer):
                 return array
         return np.load(path, allow_pickle=False)
 
+    def preview(self, value: Any) -> Any:
+        """Shape, dtype, and the minimum and maximum of numeric arrays (NaNs ignored)."""
+        from misen.preview import Preview
+
+        return Preview.text(array_summary(value))
+
+
+def array_summary(value: Any) -> str:
+    """``ndarray shape=(3, 4) dtype=float64 min=0 max=1`` (range only for numeric, non-empty arrays)."""
+    import numpy as np
+
+    text = f"ndarray shape={tuple(value.shape)} dtype={value.dtype}"
+    if value.size and (np.issubdtype(value.dtype, np.number) or value.dtype == bool):
+        finite = value[~np.isnan(value)] if np.issubdtype(value.dtype, np.floating) else value
+        if finite.size:
+            text += f" min={finite.min().item()!r} max={finite.max().item()!r}"
+    return text
+
 
 class ScalarSerializer(Serializer):
     """NumPy scalars (`numpy.generic`: ``np.float32(1)``, ``np.datetime64(...)``, ``np.str_``…), kept exactly.

@@ -138,6 +138,10 @@ class DataFrameSerializer(Serializer):
     def load(self, directory: Path, meta: dict[str, Any], ctx: LoadContext) -> Any:
         return _read(directory, meta, ctx)
 
+    def preview(self, value: Any) -> Any:
+        """The frame's shape and its first rows as an HTML table."""
+        return frame_preview(value)
+
 
 class SeriesSerializer(Serializer):
     """`pandas.Series` as a one-column Parquet file; its name (string, number or None) kept in the metadata."""
@@ -171,3 +175,15 @@ class SeriesSerializer(Serializer):
         series.name = meta.get("name")
         series.attrs = dict(frame.attrs)
         return series
+
+    def preview(self, value: Any) -> Any:
+        """The series' length, dtype and first values as an HTML table."""
+        return frame_preview(value.to_frame())
+
+
+def frame_preview(frame: Any, rows: int = 10) -> Any:
+    """``rows × columns`` and the head of ``frame`` as an HTML table (pandas escapes every cell)."""
+    from misen.preview import Preview
+
+    head = frame.head(rows).to_html(max_cols=20, border=0, classes="frame")
+    return Preview.html(f"<p>{frame.shape[0]:,} rows × {frame.shape[1]:,} columns</p>{head}")

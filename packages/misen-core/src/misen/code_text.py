@@ -1,0 +1,169 @@
+"""The normalized source text behind code fingerprints, kept in the workspace so a stale task can show its diff.
+
+Each closure item of a fingerprint (`misen.fingerprint.ClosureItem`) has a digest of its normalized code. When
+a result is stored, the worker keeps the readable form of that code as a ``code`` record keyed by the digest:
+``{"name", "kind", "text"}``. The text is the definition as Python without comments, docstrings, annotations,
+the ``@meta(...)`` decorator or the original formatting (what the digest covers, printed by `ast.unparse`).
+Later, when the code has changed, `code_changes` puts the kept text of the old digest beside the current one.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import difflib
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+if TYPE_CHECKING:
+    from misen.tasks import Task
+    from misen.workspace import Workspace
+
+__all__ = ["CodeChange", "code_changes", "diff_lines", "keep_code_text", "source_text"]
+
+#: Digests whose text this process has already made sure is in a workspace (by workspace description).
+_KEPT: set[tuple[str, str]] = set()
+
+
+def _strip(node: ast.AST) -> None:
+    """Drop docstrings, annotations of arguments and returns, and ``@meta`` decorators, in place."""
+    for n in ast.walk(node):
+        if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            n.decorator_list = [d for d in n.decorator_list if not _is_meta(d)]
+            body = n.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                if isinstance(body[0].value.value, str):
+                    n.body = body[1:] or [ast.Pass()]
+        if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef):
+            n.returns = None
+        if isinstance(n, ast.arg):
+            n.annotation = None
+
+
+def _is_meta(decorator: ast.expr) -> bool:
+    target = decorator.func if isinstance(decorator, ast.Call) else decorator
+    if isinstance(target, ast.Attribute):
+        return target.attr == "meta"
+    return isinstance(target, ast.Name) and target.id == "meta"
+
+
+def source_text(digest: str) -> str | None:
+    """The normalized source of a closure item fingerprinted in this process, or ``None`` if it was not."""
+    from misen.fingerprint import DEFINITIONS
+
+    found = DEFINITIONS.get(digest)
+    if found is None:
+        return None
+    nodes, _ = found
+    parts = []
+    for node in nodes:
+        clone = copy.deepcopy(node)
+        _strip(clone)
+        try:
+            parts.append(ast.unparse(clone))
+        except Exception:  # an AST that cannot be printed: no text rather than an error
+            return None
+    return "\n".join(parts) + "\n"
+
+
+def keep_code_text(ws: Workspace, task: Task[Any]) -> None:
+    """Store the normalized source of every item of ``task``'s code fingerprint not yet in ``ws``. Never raises."""
+    fp = task.fingerprint if task._fp_bytes else None
+    if fp is None:
+        try:
+            from misen.fingerprint import function_fingerprint
+
+            fp = function_fingerprint(task.fn) if task._fp_bytes else None
+        except Exception:
+            return
+    if fp is None:
+        return
+    where = ws.describe()
+    for item in fp.items:
+        if (where, item.digest) in _KEPT:
+            continue
+        try:
+            if ws.get_record("code", item.digest) is None:
+                text = source_text(item.digest)
+                if text is not None:
+                    record = {"name": item.name, "kind": item.kind, "text": text}
+                    ws.put_record("code", item.digest, record, durable=False)
+            _KEPT.add((where, item.digest))
+        except Exception:  # keeping the text is a convenience: it never fails a task
+            return
+
+
+@attrs.frozen
+class CodeChange:
+    """One closure item that differs between a stale result's code and the current code.
+
+    Attributes:
+        name: Qualified name of the function, class or constant.
+        kind: ``"function"``, ``"class"`` or ``"constant"``.
+        change: ``"changed"``, ``"added"`` or ``"removed"``.
+        where: ``FILE:LINE`` of the current definition (of the old one for a removed item).
+        old: The kept normalized source of the old code (``None`` if the workspace has none).
+        new: The normalized source of the current code (``None`` for a removed item).
+    """
+
+    name: str
+    kind: str
+    change: str
+    where: str
+    old: str | None
+    new: str | None
+
+    def unified(self) -> list[str]:
+        """The change as unified diff lines (no trailing newlines); empty when a side's text is unknown."""
+        if self.old is None and self.change != "added":
+            return []
+        old = (self.old or "").splitlines()
+        new = (self.new or "").splitlines()
+        return list(difflib.unified_diff(old, new, f"{self.name} (stored result)", f"{self.name} (current)", lineterm=""))
+
+
+def code_changes(task: Task[Any], ws: Workspace) -> list[CodeChange]:
+    """What changed in ``task``'s code since its stale result was computed (empty if it is not stale by code)."""
+    if not task.cacheable:
+        return []
+    rec = ws.stale_record(task)
+    fp = task.fingerprint
+    if rec is None or fp is None:
+        return []
+    before: dict[str, Any] = (rec.get("fingerprint") or {}).get("items", {})
+    after = {i.name: i for i in fp.items}
+    out = []
+    for name in sorted(set(before) | set(after)):
+        a, b = before.get(name), after.get(name)
+        if a is not None and b is not None and a.get("digest") == b.digest and a.get("kind") == b.kind:
+            continue
+        old = _kept(ws, a["digest"]) if a is not None else None
+        new = None
+        if b is not None:
+            new = source_text(b.digest) or _kept(ws, b.digest)
+        if b is None:
+            out.append(CodeChange(name, a["kind"], "removed", f"{a['file']}:{a['line']}", old, None))  # type: ignore[index]
+        else:
+            change = "added" if a is None else "changed"
+            out.append(CodeChange(name, b.kind, change, f"{b.file}:{b.line}", old, new))
+    return out
+
+
+def _kept(ws: Workspace, digest: str) -> str | None:
+    rec = ws.get_record("code", digest)
+    text = rec.get("text") if rec else None
+    return text if isinstance(text, str) else None
+
+
+def diff_lines(changes: list[CodeChange]) -> list[str]:
+    """Terminal lines for `code_changes`: a heading per item, then its unified diff (or why there is none)."""
+    lines: list[str] = []
+    for c in changes:
+        lines.append(f"{c.change}: {c.name} ({c.where})")  # as `Fingerprint.diff` words it
+        diff = c.unified()
+        if diff:
+            lines.extend("  " + d for d in diff)
+        elif c.change != "removed":
+            lines.append("  (the workspace kept no text of the old code: it predates misen keeping it)")
+    return lines
