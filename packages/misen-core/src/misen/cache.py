@@ -270,9 +270,11 @@ def provenance(ws: Workspace, task: Task[Any]) -> dict[str, Any] | None:
     return prov or None
 
 
-def record_failure(ws: Workspace, task: Task[Any], *, status: str, error: str, log: str | None) -> None:
-    """Record why the task's last attempt did not produce a result."""
-    record = {"status": status, "error": error, "log": log, "time": time.time(), "name": task.name}
+def record_failure(
+    ws: Workspace, task: Task[Any], *, status: str, error: str, log: str | None, **extra: Any
+) -> None:
+    """Record why the task's last attempt did not produce a result; ``extra``: where and when it ran."""
+    record = {"status": status, "error": error, "log": log, "time": time.time(), "name": task.name, **extra}
     ws.put_record("failure", task.hash, record, durable=False)
 
 

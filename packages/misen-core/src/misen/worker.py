@@ -515,16 +515,17 @@ def _run_tasks(
                 summary = f"in {current.name}: {summary}"
         with contextlib.suppress(OSError), open(log_path, "a") as f:
             traceback.print_exception(exc, file=f)
-        _record(ws, root, "failed", summary, str(log_path))
+        where_ran = {"start": start, "run": run_id, "where": where, "job_id": job_id, "host": hostname()}
+        _record(ws, root, "failed", summary, str(log_path), **where_ran)  # the report's timeline draws it
         ws.publish_log("task", root.hash, attempt, log_path, final=True)
         return UnitOutcome(status="failed", error=summary, log=str(log_path), duration=time.time() - start, where=where)
     ws.publish_log("task", root.hash, attempt, log_path, final=True)
     return UnitOutcome(status="done", log=str(log_path), duration=time.time() - start, where=where)
 
 
-def _record(ws: Workspace, task: Task[Any], status: str, error: str, log: str | None) -> None:
+def _record(ws: Workspace, task: Task[Any], status: str, error: str, log: str | None, **extra: Any) -> None:
     with contextlib.suppress(Exception):
-        cache.record_failure(ws, task, status=status, error=error, log=log)
+        cache.record_failure(ws, task, status=status, error=error, log=log, **extra)
 
 
 def runtime_values(task: Task[Any], ws: Workspace, assigned: AssignedResources | None) -> dict[str, Any]:

@@ -71,7 +71,11 @@ def do_list(state: State, show_all: bool) -> int:
     return 0
 
 
-def do_tree(state: State, level: int | None, names: tuple[str, ...]) -> int:
+def do_tree(state: State, level: int | None, names: tuple[str, ...], fmt: str = "text") -> int:
+    if fmt != "text":
+        from misen.report._cli import tree_command
+
+        return tree_command(state, fmt, names)
     if level is not None and level < 1:
         raise click.BadParameter("must be 1 or more", param_hint="'-L'")
     named = state.named(names)
@@ -269,6 +273,10 @@ COMMANDS = (
             click.Option(
                 ["-L", "--level", "level"], type=int, default=None, help="Show at most this many levels."
             ),
+            click.Option(
+                ["--format", "fmt"], type=click.Choice(["text", "dot", "json"]), default="text",
+                help="text (the tree), dot (Graphviz) or json (the whole graph, for your own drawings).",
+            ),
             _names_arg(),
         ],
     ),
@@ -317,5 +325,22 @@ COMMANDS = (
                 ["--sample", "sample"], type=int, default=None, help="Verify only N randomly chosen tasks."
             ),
         ],
+    ),
+)
+
+
+def do_report(state: State, output: str | None) -> int:
+    from misen.report._cli import report_command
+
+    return report_command(state, output)
+
+
+COMMANDS = (
+    *COMMANDS,
+    CommandSpec(
+        "report",
+        do_report,
+        "Write one self-contained HTML file: the graph, every task's state, logs, timelines and results.",
+        lambda: [click.Option(["-o", "--output", "output"], metavar="FILE", help="Where to write it.")],
     ),
 )

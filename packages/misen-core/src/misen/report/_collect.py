@@ -1,0 +1,399 @@
+"""What a report shows, gathered from an experiment's task graph and its workspace into one JSON-able dict.
+
+Every task gets its state, label, dependencies, provenance (duration, host, worker or job, resources asked and
+bound, when computed), result size, the tail of its newest log, and, where there is one, its error, its code
+diff (stale tasks) and a preview of its result. Runs become timelines built from the provenance of stored
+results and from failure records.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from misen.tasks import RuntimeArgument, Task, iter_graph
+
+if TYPE_CHECKING:
+    from misen.workspace import Workspace
+
+__all__ = ["Limits", "collect", "task_states"]
+
+_BAD = ("failed", "skipped")
+
+
+@attrs.frozen
+class Limits:
+    """How much a report embeds, so that a sweep of any size still gives a file a browser opens quickly.
+
+    Attributes:
+        previews: Results loaded for a preview (named tasks first, then the graph in order).
+        table_rows: Results loaded for the sweep tables (per function with several tasks).
+        log_chars: Characters of each log kept (its end: the last lines matter most).
+        image_bytes: Largest picture embedded as a preview.
+    """
+
+    previews: int = 200
+    table_rows: int = 5000
+    log_chars: int = 20_000
+    image_bytes: int = 3 * 1024 * 1024
+
+
+def task_states(tasks: list[Task[Any]], ws: Workspace) -> dict[str, str]:
+    """The state of every task (dependencies first in ``tasks``), by hash.
+
+    ``done``, ``stale`` (a result of an earlier version of the code exists), ``failed`` (its last attempt
+    failed), ``running`` (a process holds its lock), ``skipped`` (cannot run: a dependency failed) or ``pending``.
+    A task that is not cached is as done as its dependencies.
+    """
+    states: dict[str, str] = {}
+    for task in tasks:
+        deps = [states[d.hash] for d in task.dependencies]
+        if task.cacheable:
+            state = ws.status(task)
+            if state == "pending":
+                if any(s in _BAD for s in deps):
+                    state = "skipped"
+                elif ws.lock_holder(task.hash) is not None:
+                    state = "running"
+        elif any(s in _BAD for s in deps):
+            state = "skipped"
+        elif ws.get_record("failure", task.hash) is not None:
+            state = "failed"
+        else:
+            order = ("running", "pending", "stale", "done")
+            state = next((s for s in order if s in deps), "done")
+        states[task.hash] = state
+    return states
+
+
+def _plain_args(task: Task[Any], memo: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Scalar argument values of ``task`` and (for names it lacks) of the tasks it takes: a sweep's columns."""
+    hit = memo.get(task.hash)
+    if hit is not None:
+        return hit
+    out: dict[str, Any] = {}
+    for name, value in task.arguments.items():
+        if type(value) is Task:
+            for k, v in _plain_args(value, memo).items():
+                out.setdefault(k, v)
+        elif type(value) is not RuntimeArgument and (value is None or isinstance(value, bool | int | float | str)):
+            out[name] = value
+    memo[task.hash] = out
+    return out
+
+
+def _tail(text: str, limit: int) -> tuple[str, bool]:
+    if len(text) <= limit:
+        return text, False
+    cut = text[-limit:]
+    newline = cut.find("\n")
+    return (cut[newline + 1 :] if 0 <= newline < 200 else cut), True
+
+
+def _read_log(path: str | None, ws: Workspace, task: Task[Any], limit: int) -> dict[str, Any] | None:
+    text = None
+    if path and os.path.isfile(path):
+        try:
+            with open(path, errors="replace") as f:
+                f.seek(0, os.SEEK_END)
+                size = f.tell()
+                f.seek(max(0, size - limit - 1024))
+                text = f.read()
+        except OSError:
+            text = None
+    if text is None:
+        entries = ws.list_logs("task", task.hash)
+        if not entries:
+            return None
+        path, text = str(entries[0].path), entries[0].read()
+    shown, cut = _tail(text, limit)
+    return {"path": path, "text": shown, "truncated": cut}
+
+
+def _result_size(ws: Workspace, result_hash: str) -> int | None:
+    from misen.serializer import read_manifest
+
+    try:
+        directory = ws.open_result(result_hash)
+        if directory is None:
+            return None
+        return sum(int(f.get("size", 0)) for f in read_manifest(directory)["files"].values())
+    except Exception:
+        return None
+
+
+def _resources(task: Task[Any]) -> dict[str, Any]:
+    try:
+        res = task.resources
+    except Exception as exc:
+        return {"error": str(exc)}
+    asked = {k: v for k, v in attrs.asdict(res).items() if v not in (None, "", [], {})}
+    if not asked.get("gpus"):
+        asked.pop("gpu_runtime", None)
+    return asked
+
+
+def _worker(prov: dict[str, Any]) -> tuple[str, str]:
+    """(worker, resources bound) from provenance or a failure record: ``worker 0 (pid 12)``, ``cpus 0-1``."""
+    worker, _, bound = str(prov.get("where") or "").partition(", ")
+    return worker or (f"pid {prov['pid']}" if prov.get("pid") else ""), bound
+
+
+def _lane(prov: dict[str, Any]) -> tuple[str, str]:
+    """(timeline lane, resources bound): the job id, else the host and the worker that ran it."""
+    worker, bound = _worker(prov)
+    host = str(prov.get("host") or "")
+    if prov.get("job_id"):
+        return f"job {prov['job_id']}", bound
+    return (f"{host} · {worker}" if host and worker else host or worker or "?"), bound
+
+
+def _scalars(value: Any) -> dict[str, Any] | None:
+    """A result as table cells: a scalar as ``result``, a dict's scalar entries by key; else ``None``."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return {"result": value if not isinstance(value, str) or len(value) < 200 else value[:199] + "…"}
+    if isinstance(value, dict):
+        cells = {str(k): v for k, v in value.items() if isinstance(v, bool | int | float) or v is None}
+        cells.update({str(k): v for k, v in value.items() if isinstance(v, str) and len(v) < 200})
+        return cells or None
+    try:  # NumPy and similar scalars
+        item = value.item() if getattr(value, "shape", None) == () else None
+    except Exception:
+        item = None
+    return {"result": item} if isinstance(item, bool | int | float) else None
+
+
+def _preview_json(value: Any, task: Task[Any], limits: Limits) -> dict[str, Any] | None:
+    from misen.preview import preview_value
+
+    preview = preview_value(value, task.meta.serializer)
+    if preview is None:
+        return None
+    if preview.kind == "image":
+        data = bytes(preview.data) if isinstance(preview.data, bytes | bytearray) else b""
+        if not data or len(data) > limits.image_bytes:
+            return {"kind": "text", "data": f"a picture of {len(data):,} bytes (too large to embed)"}
+        return {"kind": "image", "mime": preview.mime, "data": base64.b64encode(data).decode()}
+    return {"kind": preview.kind, "data": str(preview.data)}
+
+
+def _failure_bar(task_hash: str, rec: dict[str, Any]) -> dict[str, Any] | None:
+    """A failed attempt's timeline bar, from the failure record (which says where and when it ran)."""
+    start, end = rec.get("start"), rec.get("time")
+    if not isinstance(start, int | float) or not isinstance(end, int | float):
+        return None
+    lane, _ = _lane(rec)
+    return {"task": task_hash, "lane": lane, "start": start, "end": max(end, start), "state": "failed",
+            "run": str(rec.get("run") or "")}
+
+
+def collect(
+    named: dict[str, Task[Any]], ws: Workspace, *, title: str = "", limits: Limits | None = None
+) -> dict[str, Any]:
+    """The report's data for the named tasks of an experiment and everything they depend on."""
+    from misen.labels import task_labels
+
+    limits = limits or Limits()
+    tasks = list(iter_graph(named.values()))
+    labels = task_labels(tasks)
+    states = task_states(tasks, ws)
+    names: dict[str, list[str]] = {}
+    for name, task in named.items():
+        names.setdefault(task.hash, []).append(name)
+    cacheable = [t.hash for t in tasks if t.cacheable]
+    records = ws.get_records("task", cacheable)
+    resolved = ws.get_records("resolved", sorted({str(r.get("resolved")) for r in records.values()}))
+    siblings: dict[str, int] = {}
+    for task in tasks:
+        siblings[task.name] = siblings.get(task.name, 0) + 1
+    # Results to load: named tasks first for previews, then the rest; sweep rows for functions with siblings.
+    named_first = [t for t in tasks if t.hash in names] + [t for t in tasks if t.hash not in names]
+    done = [t.hash for t in named_first if t.cacheable and states[t.hash] == "done"]
+    preview_ids = set(done[: limits.previews])
+    args_memo: dict[str, dict[str, Any]] = {}
+    tables: dict[str, list[dict[str, Any]]] = {}
+    loaded_rows = 0
+    out_tasks: list[dict[str, Any]] = []
+    runs: dict[str, dict[str, Any]] = {}
+    failures: list[dict[str, Any]] = []
+    for task in tasks:
+        h = task.hash
+        state = states[h]
+        entry: dict[str, Any] = {
+            "id": h,
+            "label": labels.get(h, task.name),
+            "fn": task.name,
+            "state": state,
+            "names": names.get(h, []),
+            "deps": [d.hash for d in task.dependencies],
+            "cacheable": task.cacheable,
+            "repr": repr(task),
+            "resources": _resources(task) if task.cacheable else {},
+        }
+        rec = records.get(h)
+        prov: dict[str, Any] = {}
+        if rec is not None and state == "done":
+            prov = dict((resolved.get(str(rec.get("resolved"))) or {}).get("provenance") or {})
+            entry["computed"] = prov.get("end") or (
+                prov["start"] + prov.get("duration", 0) if "start" in prov else rec.get("time")
+            )
+            entry["size"] = _result_size(ws, str(rec.get("result")))
+            if rec.get("accepted_from"):
+                entry["accepted"] = True
+        if prov:
+            lane, bound = _lane(prov)
+            entry.update(
+                duration=prov.get("duration"), host=prov.get("host"), worker=_worker(prov)[0], bound=bound,
+                job=prov.get("job_id"), executor=prov.get("executor"), run=prov.get("run"),
+            )
+            if isinstance(prov.get("start"), int | float):
+                run_id = str(prov.get("run") or "?")
+                bar = {"task": h, "lane": lane, "start": prov["start"],
+                       "end": prov["start"] + float(prov.get("duration") or 0), "state": "done"}
+                runs.setdefault(run_id, {"id": run_id, "bars": []})["bars"].append(bar)
+        log_path = prov.get("log")
+        if state in ("failed", "skipped"):
+            culprit = _culprit(task, states, ws)
+            if culprit is not None:
+                ctask, frec = culprit
+                entry["error"] = str(frec.get("error") or frec.get("status") or "failed")
+                if ctask is not task:
+                    entry["error_of"] = ctask.hash
+                if ctask is task:
+                    log_path = frec.get("log")
+                    bar = _failure_bar(h, frec)
+                    if bar is not None:
+                        failures.append(bar)
+                        worker, bound = _worker(frec)
+                        entry.update(duration=bar["end"] - bar["start"], host=frec.get("host"), worker=worker,
+                                     bound=bound, job=frec.get("job_id"), run=frec.get("run"))
+        if state != "pending" and state != "skipped":
+            log = _read_log(log_path, ws, task, limits.log_chars) if task.cacheable or log_path else None
+            if log is not None:
+                entry["log"] = log
+        if state == "stale":
+            entry["diff"] = _diff(task, ws)
+            old = _stale_provenance(task, ws)  # the earlier version's run still belongs on its timeline
+            if isinstance(old.get("start"), int | float):
+                lane, _ = _lane(old)
+                bar = {"task": h, "lane": lane, "start": old["start"],
+                       "end": old["start"] + float(old.get("duration") or 0), "state": "stale"}
+                runs.setdefault(str(old.get("run") or "?"), {"id": str(old.get("run") or "?"), "bars": []})["bars"].append(bar)
+        sweep = task.cacheable and siblings[task.name] > 1 and state == "done"
+        if h in preview_ids or (sweep and loaded_rows < limits.table_rows):
+            try:
+                value = ws.load(task)
+            except Exception as exc:
+                entry["preview"] = {"kind": "text", "data": f"cannot load the result: {exc}"}
+            else:
+                if h in preview_ids:
+                    entry["preview"] = _preview_json(value, task, limits)
+                if sweep and loaded_rows < limits.table_rows:
+                    cells = _scalars(value)
+                    if cells is not None:
+                        loaded_rows += 1
+                        row = {"task": h, "args": _plain_args(task, args_memo), "cells": cells}
+                        tables.setdefault(task.name, []).append(row)
+                del value
+        out_tasks.append(entry)
+    return {
+        "title": title,
+        "generated": time.time(),
+        "workspace": ws.describe(),
+        "counts": _counts(states.values()),
+        "tasks": out_tasks,
+        "runs": _runs(runs, failures),
+        "tables": _tables(tables),
+    }
+
+
+def _culprit(task: Task[Any], states: dict[str, str], ws: Workspace) -> tuple[Task[Any], dict[str, Any]] | None:
+    """The failure record behind a failed or skipped task: its own, or the first failed dependency's."""
+    stack, seen = [task], set()
+    while stack:
+        t = stack.pop(0)
+        if t.hash in seen:
+            continue
+        seen.add(t.hash)
+        rec = ws.get_record("failure", t.hash) if states.get(t.hash) in _BAD else None
+        if rec is not None and (t is task or states.get(t.hash) == "failed"):
+            return t, rec
+        stack.extend(d for d in t.dependencies if states.get(d.hash) in _BAD)
+    return None
+
+
+def _stale_provenance(task: Task[Any], ws: Workspace) -> dict[str, Any]:
+    rec = ws.stale_record(task) or {}
+    old = ws.get_record("task", str(rec.get("task"))) or {}
+    res = ws.get_record("resolved", str(old.get("resolved") or rec.get("resolved")))
+    return dict((res or {}).get("provenance") or {})
+
+
+def _diff(task: Task[Any], ws: Workspace) -> dict[str, Any]:
+    from misen.code_text import code_changes
+
+    changes = code_changes(task, ws)
+    if changes:
+        return {
+            "items": [
+                {"name": c.name, "kind": c.kind, "change": c.change, "where": c.where, "lines": c.unified()}
+                for c in changes
+            ]
+        }
+    stale_deps = [d.hash for d in task.dependencies if d.cacheable and not ws.is_cached(d)]
+    return {"items": [], "deps": stale_deps}
+
+
+def _counts(states: Iterable[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for s in states:
+        counts[s] = counts.get(s, 0) + 1
+    return counts
+
+
+def _runs(runs: dict[str, dict[str, Any]], failures: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Runs oldest first, each with its bars (failed attempts included)."""
+    ordered = []
+    for run in runs.values():
+        run["start"] = min(b["start"] for b in run["bars"])
+        run["end"] = max(b["end"] for b in run["bars"])
+        ordered.append(run)
+    ordered.sort(key=lambda r: r["start"])
+    by_id = {r["id"]: r for r in ordered}
+    for bar in failures:
+        run_id = bar.pop("run") or "?"
+        home = by_id.get(run_id)
+        if home is None:
+            home = by_id[run_id] = {"id": run_id, "bars": [], "start": bar["start"], "end": bar["end"]}
+            ordered.append(home)
+        home["bars"].append(bar)
+        home["start"], home["end"] = min(home["start"], bar["start"]), max(home["end"], bar["end"])
+    ordered.sort(key=lambda r: r["start"])
+    return ordered
+
+
+def _tables(tables: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """One sortable table per function: the arguments that vary between its tasks, then its result's cells."""
+    out = []
+    for fn, rows in tables.items():
+        if len(rows) < 2:
+            continue
+        keys: list[str] = []
+        for r in rows:
+            keys.extend(k for k in r["args"] if k not in keys)
+        varying = [k for k in keys if len({repr(r["args"].get(k)) for r in rows}) > 1]
+        cells: list[str] = []
+        for r in rows:
+            cells.extend(k for k in r["cells"] if k not in cells)
+        out.append({
+            "fn": fn,
+            "columns": varying + cells,
+            "params": len(varying),
+            "rows": [{"task": r["task"], "values": [r["args"].get(k) for k in varying] + [r["cells"].get(c) for c in cells]} for r in rows],
+        })
+    return out
