@@ -8,7 +8,7 @@ its styles, scripts (the vendored dagre layout library included) and data inline
 from __future__ import annotations
 
 from misen.report._collect import Limits, task_states
-from misen.report._formats import tree_dot, tree_json
+from misen.report._formats import STATE_COLOURS, tree_dot, tree_json
 from misen.report._html import render_html, write_report
 
-__all__ = ["Limits", "render_html", "task_states", "tree_dot", "tree_json", "write_report"]
+__all__ = ["STATE_COLOURS", "Limits", "render_html", "task_states", "tree_dot", "tree_json", "write_report"]
