@@ -53,14 +53,15 @@ def task_labels(tasks: Iterable[Task[Any]]) -> dict[str, str]:
     """A label for every task, keyed by ``task.hash``, that tells it from its siblings.
 
     Siblings are the tasks of the same function among ``tasks``; a function with one task is labelled by its
-    name alone. Two siblings that differ only in arguments that cannot be shown get the start of their hash.
+    name alone (its ``__name__``, without the enclosing classes or functions). Two siblings that differ only in arguments that cannot be shown get the start of their hash.
     """
     memo: dict[bytes, dict[str, str]] = {}
     groups: dict[str, list[Task[Any]]] = {}
     for task in tasks:
         groups.setdefault(task.name, []).append(task)
     labels: dict[str, str] = {}
-    for name, group in groups.items():
+    for qualname, group in groups.items():
+        name = qualname.rsplit(".", 1)[-1]  # `evaluate`, also for a function defined inside another
         unique = list({t._id_bytes: t for t in group}.values())
         if len(unique) == 1:
             labels[unique[0].hash] = name
