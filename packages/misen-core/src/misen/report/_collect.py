@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from misen.tasks import RuntimeArgument, Task, iter_graph
+from misen.report._runs import failure_bar, lane_of, ordered_runs, stale_provenance, worker_of
+from misen.report._tables import plain_args, scalars, sweep_tables
+from misen.tasks import Task, iter_graph
 
 if TYPE_CHECKING:
     from misen.workspace import Workspace
@@ -33,28 +35,36 @@ class Limits:
     Attributes:
         previews: Results loaded for a preview (named tasks first, then the graph in order).
         table_rows: Results loaded for the sweep tables (per function with several tasks).
+        logs: Logs embedded (those of failed tasks always; then in graph order); others are named by path.
         log_chars: Characters of each log kept (its end: the last lines matter most).
         image_bytes: Largest picture embedded as a preview.
     """
 
-    previews: int = 200
-    table_rows: int = 5000
+    previews: int = 100
+    table_rows: int = 2000
+    logs: int = 2000
     log_chars: int = 20_000
     image_bytes: int = 3 * 1024 * 1024
 
 
-def task_states(tasks: list[Task[Any]], ws: Workspace) -> dict[str, str]:
+def task_states(
+    tasks: list[Task[Any]], ws: Workspace, records: dict[str, dict[str, Any]] | None = None
+) -> dict[str, str]:
     """The state of every task (dependencies first in ``tasks``), by hash.
 
     ``done``, ``stale`` (a result of an earlier version of the code exists), ``failed`` (its last attempt
     failed), ``running`` (a process holds its lock), ``skipped`` (cannot run: a dependency failed) or ``pending``.
-    A task that is not cached is as done as its dependencies.
+    A task that is not cached is as done as its dependencies. ``records``: the ``task`` records of ``tasks``
+    already read (`Workspace.get_records`), so that a done task costs one existence check.
     """
     states: dict[str, str] = {}
     for task in tasks:
         deps = [states[d.hash] for d in task.dependencies]
         if task.cacheable:
-            state = ws.status(task)
+            rec = records.get(task.hash) if records is not None else None
+            result = rec.get("result") if rec is not None else None
+            done = isinstance(result, str) and ws.has_result(result)
+            state = "done" if done else ws.status(task)
             if state == "pending":
                 if any(s in _BAD for s in deps):
                     state = "skipped"
@@ -71,20 +81,6 @@ def task_states(tasks: list[Task[Any]], ws: Workspace) -> dict[str, str]:
     return states
 
 
-def _plain_args(task: Task[Any], memo: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Scalar argument values of ``task`` and (for names it lacks) of the tasks it takes: a sweep's columns."""
-    hit = memo.get(task.hash)
-    if hit is not None:
-        return hit
-    out: dict[str, Any] = {}
-    for name, value in task.arguments.items():
-        if type(value) is Task:
-            for k, v in _plain_args(value, memo).items():
-                out.setdefault(k, v)
-        elif type(value) is not RuntimeArgument and (value is None or isinstance(value, bool | int | float | str)):
-            out[name] = value
-    memo[task.hash] = out
-    return out
 
 
 def _tail(text: str, limit: int) -> tuple[str, bool]:
@@ -97,7 +93,7 @@ def _tail(text: str, limit: int) -> tuple[str, bool]:
 
 def _read_log(path: str | None, ws: Workspace, task: Task[Any], limit: int) -> dict[str, Any] | None:
     text = None
-    if path and os.path.isfile(path):
+    if path:
         try:
             with open(path, errors="replace") as f:
                 f.seek(0, os.SEEK_END)
@@ -115,16 +111,17 @@ def _read_log(path: str | None, ws: Workspace, task: Task[Any], limit: int) -> d
     return {"path": path, "text": shown, "truncated": cut}
 
 
-def _result_size(ws: Workspace, result_hash: str) -> int | None:
+def _result_size(ws: Workspace, result_hash: str) -> tuple[int | None, Any]:
+    """The stored result's size in bytes (from its manifest) and its local directory."""
     from misen.serializer import read_manifest
 
     try:
         directory = ws.open_result(result_hash)
         if directory is None:
-            return None
-        return sum(int(f.get("size", 0)) for f in read_manifest(directory)["files"].values())
+            return None, None
+        return sum(int(f.get("size", 0)) for f in read_manifest(directory)["files"].values()), directory
     except Exception:
-        return None
+        return None, None
 
 
 def _resources(task: Task[Any]) -> dict[str, Any]:
@@ -138,34 +135,10 @@ def _resources(task: Task[Any]) -> dict[str, Any]:
     return asked
 
 
-def _worker(prov: dict[str, Any]) -> tuple[str, str]:
-    """(worker, resources bound) from provenance or a failure record: ``worker 0 (pid 12)``, ``cpus 0-1``."""
-    worker, _, bound = str(prov.get("where") or "").partition(", ")
-    return worker or (f"pid {prov['pid']}" if prov.get("pid") else ""), bound
 
 
-def _lane(prov: dict[str, Any]) -> tuple[str, str]:
-    """(timeline lane, resources bound): the job id, else the host and the worker that ran it."""
-    worker, bound = _worker(prov)
-    host = str(prov.get("host") or "")
-    if prov.get("job_id"):
-        return f"job {prov['job_id']}", bound
-    return (f"{host} · {worker}" if host and worker else host or worker or "?"), bound
 
 
-def _scalars(value: Any) -> dict[str, Any] | None:
-    """A result as table cells: a scalar as ``result``, a dict's scalar entries by key; else ``None``."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return {"result": value if not isinstance(value, str) or len(value) < 200 else value[:199] + "…"}
-    if isinstance(value, dict):
-        cells = {str(k): v for k, v in value.items() if isinstance(v, bool | int | float) or v is None}
-        cells.update({str(k): v for k, v in value.items() if isinstance(v, str) and len(v) < 200})
-        return cells or None
-    try:  # NumPy and similar scalars
-        item = value.item() if getattr(value, "shape", None) == () else None
-    except Exception:
-        item = None
-    return {"result": item} if isinstance(item, bool | int | float) else None
 
 
 def _preview_json(value: Any, task: Task[Any], limits: Limits) -> dict[str, Any] | None:
@@ -182,31 +155,25 @@ def _preview_json(value: Any, task: Task[Any], limits: Limits) -> dict[str, Any]
     return {"kind": preview.kind, "data": str(preview.data)}
 
 
-def _failure_bar(task_hash: str, rec: dict[str, Any]) -> dict[str, Any] | None:
-    """A failed attempt's timeline bar, from the failure record (which says where and when it ran)."""
-    start, end = rec.get("start"), rec.get("time")
-    if not isinstance(start, int | float) or not isinstance(end, int | float):
-        return None
-    lane, _ = _lane(rec)
-    return {"task": task_hash, "lane": lane, "start": start, "end": max(end, start), "state": "failed",
-            "run": str(rec.get("run") or "")}
 
 
 def collect(
     named: dict[str, Task[Any]], ws: Workspace, *, title: str = "", limits: Limits | None = None
 ) -> dict[str, Any]:
     """The report's data for the named tasks of an experiment and everything they depend on."""
+    from misen.errors import NotCachedError
     from misen.labels import task_labels
+    from misen.serializer import load_result
 
     limits = limits or Limits()
     tasks = list(iter_graph(named.values()))
     labels = task_labels(tasks)
-    states = task_states(tasks, ws)
     names: dict[str, list[str]] = {}
     for name, task in named.items():
         names.setdefault(task.hash, []).append(name)
     cacheable = [t.hash for t in tasks if t.cacheable]
     records = ws.get_records("task", cacheable)
+    states = task_states(tasks, ws, records)
     resolved = ws.get_records("resolved", sorted({str(r.get("resolved")) for r in records.values()}))
     siblings: dict[str, int] = {}
     for task in tasks:
@@ -217,7 +184,7 @@ def collect(
     preview_ids = set(done[: limits.previews])
     args_memo: dict[str, dict[str, Any]] = {}
     tables: dict[str, list[dict[str, Any]]] = {}
-    loaded_rows = 0
+    loaded_rows = logs_read = 0
     out_tasks: list[dict[str, Any]] = []
     runs: dict[str, dict[str, Any]] = {}
     failures: list[dict[str, Any]] = []
@@ -237,18 +204,19 @@ def collect(
         }
         rec = records.get(h)
         prov: dict[str, Any] = {}
+        where = None
         if rec is not None and state == "done":
             prov = dict((resolved.get(str(rec.get("resolved"))) or {}).get("provenance") or {})
             entry["computed"] = prov.get("end") or (
                 prov["start"] + prov.get("duration", 0) if "start" in prov else rec.get("time")
             )
-            entry["size"] = _result_size(ws, str(rec.get("result")))
+            entry["size"], where = _result_size(ws, str(rec.get("result")))
             if rec.get("accepted_from"):
                 entry["accepted"] = True
         if prov:
-            lane, bound = _lane(prov)
+            lane, bound = lane_of(prov)
             entry.update(
-                duration=prov.get("duration"), host=prov.get("host"), worker=_worker(prov)[0], bound=bound,
+                duration=prov.get("duration"), host=prov.get("host"), worker=worker_of(prov)[0], bound=bound,
                 job=prov.get("job_id"), executor=prov.get("executor"), run=prov.get("run"),
             )
             if isinstance(prov.get("start"), int | float):
@@ -266,38 +234,43 @@ def collect(
                     entry["error_of"] = ctask.hash
                 if ctask is task:
                     log_path = frec.get("log")
-                    bar = _failure_bar(h, frec)
+                    bar = failure_bar(h, frec)
                     if bar is not None:
                         failures.append(bar)
-                        worker, bound = _worker(frec)
+                        worker, bound = worker_of(frec)
                         entry.update(duration=bar["end"] - bar["start"], host=frec.get("host"), worker=worker,
                                      bound=bound, job=frec.get("job_id"), run=frec.get("run"))
-        if state != "pending" and state != "skipped":
+        if state not in ("pending", "skipped") and (state == "failed" or logs_read < limits.logs):
             log = _read_log(log_path, ws, task, limits.log_chars) if task.cacheable or log_path else None
             if log is not None:
                 entry["log"] = log
+                logs_read += state != "failed"
+        elif log_path:
+            entry["log"] = {"path": log_path, "text": None, "truncated": False}
         if state == "stale":
             entry["diff"] = _diff(task, ws)
-            old = _stale_provenance(task, ws)  # the earlier version's run still belongs on its timeline
+            old = stale_provenance(task, ws)  # the earlier version's run still belongs on its timeline
             if isinstance(old.get("start"), int | float):
-                lane, _ = _lane(old)
+                lane, _ = lane_of(old)
                 bar = {"task": h, "lane": lane, "start": old["start"],
                        "end": old["start"] + float(old.get("duration") or 0), "state": "stale"}
                 runs.setdefault(str(old.get("run") or "?"), {"id": str(old.get("run") or "?"), "bars": []})["bars"].append(bar)
         sweep = task.cacheable and siblings[task.name] > 1 and state == "done"
         if h in preview_ids or (sweep and loaded_rows < limits.table_rows):
             try:
-                value = ws.load(task)
+                if where is None:
+                    raise NotCachedError("the result is not in the workspace")
+                value = load_result(where, serializer=task.meta.serializer)  # checked against its manifest
             except Exception as exc:
                 entry["preview"] = {"kind": "text", "data": f"cannot load the result: {exc}"}
             else:
                 if h in preview_ids:
                     entry["preview"] = _preview_json(value, task, limits)
                 if sweep and loaded_rows < limits.table_rows:
-                    cells = _scalars(value)
+                    cells = scalars(value)
                     if cells is not None:
                         loaded_rows += 1
-                        row = {"task": h, "args": _plain_args(task, args_memo), "cells": cells}
+                        row = {"task": h, "args": plain_args(task, args_memo), "cells": cells}
                         tables.setdefault(task.name, []).append(row)
                 del value
         out_tasks.append(entry)
@@ -307,8 +280,8 @@ def collect(
         "workspace": ws.describe(),
         "counts": _counts(states.values()),
         "tasks": out_tasks,
-        "runs": _runs(runs, failures),
-        "tables": _tables(tables),
+        "runs": ordered_runs(runs, failures),
+        "tables": sweep_tables(tables),
     }
 
 
@@ -327,11 +300,6 @@ def _culprit(task: Task[Any], states: dict[str, str], ws: Workspace) -> tuple[Ta
     return None
 
 
-def _stale_provenance(task: Task[Any], ws: Workspace) -> dict[str, Any]:
-    rec = ws.stale_record(task) or {}
-    old = ws.get_record("task", str(rec.get("task"))) or {}
-    res = ws.get_record("resolved", str(old.get("resolved") or rec.get("resolved")))
-    return dict((res or {}).get("provenance") or {})
 
 
 def _diff(task: Task[Any], ws: Workspace) -> dict[str, Any]:
@@ -356,44 +324,4 @@ def _counts(states: Iterable[str]) -> dict[str, int]:
     return counts
 
 
-def _runs(runs: dict[str, dict[str, Any]], failures: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Runs oldest first, each with its bars (failed attempts included)."""
-    ordered = []
-    for run in runs.values():
-        run["start"] = min(b["start"] for b in run["bars"])
-        run["end"] = max(b["end"] for b in run["bars"])
-        ordered.append(run)
-    ordered.sort(key=lambda r: r["start"])
-    by_id = {r["id"]: r for r in ordered}
-    for bar in failures:
-        run_id = bar.pop("run") or "?"
-        home = by_id.get(run_id)
-        if home is None:
-            home = by_id[run_id] = {"id": run_id, "bars": [], "start": bar["start"], "end": bar["end"]}
-            ordered.append(home)
-        home["bars"].append(bar)
-        home["start"], home["end"] = min(home["start"], bar["start"]), max(home["end"], bar["end"])
-    ordered.sort(key=lambda r: r["start"])
-    return ordered
 
-
-def _tables(tables: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """One sortable table per function: the arguments that vary between its tasks, then its result's cells."""
-    out = []
-    for fn, rows in tables.items():
-        if len(rows) < 2:
-            continue
-        keys: list[str] = []
-        for r in rows:
-            keys.extend(k for k in r["args"] if k not in keys)
-        varying = [k for k in keys if len({repr(r["args"].get(k)) for r in rows}) > 1]
-        cells: list[str] = []
-        for r in rows:
-            cells.extend(k for k in r["cells"] if k not in cells)
-        out.append({
-            "fn": fn,
-            "columns": varying + cells,
-            "params": len(varying),
-            "rows": [{"task": r["task"], "values": [r["args"].get(k) for k in varying] + [r["cells"].get(c) for c in cells]} for r in rows],
-        })
-    return out

@@ -72,7 +72,8 @@ def write_report(
         title: The page's title (the experiment with its parameters).
         limits: How many previews, table rows and log characters to embed.
     """
-    data = _finite(collect(named, workspace, title=title, limits=limits))
+    data = collect(named, workspace, title=title, limits=limits)
+    data["tables"] = _finite(data["tables"])  # results are the only place a NaN can come from
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")

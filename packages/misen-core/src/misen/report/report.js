@@ -242,7 +242,7 @@
     if (t.preview) body.append(el("h3", { text: "Result" }), previewBlock(t.preview));
     if (t.log) {
       body.append(el("h3", { id: "details-log", text: "Log" }), el("p", { class: "muted", text: t.log.path + (t.log.truncated ? " (only its end is shown)" : "") }));
-      body.append(el("pre", { class: "log", text: t.log.text }));
+      body.append(t.log.text === null ? el("p", { class: "muted", text: "(not embedded: this report keeps the logs of its first tasks and of failed ones)" }) : el("pre", { class: "log", text: t.log.text }));
     }
     if (t.deps.length) { body.append(el("h3", { text: "Depends on" })); t.deps.forEach((d) => body.append(el("div", {}, taskLink(d)))); }
     const after = dependents.get(id) || [];
