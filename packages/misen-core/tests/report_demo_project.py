@@ -44,6 +44,7 @@ def _png(size):
 @meta(id="SCORE4RPT1", cache=True, resources={"cpus": 1, "memory": 1})
 def score(x: int, y: int) -> dict:
     print(f"scoring x={x} y={y}")
+    print("<!-- a log line that looks like markup </script> -->")
     if x == 3 and y == 2:
         raise ValueError("x=3, y=2 is out of range")
     return {"value": x * 10 + y, "ratio": x / y}

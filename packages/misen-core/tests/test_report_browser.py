@@ -90,6 +90,7 @@ def test_report_in_chromium_shows_states_errors_diffs_timeline_and_previews(
         assert "ValueError: x=3, y=2 is out of range" in details.find_element(By.CSS_SELECTOR, "pre.error").text
         log = details.find_element(By.CSS_SELECTOR, "pre.log").text
         assert "scoring x=3 y=2" in log and "Traceback" in log
+        assert "<!-- a log line that looks like markup </script> -->" in log  # text, never markup
         _screenshot(driver, tmp_path / "report-failed.png", capsys)
 
         # The skipped task names the failure that keeps it from running.

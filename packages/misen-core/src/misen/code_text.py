@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CodeChange", "code_changes", "diff_lines", "keep_code_text", "source_text"]
 
-#: Digests whose text this process has already made sure is in a workspace (by workspace description).
+#: Digests whose text this process has already made sure is in a workspace (by workspace object).
 _KEPT: set[tuple[str, str]] = set()
 
 
@@ -79,7 +79,7 @@ def keep_code_text(ws: Workspace, task: Task[Any]) -> None:
             return
     if fp is None:
         return
-    where = ws.describe()
+    where = f"{id(ws)}:{ws.describe()}"
     for item in fp.items:
         if (where, item.digest) in _KEPT:
             continue

@@ -48,14 +48,18 @@ class Limits:
 
 
 def task_states(
-    tasks: list[Task[Any]], ws: Workspace, records: dict[str, dict[str, Any]] | None = None
+    tasks: list[Task[Any]],
+    ws: Workspace,
+    records: dict[str, dict[str, Any]] | None = None,
+    opened: dict[str, Any] | None = None,
 ) -> dict[str, str]:
     """The state of every task (dependencies first in ``tasks``), by hash.
 
     ``done``, ``stale`` (a result of an earlier version of the code exists), ``failed`` (its last attempt
     failed), ``running`` (a process holds its lock), ``skipped`` (cannot run: a dependency failed) or ``pending``.
     A task that is not cached is as done as its dependencies. ``records``: the ``task`` records of ``tasks``
-    already read (`Workspace.get_records`), so that a done task costs one existence check.
+    already read (`Workspace.get_records`), so that a done task costs one existence check; ``opened`` receives
+    the local directory of each done task's result, by hash.
     """
     states: dict[str, str] = {}
     for task in tasks:
@@ -63,8 +67,10 @@ def task_states(
         if task.cacheable:
             rec = records.get(task.hash) if records is not None else None
             result = rec.get("result") if rec is not None else None
-            done = isinstance(result, str) and ws.has_result(result)
-            state = "done" if done else ws.status(task)
+            directory = ws.open_result(result) if isinstance(result, str) else None
+            if directory is not None and opened is not None:
+                opened[task.hash] = directory
+            state = "done" if directory is not None else ws.status(task)
             if state == "pending":
                 if any(s in _BAD for s in deps):
                     state = "skipped"
@@ -111,17 +117,16 @@ def _read_log(path: str | None, ws: Workspace, task: Task[Any], limit: int) -> d
     return {"path": path, "text": shown, "truncated": cut}
 
 
-def _result_size(ws: Workspace, result_hash: str) -> tuple[int | None, Any]:
-    """The stored result's size in bytes (from its manifest) and its local directory."""
+def _result_size(directory: Any) -> int | None:
+    """A stored result's size in bytes, from the manifest in its local directory."""
     from misen.serializer import read_manifest
 
+    if directory is None:
+        return None
     try:
-        directory = ws.open_result(result_hash)
-        if directory is None:
-            return None, None
-        return sum(int(f.get("size", 0)) for f in read_manifest(directory)["files"].values()), directory
+        return sum(int(f.get("size", 0)) for f in read_manifest(directory)["files"].values())
     except Exception:
-        return None, None
+        return None
 
 
 def _resources(task: Task[Any]) -> dict[str, Any]:
@@ -173,7 +178,8 @@ def collect(
         names.setdefault(task.hash, []).append(name)
     cacheable = [t.hash for t in tasks if t.cacheable]
     records = ws.get_records("task", cacheable)
-    states = task_states(tasks, ws, records)
+    opened: dict[str, Any] = {}
+    states = task_states(tasks, ws, records, opened)
     resolved = ws.get_records("resolved", sorted({str(r.get("resolved")) for r in records.values()}))
     siblings: dict[str, int] = {}
     for task in tasks:
@@ -210,7 +216,8 @@ def collect(
             entry["computed"] = prov.get("end") or (
                 prov["start"] + prov.get("duration", 0) if "start" in prov else rec.get("time")
             )
-            entry["size"], where = _result_size(ws, str(rec.get("result")))
+            where = opened.get(h)
+            entry["size"] = _result_size(where)
             if rec.get("accepted_from"):
                 entry["accepted"] = True
         if prov:

@@ -30,7 +30,7 @@ def _inline_script(code: str) -> str:
 def render_html(data: dict[str, Any]) -> str:
     """The complete HTML page for collected report data."""
     payload = json.dumps(data, separators=(",", ":"), default=str, allow_nan=False)
-    payload = payload.replace("</", "<\\/").replace("<!--", "<\\!--")
+    payload = payload.replace("<", "\\u003c")  # no "</script>" or "<!--" can end or hide the data block
     page = _asset("template.html")
     parts = {
         "{{TITLE}}": html.escape(data.get("title") or "misen report"),

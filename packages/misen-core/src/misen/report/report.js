@@ -283,6 +283,7 @@
     { title: "bound", get: (t) => t.bound || "" },
     { title: "size", get: (t) => t.size, show: (t) => fmtBytes(t.size), num: true },
     { title: "computed", get: (t) => t.computed, show: (t) => fmtTime(t.computed) },
+    { title: "result", get: (t) => (t.preview ? (t.preview.kind === "text" ? short(t.preview.data.replace(/\s+/g, " "), 60) : "(" + t.preview.kind + ")") : "") },
     { title: "log", get: (t) => (t.log ? 1 : 0), show: (t) => (t.log ? el("a", { class: "link log-link", onclick: (ev) => { ev.stopPropagation(); showDetails(t.id); document.getElementById("details-log").scrollIntoView(); }, text: "log" }) : "") },
   ];
   function drawTable() {
