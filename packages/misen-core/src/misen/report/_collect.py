@@ -87,8 +87,6 @@ def task_states(
     return states
 
 
-
-
 def _tail(text: str, limit: int) -> tuple[str, bool]:
     if len(text) <= limit:
         return text, False
@@ -140,12 +138,6 @@ def _resources(task: Task[Any]) -> dict[str, Any]:
     return asked
 
 
-
-
-
-
-
-
 def _preview_json(value: Any, task: Task[Any], limits: Limits) -> dict[str, Any] | None:
     from misen.preview import preview_value
 
@@ -158,8 +150,6 @@ def _preview_json(value: Any, task: Task[Any], limits: Limits) -> dict[str, Any]
             return {"kind": "text", "data": f"a picture of {len(data):,} bytes (too large to embed)"}
         return {"kind": "image", "mime": preview.mime, "data": base64.b64encode(data).decode()}
     return {"kind": preview.kind, "data": str(preview.data)}
-
-
 
 
 def collect(
@@ -241,11 +231,11 @@ def collect(
                     entry["error_of"] = ctask.hash
                 if ctask is task:
                     log_path = frec.get("log")
-                    bar = failure_bar(h, frec)
-                    if bar is not None:
-                        failures.append(bar)
+                    attempt = failure_bar(h, frec)
+                    if attempt is not None:
+                        failures.append(attempt)
                         worker, bound = worker_of(frec)
-                        entry.update(duration=bar["end"] - bar["start"], host=frec.get("host"), worker=worker,
+                        entry.update(duration=attempt["end"] - attempt["start"], host=frec.get("host"), worker=worker,
                                      bound=bound, job=frec.get("job_id"), run=frec.get("run"))
         if state not in ("pending", "skipped") and (state == "failed" or logs_read < limits.logs):
             log = _read_log(log_path, ws, task, limits.log_chars) if task.cacheable or log_path else None
@@ -295,18 +285,19 @@ def collect(
 def _culprit(task: Task[Any], states: dict[str, str], ws: Workspace) -> tuple[Task[Any], dict[str, Any]] | None:
     """The failure record behind a failed or skipped task: its own, or the first failed dependency's."""
     stack, seen = [task], set()
+    own: tuple[Task[Any], dict[str, Any]] | None = None
     while stack:
         t = stack.pop(0)
         if t.hash in seen:
             continue
         seen.add(t.hash)
         rec = ws.get_record("failure", t.hash) if states.get(t.hash) in _BAD else None
-        if rec is not None and (t is task or states.get(t.hash) == "failed"):
+        if rec is not None and states.get(t.hash) == "failed":
             return t, rec
+        if rec is not None and t is task:
+            own = (t, rec)  # a skipped task's own record says less than the failure that caused it
         stack.extend(d for d in t.dependencies if states.get(d.hash) in _BAD)
-    return None
-
-
+    return own
 
 
 def _diff(task: Task[Any], ws: Workspace) -> dict[str, Any]:
@@ -329,6 +320,5 @@ def _counts(states: Iterable[str]) -> dict[str, int]:
     for s in states:
         counts[s] = counts.get(s, 0) + 1
     return counts
-
 
 

@@ -30,8 +30,11 @@ def scalars(value: Any) -> dict[str, Any] | None:
     if value is None or isinstance(value, bool | int | float | str):
         return {"result": value if not isinstance(value, str) or len(value) < 200 else value[:199] + "…"}
     if isinstance(value, dict):
-        cells = {str(k): v for k, v in value.items() if isinstance(v, bool | int | float) or v is None}
-        cells.update({str(k): v for k, v in value.items() if isinstance(v, str) and len(v) < 200})
+        cells: dict[str, Any] = {
+            str(k): v
+            for k, v in value.items()
+            if v is None or isinstance(v, bool | int | float) or (isinstance(v, str) and len(v) < 200)
+        }
         return cells or None
     try:  # NumPy and similar scalars
         item = value.item() if getattr(value, "shape", None) == () else None
