@@ -9,6 +9,8 @@ table. A screenshot of each view is saved under the test's folder and its path p
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -42,8 +44,13 @@ def _hex(colour: str) -> str:
 
 
 def _screenshot(driver: Any, path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Save a screenshot for a person to look at, and print where (also copied to $MISEN_TEST_ARTIFACTS)."""
     driver.save_screenshot(str(path))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    keep = os.environ.get("MISEN_TEST_ARTIFACTS")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        path = Path(shutil.copy(path, Path(keep) / path.name))
     with capsys.disabled():
         print(f"\nreport screenshot: {path}")
 
