@@ -42,7 +42,8 @@ def file_digest(path: Path, field: str = DIGEST_FIELD) -> str:
     """The checksum of a file's bytes, as recorded in a manifest under ``field``."""
     h = _digest_for(field)
     with open(path, "rb", buffering=0) as f:
-        buf = bytearray(8 * 1024 * 1024)
+        # A buffer no larger than the file: zeroing 8 MiB for a 40-byte pickle cost more than reading it.
+        buf = bytearray(max(1, min(8 * 1024 * 1024, os.fstat(f.fileno()).st_size + 1)))
         view = memoryview(buf)
         while True:
             n = f.readinto(buf)

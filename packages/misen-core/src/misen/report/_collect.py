@@ -127,7 +127,11 @@ def _result_size(directory: Any) -> int | None:
         return None
 
 
-def _resources(task: Task[Any]) -> dict[str, Any]:
+def _resources(task: Task[Any], memo: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The resources the task asks for; computed once per function when they do not depend on arguments."""
+    fixed = not callable(task.meta.resources)
+    if fixed and task.name in memo:
+        return memo[task.name]
     try:
         res = task.resources
     except Exception as exc:
@@ -135,6 +139,8 @@ def _resources(task: Task[Any]) -> dict[str, Any]:
     asked = {k: v for k, v in attrs.asdict(res).items() if v not in (None, "", [], {})}
     if not asked.get("gpus"):
         asked.pop("gpu_runtime", None)
+    if fixed:
+        memo[task.name] = asked
     return asked
 
 
@@ -179,6 +185,7 @@ def collect(
     done = [t.hash for t in named_first if t.cacheable and states[t.hash] == "done"]
     preview_ids = set(done[: limits.previews])
     args_memo: dict[str, dict[str, Any]] = {}
+    asked_memo: dict[str, dict[str, Any]] = {}
     tables: dict[str, list[dict[str, Any]]] = {}
     loaded_rows = logs_read = 0
     out_tasks: list[dict[str, Any]] = []
@@ -196,7 +203,7 @@ def collect(
             "deps": [d.hash for d in task.dependencies],
             "cacheable": task.cacheable,
             "repr": repr(task),
-            "resources": _resources(task) if task.cacheable else {},
+            "resources": _resources(task, asked_memo) if task.cacheable else {},
         }
         rec = records.get(h)
         prov: dict[str, Any] = {}
