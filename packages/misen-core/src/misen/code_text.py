@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from misen import cache
+
 if TYPE_CHECKING:
     from misen.tasks import Task
     from misen.workspace import Workspace
@@ -127,7 +129,7 @@ def code_changes(task: Task[Any], ws: Workspace) -> list[CodeChange]:
     """What changed in ``task``'s code since its stale result was computed (empty if it is not stale by code)."""
     if not task.cacheable:
         return []
-    rec = ws.stale_record(task)
+    rec = cache.stale_record(ws, task)
     fp = task.fingerprint
     if rec is None or fp is None:
         return []

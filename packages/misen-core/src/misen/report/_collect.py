@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from misen import cache
 from misen.report._runs import failure_bar, lane_of, ordered_runs, stale_provenance, worker_of
 from misen.report._tables import plain_args, scalars, sweep_tables
 from misen.tasks import Task, iter_graph
@@ -70,7 +71,7 @@ def task_states(
             directory = ws.open_result(result) if isinstance(result, str) else None
             if directory is not None and opened is not None:
                 opened[task.hash] = directory
-            state = "done" if directory is not None else ws.status(task)
+            state = "done" if directory is not None else cache.status(ws, task)
             if state == "pending":
                 if any(s in _BAD for s in deps):
                     state = "skipped"
@@ -318,7 +319,7 @@ def _diff(task: Task[Any], ws: Workspace) -> dict[str, Any]:
                 for c in changes
             ]
         }
-    stale_deps = [d.hash for d in task.dependencies if d.cacheable and not ws.is_cached(d)]
+    stale_deps = [d.hash for d in task.dependencies if d.cacheable and not cache.is_cached(ws, d)]
     return {"items": [], "deps": stale_deps}
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from misen import cache
+
 if TYPE_CHECKING:
     from misen.tasks import Task
     from misen.workspace import Workspace
@@ -38,7 +40,7 @@ def failure_bar(task_hash: str, rec: dict[str, Any]) -> dict[str, Any] | None:
 
 def stale_provenance(task: Task[Any], ws: Workspace) -> dict[str, Any]:
     """The provenance of the earlier code version's result of a stale task (its run stays on the timeline)."""
-    rec = ws.stale_record(task) or {}
+    rec = cache.stale_record(ws, task) or {}
     old = ws.get_record("task", str(rec.get("task"))) or {}
     res = ws.get_record("resolved", str(old.get("resolved") or rec.get("resolved")))
     return dict((res or {}).get("provenance") or {})
