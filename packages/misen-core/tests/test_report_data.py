@@ -96,7 +96,7 @@ def test_why_prints_the_code_diff_of_a_stale_task(demo: Project) -> None:
 
 def test_the_workspace_keeps_normalized_code_text(tmp_path: Path) -> None:
     from misen import MemoryWorkspace
-    from misen.code_text import keep_code_text, source_text
+    from misen.code_text import item_text, keep_code_text
 
     module = tmp_path / "kept_text_mod.py"
     module.write_text(
@@ -114,7 +114,7 @@ def test_the_workspace_keeps_normalized_code_text(tmp_path: Path) -> None:
     assert task.result(ws) == 4
     items = {i.name: i for i in task.fingerprint.items}
     helper = items["kept_text_mod.helper"]
-    assert source_text(helper.digest) == "def helper(v):\n    return v * 2\n"  # no docstring, comment or spacing
+    assert item_text(helper) == "def helper(v):\n    return v * 2\n"  # no docstring, comment or spacing
     rec = ws.get_record("code", helper.digest)
     assert rec == {"name": "kept_text_mod.helper", "kind": "function", "text": "def helper(v):\n    return v * 2\n"}
     twice_text = ws.get_record("code", items["kept_text_mod.twice"].digest)["text"]

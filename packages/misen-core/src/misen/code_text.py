@@ -12,20 +12,21 @@ from __future__ import annotations
 import ast
 import copy
 import difflib
+import functools
+import os
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from misen import cache
+from misen.fingerprint import ClosureItem, function_fingerprint
+from misen.session import current_session
 
 if TYPE_CHECKING:
     from misen.tasks import Task
     from misen.workspace import Workspace
 
-__all__ = ["CodeChange", "code_changes", "diff_lines", "keep_code_text", "source_text"]
-
-#: Digests whose text this process has already made sure is in a workspace (by workspace object).
-_KEPT: set[tuple[str, str]] = set()
+__all__ = ["CodeChange", "code_changes", "diff_lines", "item_text", "keep_code_text"]
 
 
 def _strip(node: ast.AST) -> None:
@@ -50,14 +51,57 @@ def _is_meta(decorator: ast.expr) -> bool:
     return isinstance(target, ast.Name) and target.id == "meta"
 
 
-def source_text(digest: str) -> str | None:
-    """The normalized source of a closure item fingerprinted in this process, or ``None`` if it was not."""
-    from misen.fingerprint import DEFINITIONS
-
-    found = DEFINITIONS.get(digest)
-    if found is None:
+@functools.lru_cache(maxsize=256)
+def _parsed(path: str, mtime_ns: int) -> ast.Module | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return ast.parse(f.read(), path)
+    except (OSError, SyntaxError, ValueError, UnicodeDecodeError):
         return None
-    nodes, _ = found
+
+
+def _definitions(tree: ast.Module, item: ClosureItem) -> list[ast.AST]:
+    """The nodes an item's digest covers: its def/class (first line, decorators included), or a constant's
+    module-level assignments."""
+    last = item.name.rsplit(".", 1)[-1]
+    if item.kind == "constant":
+        found: list[ast.AST] = []
+        for stmt in tree.body:
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else (
+                [stmt.target] if isinstance(stmt, ast.AnnAssign | ast.AugAssign) else []
+            )
+            for t in targets:
+                while isinstance(t, ast.Subscript | ast.Attribute):
+                    t = t.value
+                names = [e.id for e in t.elts if isinstance(e, ast.Name)] if isinstance(t, ast.Tuple) else (
+                    [t.id] if isinstance(t, ast.Name) else []
+                )
+                if last in names:
+                    found.append(stmt)
+                    break
+        return found
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node.name == last:
+            first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            if first == item.line or node.lineno == item.line:
+                return [node]
+    return []
+
+
+def item_text(item: ClosureItem) -> str | None:
+    """The normalized source of a closure item of the current code, read from its file; ``None`` if not found.
+
+    The text is the definition as Python without comments, docstrings, argument and return annotations, the
+    ``@meta(...)`` decorator or the original formatting, which is what the item's digest covers.
+    """
+    path = item.file if os.path.isabs(item.file) else os.path.join(os.getcwd(), item.file)
+    try:
+        tree = _parsed(path, os.stat(path).st_mtime_ns)
+    except OSError:
+        return None
+    nodes = _definitions(tree, item) if tree is not None else []
+    if not nodes:
+        return None
     parts = []
     for node in nodes:
         clone = copy.deepcopy(node)
@@ -71,29 +115,22 @@ def source_text(digest: str) -> str | None:
 
 def keep_code_text(ws: Workspace, task: Task[Any]) -> None:
     """Store the normalized source of every item of ``task``'s code fingerprint not yet in ``ws``. Never raises."""
-    fp = task.fingerprint if task._fp_bytes else None
-    if fp is None:
-        try:
-            from misen.fingerprint import function_fingerprint
-
-            fp = function_fingerprint(task.fn) if task._fp_bytes else None
-        except Exception:
+    try:
+        fp = task.fingerprint or (function_fingerprint(task.fn) if task._fp_bytes else None)
+        if fp is None:
             return
-    if fp is None:
-        return
-    where = f"{id(ws)}:{ws.describe()}"
-    for item in fp.items:
-        if (where, item.digest) in _KEPT:
-            continue
-        try:
+        kept: set[tuple[int, str]] = current_session().memo("code_text.kept", set)
+        for item in fp.items:
+            if (id(ws), item.digest) in kept:
+                continue
             if ws.get_record("code", item.digest) is None:
-                text = source_text(item.digest)
+                text = item_text(item)
                 if text is not None:
                     record = {"name": item.name, "kind": item.kind, "text": text}
                     ws.put_record("code", item.digest, record, durable=False)
-            _KEPT.add((where, item.digest))
-        except Exception:  # keeping the text is a convenience: it never fails a task
-            return
+            kept.add((id(ws), item.digest))
+    except Exception:  # keeping the text is a convenience: it never fails a task
+        return
 
 
 @attrs.frozen
@@ -143,7 +180,7 @@ def code_changes(task: Task[Any], ws: Workspace) -> list[CodeChange]:
         old = _kept(ws, a["digest"]) if a is not None else None
         new = None
         if b is not None:
-            new = source_text(b.digest) or _kept(ws, b.digest)
+            new = item_text(b) or _kept(ws, b.digest)
         if b is None:
             out.append(CodeChange(name, a["kind"], "removed", f"{a['file']}:{a['line']}", old, None))  # type: ignore[index]
         else:

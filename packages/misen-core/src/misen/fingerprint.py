@@ -180,10 +180,6 @@ class _Node:
     redirect: Any = None
 
 
-#: Closure item digest -> (its AST nodes, the module globals): what `misen.code_text` renders as source text.
-DEFINITIONS: dict[str, tuple[list[Any], dict[str, Any]]] = {}
-
-
 @functools.cache
 def _stdlib_dirs() -> tuple[str, ...]:
     paths = sysconfig.get_paths()
@@ -390,7 +386,6 @@ def _definition_node(
     if not isinstance(nodes[0], ast.ClassDef | ast.Lambda):
         line = min([line, *(d.lineno for n in nodes for d in n.decorator_list)])
     item = ClosureItem(name, kind, _display(file), line, _digest(kind, "".join(dumper.out)))
-    DEFINITIONS[item.digest] = (nodes, ns.globals)
     return _Node(item, tuple(refs))
 
 
@@ -455,7 +450,6 @@ def _constant_node(ns: _Namespace, attr: str) -> _Node | None:
     refs = [_classify(ns.globals[c[0]], ns, c[0], c[1:]) for c in sorted(dumper.chains) if c[0] in ns.globals]
     digest = _digest("constant", "".join(dumper.out))
     item = ClosureItem(name, "constant", _display(ns.file or "?"), assigns[0].lineno, digest)
-    DEFINITIONS[digest] = (assigns, ns.globals)
     return _Node(item, tuple(r for r in refs if r is not None))
 
 

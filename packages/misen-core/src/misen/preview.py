@@ -12,15 +12,20 @@ import html
 import io
 import os
 import pprint
+from types import MappingProxyType
 from typing import Any
 
 import attrs
+
+from misen import serializer as _serializer
 
 __all__ = ["MAX_TEXT", "Preview", "default_preview", "preview_value", "short_text"]
 
 #: The longest text preview kept (longer ones end with ``…``).
 MAX_TEXT = 1200
-_IMAGE_SUFFIXES = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".gif": "gif", ".svg": "svg+xml", ".webp": "webp"}
+_IMAGE_SUFFIXES = MappingProxyType(
+    {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".gif": "gif", ".svg": "svg+xml", ".webp": "webp"}
+)
 _MAX_IMAGE_BYTES = 4 * 1024 * 1024
 
 
@@ -64,9 +69,7 @@ def preview_value(value: Any, serializer: Any = None) -> Preview | None:
     """The preview of ``value`` by the serializer that stores it (or by ``serializer``); ``None`` on any error."""
     try:
         if serializer is None:
-            from misen.serializer import serializer_for
-
-            serializer = serializer_for(value)
+            serializer = _serializer.serializer_for(value)
         elif isinstance(serializer, type):
             serializer = serializer()
         preview = getattr(serializer, "preview", None)

@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 
 from misen import cache
+from misen.code_text import code_changes, diff_lines
 from misen.environment import activated, current_activation, explain_lines
 from misen.fingerprint import Fingerprint
 from misen.resources import AssignedResources
@@ -104,8 +105,6 @@ def explain(task: Task[Any], ws: Workspace) -> list[str]:
         diff = Fingerprint.diff(old, fp.as_dict()) if fp is not None else []
         if diff:
             lines.append("  changed since the cached result:")
-            from misen.code_text import code_changes, diff_lines
-
             changes = code_changes(task, ws)  # with the code itself, old against new, where it was kept
             lines.extend(f"    {d}" for d in (diff_lines(changes) if changes else diff))
         else:

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
+from misen import preview as _preview
 from misen.errors import MisenError, PluginNotFoundError, ResultCorruptedError, SerializerMissingError
 from misen.integrity import (
     ALWAYS_CHECK_BYTES,
@@ -85,9 +86,7 @@ class Serializer:
         array's shape and range, a frame's head). Return ``None`` for no preview. It may raise: callers
         catch everything.
         """
-        from misen.preview import default_preview
-
-        return default_preview(value)
+        return _preview.default_preview(value)
 
 
 class SaveContext:

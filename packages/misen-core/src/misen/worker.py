@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from misen import __version__, cache
+from misen.code_text import keep_code_text
 from misen.environment import Activation, active_activation, apply_activation
 from misen.errors import MisenError, ResultCorruptedError, TaskLockedError
 from misen.executor import PAYLOAD_VERSION, UnitOutcome, WorkUnit
@@ -496,8 +497,6 @@ def _run_tasks(
                     fingerprint=_fingerprint_dict(root),
                     durable=durable,
                 )
-                from misen.code_text import keep_code_text
-
                 keep_code_text(ws, root)  # the readable code behind the fingerprint, for `why` and reports
             print(f"[misen] done in {duration:.2f}s", file=log)
     except KeyboardInterrupt:

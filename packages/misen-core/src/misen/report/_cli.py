@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from misen.report._formats import tree_dot, tree_json
+from misen.report._html import write_report
+
 if TYPE_CHECKING:
     from misen.cli._experiment_cli import State
 
@@ -18,8 +21,6 @@ def default_path(experiment: Any) -> Path:
 
 def report_command(state: State, output: str | None) -> int:
     """Write the report, print its path; exit 0 whatever state the tasks are in."""
-    from misen.report._html import write_report
-
     exp = state.experiment
     path = Path(output) if output else default_path(exp)
     written = write_report(exp.named_tasks(), state.workspace(), path, title=repr(exp))
@@ -29,8 +30,6 @@ def report_command(state: State, output: str | None) -> int:
 
 def tree_command(state: State, fmt: str, names: tuple[str, ...]) -> int:
     """Print the task graph as Graphviz DOT or JSON."""
-    from misen.report._formats import tree_dot, tree_json
-
     named = state.named(names)
     print(tree_dot(named, state.workspace()) if fmt == "dot" else tree_json(named, state.workspace()), end="")
     return 0

@@ -17,8 +17,13 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from misen import cache
+from misen.code_text import code_changes
+from misen.errors import NotCachedError
+from misen.labels import task_labels
+from misen.preview import preview_value
 from misen.report._runs import failure_bar, lane_of, ordered_runs, stale_provenance, worker_of
 from misen.report._tables import plain_args, scalars, sweep_tables
+from misen.serializer import load_result, read_manifest
 from misen.tasks import Task, iter_graph
 
 if TYPE_CHECKING:
@@ -118,8 +123,6 @@ def _read_log(path: str | None, ws: Workspace, task: Task[Any], limit: int) -> d
 
 def _result_size(directory: Any) -> int | None:
     """A stored result's size in bytes, from the manifest in its local directory."""
-    from misen.serializer import read_manifest
-
     if directory is None:
         return None
     try:
@@ -146,8 +149,6 @@ def _resources(task: Task[Any], memo: dict[str, dict[str, Any]]) -> dict[str, An
 
 
 def _preview_json(value: Any, task: Task[Any], limits: Limits) -> dict[str, Any] | None:
-    from misen.preview import preview_value
-
     preview = preview_value(value, task.meta.serializer)
     if preview is None:
         return None
@@ -163,10 +164,6 @@ def collect(
     named: dict[str, Task[Any]], ws: Workspace, *, title: str = "", limits: Limits | None = None
 ) -> dict[str, Any]:
     """The report's data for the named tasks of an experiment and everything they depend on."""
-    from misen.errors import NotCachedError
-    from misen.labels import task_labels
-    from misen.serializer import load_result
-
     limits = limits or Limits()
     tasks = list(iter_graph(named.values()))
     labels = task_labels(tasks)
@@ -309,8 +306,6 @@ def _culprit(task: Task[Any], states: dict[str, str], ws: Workspace) -> tuple[Ta
 
 
 def _diff(task: Task[Any], ws: Workspace) -> dict[str, Any]:
-    from misen.code_text import code_changes
-
     changes = code_changes(task, ws)
     if changes:
         return {

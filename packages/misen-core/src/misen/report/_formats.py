@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from misen.labels import task_labels
+from misen.report._collect import task_states
 from misen.tasks import Task, iter_graph
 
 if TYPE_CHECKING:
@@ -13,22 +16,21 @@ if TYPE_CHECKING:
 __all__ = ["STATE_COLOURS", "graph_data", "tree_dot", "tree_json"]
 
 #: The fill colour of each state, in the report and in DOT output alike.
-STATE_COLOURS = {
-    "done": "#4caf50",
-    "stale": "#f2b01e",
-    "pending": "#c4c9d0",
-    "running": "#2196f3",
-    "failed": "#e53935",
-    "skipped": "#9c6ade",
-}
+STATE_COLOURS = MappingProxyType(
+    {
+        "done": "#4caf50",
+        "stale": "#f2b01e",
+        "pending": "#c4c9d0",
+        "running": "#2196f3",
+        "failed": "#e53935",
+        "skipped": "#9c6ade",
+    }
+)
 
 
 def graph_data(named: dict[str, Task[Any]], ws: Workspace) -> dict[str, Any]:
     """``{"named": {name: hash}, "tasks": [{"id", "label", "function", "state", "cacheable", "deps"}]}``,
     dependencies before dependents."""
-    from misen.labels import task_labels
-    from misen.report._collect import task_states
-
     tasks = list(iter_graph(named.values()))
     labels = task_labels(tasks)
     states = task_states(tasks, ws)
