@@ -64,10 +64,9 @@ def main() -> int:
     os.chdir(root)
     sys.path.insert(0, str(root / "src"))
     import torch
-
+    from gpucheck.tasks import cuda_tensor, on_cpu, on_gpu
     from misen import Task, run
     from misen.reporting import PlainReporter
-    from gpucheck.tasks import cuda_tensor, on_cpu, on_gpu
 
     gpu = [Task(on_gpu, i=i) for i in range(2)]
     cpu = [Task(on_cpu, i=i) for i in range(2)]
