@@ -41,7 +41,9 @@ def assert_same_array(a: Any, b: Any) -> None:
 
     assert type(a).__name__ == "ArrayImpl", type(a)
     assert a.dtype == b.dtype and a.shape == b.shape, (a.dtype, b.dtype, a.shape, b.shape)
-    np.testing.assert_array_equal(np.asarray(a).reshape(-1).view(np.uint8), np.asarray(b).reshape(-1).view(np.uint8))
+    np.testing.assert_array_equal(
+        np.asarray(a).reshape(-1).view(np.uint8), np.asarray(b).reshape(-1).view(np.uint8)
+    )
 
 
 def assert_same_tree(a: Any, b: Any) -> None:
@@ -131,7 +133,9 @@ def test_pytree_is_json_and_plain_npy_files(params: dict[str, Any], tmp_path: Pa
     assert manifest["serializer"] == "jax.pytree"
     assert not any(name.endswith(".pkl") for name in manifest["files"]), "nothing is pickled"
     stored = json.loads((tmp_path / "r" / "tree.json").read_text())
-    kernel = stored["tree"]["dict"][0][1]["dict"][0][1]["dict"][1][1]["dict"][0][1]  # params/params/Dense_1/kernel
+    kernel = stored["tree"]["dict"][0][1]["dict"][0][1]["dict"][1][1]["dict"][0][
+        1
+    ]  # params/params/Dense_1/kernel
     leaf = stored["leaves"][kernel["leaf"]]
     assert leaf["dtype"] == "bfloat16" and leaf["stored_as"] == "uint16" and leaf["shape"] == [8, 2]
     # without misen: NumPy reads the bits, ml_dtypes gives them their dtype back
@@ -139,7 +143,9 @@ def test_pytree_is_json_and_plain_npy_files(params: dict[str, Any], tmp_path: Pa
     np.testing.assert_array_equal(raw, np.asarray(params["params"]["params"]["Dense_1"]["kernel"]))
 
 
-def test_a_dict_of_models_and_metrics_keeps_each_array(params: dict[str, Any], jnp: Any, tmp_path: Path) -> None:
+def test_a_dict_of_models_and_metrics_keeps_each_array(
+    params: dict[str, Any], jnp: Any, tmp_path: Path
+) -> None:
     np = pytest.importorskip("numpy")
     value = {"model": params["params"], "confusion": np.eye(2), "acc": 0.75, "logits": jnp.ones((2, 2))}
     _, manifest = save_result(value, tmp_path / "r")
@@ -194,12 +200,20 @@ def test_a_sharded_array_is_stored_whole_and_loads_in_a_fresh_process(tmp_path: 
     env = only_plugins(PLUGINS, tmp_path)
     save_env = {**env, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
     out = subprocess.run(
-        [sys.executable, "-c", _SAVE, str(tmp_path / "r")], capture_output=True, text=True, timeout=300, env=save_env
+        [sys.executable, "-c", _SAVE, str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=save_env,
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["jax.pytree"]
     proc = subprocess.run(
-        [sys.executable, "-c", _LOAD, str(tmp_path / "r")], capture_output=True, text=True, timeout=300, env=env
+        [sys.executable, "-c", _LOAD, str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     assert proc.returncode == 0, proc.stderr
     dtype, values, ndevices, warned = json.loads(proc.stdout.strip().splitlines()[-1])

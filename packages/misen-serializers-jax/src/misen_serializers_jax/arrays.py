@@ -65,7 +65,9 @@ def from_numpy(host: Any, meta: dict[str, Any]) -> Any:
         name = meta["dtype"]
         dtype = getattr(ml_dtypes, name, None)
         if dtype is None:
-            raise ResultCorruptedError(f"this JAX array has dtype {name!r}, which the installed ml_dtypes lacks")
+            raise ResultCorruptedError(
+                f"this JAX array has dtype {name!r}, which the installed ml_dtypes lacks"
+            )
         return host.view(np.dtype(dtype))
     return host
 

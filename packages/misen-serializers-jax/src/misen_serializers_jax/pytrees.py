@@ -87,7 +87,10 @@ class _Writer:
             return {"list": [self.node(v) for v in value]}
         if type(value) is tuple:
             return {"tuple": [self.node(v) for v in value]}
-        return {"namedtuple": _namedtuple_class(value), "fields": [[f, self.node(v)] for f, v in value._asdict().items()]}
+        return {
+            "namedtuple": _namedtuple_class(value),
+            "fields": [[f, self.node(v)] for f, v in value._asdict().items()],
+        }
 
 
 def _build(node: dict[str, Any], load_leaf: Any, where: Path) -> Any:
