@@ -316,3 +316,32 @@ def test_unfitted_models_hash_as_arguments_and_fitted_ones_are_refused(models: d
         hash_value(models["xgb_classifier"])
     with pytest.raises(UnhashableArgumentError, match="fitted CatBoostClassifier"):
         hash_value(models["cb_classifier"])
+
+
+_MISSING = """
+import sys
+from pathlib import Path
+from misen.serializer import load_result
+try:
+    load_result(Path(sys.argv[1]))
+except Exception as exc:
+    print(type(exc).__name__, exc)
+"""
+
+
+def test_without_this_plugin_a_stored_result_names_the_extra_to_install(
+    models: dict[str, Any], tmp_path: Path
+) -> None:
+    values = [models["xgb_classifier"], models["lgb_booster"], models["cb_regressor"]]
+    extras = [f'pip install "misen[{name}]"' for name in ("xgboost", "lightgbm", "catboost")]
+    for i, value in enumerate(values):
+        save_result(value, tmp_path / str(i))
+        proc = subprocess.run(
+            [sys.executable, "-c", _MISSING, str(tmp_path / str(i))],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=only_plugins("", tmp_path),
+        )
+        assert proc.stdout.startswith("ResultCorruptedError"), proc.stdout + proc.stderr
+        assert extras[i] in proc.stdout, proc.stdout

@@ -334,3 +334,31 @@ def test_configs_and_features_hash_as_arguments(config: Any, dataset: Any) -> No
     assert hash_value(small) == "659db8167a0e55688dbb4bd2ebfcda21"  # pinned: identities never change
     assert hash_value(dataset.features) == hash_value(datasets.Features(dataset.features))
     assert hash_value(dataset.features) != hash_value(datasets.Features({"text": datasets.Value("string")}))
+
+
+_MISSING = """
+import sys
+from pathlib import Path
+from misen.serializer import load_result
+try:
+    load_result(Path(sys.argv[1]))
+except Exception as exc:
+    print(type(exc).__name__, exc)
+"""
+
+
+def test_without_this_plugin_a_stored_result_names_the_extra_to_install(
+    dataset: Any, config: Any, tmp_path: Path
+) -> None:
+    values, extras = [dataset, config], ['pip install "misen[huggingface]"'] * 2
+    for i, value in enumerate(values):
+        save_result(value, tmp_path / str(i))
+        proc = subprocess.run(
+            [sys.executable, "-c", _MISSING, str(tmp_path / str(i))],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=only_plugins("", tmp_path),
+        )
+        assert proc.stdout.startswith("ResultCorruptedError"), proc.stdout + proc.stderr
+        assert extras[i] in proc.stdout, proc.stdout

@@ -244,3 +244,29 @@ def test_jax_dtypes_and_small_arrays_hash_as_arguments(jnp: Any) -> None:
     assert hash_value(jnp.arange(3.0)) != hash_value(jnp.arange(3.0).astype(jnp.bfloat16))
     with pytest.raises(UnhashableArgumentError, match="too large to be a task argument"):
         hash_value(jnp.zeros(MAX_ARRAY_BYTES // 4 + 1, dtype=jnp.float32))
+
+
+_MISSING = """
+import sys
+from pathlib import Path
+from misen.serializer import load_result
+try:
+    load_result(Path(sys.argv[1]))
+except Exception as exc:
+    print(type(exc).__name__, exc)
+"""
+
+
+def test_without_this_plugin_a_stored_result_names_the_extra_to_install(jnp: Any, tmp_path: Path) -> None:
+    values, extras = [jnp.ones(2)], ['pip install "misen[jax]"']
+    for i, value in enumerate(values):
+        save_result(value, tmp_path / str(i))
+        proc = subprocess.run(
+            [sys.executable, "-c", _MISSING, str(tmp_path / str(i))],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=only_plugins("", tmp_path),
+        )
+        assert proc.stdout.startswith("ResultCorruptedError"), proc.stdout + proc.stderr
+        assert extras[i] in proc.stdout, proc.stdout

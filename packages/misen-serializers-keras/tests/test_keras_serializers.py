@@ -268,3 +268,34 @@ def test_dtypes_and_shapes_hash_as_arguments() -> None:
     assert hash_value(tf.TensorShape([None, 3])) != hash_value(tf.TensorShape([2, 3]))
     assert hash_value(tf.TensorShape(None)) != hash_value(tf.TensorShape([]))
     assert hash_value(tf.bfloat16) == "0404a4bcce192a4b89acab5bf81f7161"  # pinned: identities never change
+
+
+_MISSING = """
+import sys
+from pathlib import Path
+from misen.serializer import load_result
+try:
+    load_result(Path(sys.argv[1]))
+except Exception as exc:
+    print(type(exc).__name__, exc)
+"""
+
+
+def test_without_this_plugin_a_stored_result_names_the_extra_to_install(
+    models: dict[str, Any], tmp_path: Path
+) -> None:
+    import tensorflow as tf
+
+    values = [models["functional"], tf.ones(2)]
+    extras = ['pip install "misen[keras]"'] * 2
+    for i, value in enumerate(values):
+        save_result(value, tmp_path / str(i))
+        proc = subprocess.run(
+            [sys.executable, "-c", _MISSING, str(tmp_path / str(i))],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=only_plugins("", tmp_path),
+        )
+        assert proc.stdout.startswith("ResultCorruptedError"), proc.stdout + proc.stderr
+        assert extras[i] in proc.stdout, proc.stdout
