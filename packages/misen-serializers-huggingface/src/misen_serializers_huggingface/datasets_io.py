@@ -18,7 +18,8 @@ class DatasetSerializer(Serializer):
     """`datasets.Dataset`: ``dataset/`` as ``Dataset.save_to_disk`` writes it (features, format, fingerprint kept).
 
     Loading memory-maps the Arrow files from the workspace when it allows (``ctx.mmap``), as datasets does with
-    its own cache: a large dataset is not read into memory. Without memory-mapping (a remote workspace's
+    its own cache: a large dataset is not read into memory (and, as datasets does for any memory-mapped
+    dataset, a later ``map`` writes its cache file beside those Arrow files unless given ``cache_file_name``). Without memory-mapping (a remote workspace's
     temporary copy) it is read into memory. Indices from ``select``/``shuffle`` are applied before saving
     (``save_to_disk`` flattens them), so the stored dataset has the rows in their selected order (and, as with
     datasets' own ``save_to_disk``, a new fingerprint). An empty dataset is written as one empty shard, which

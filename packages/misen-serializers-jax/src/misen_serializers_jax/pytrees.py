@@ -9,6 +9,7 @@ is declined and stored by misen's generic container serializer, which still stor
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import sys
@@ -24,11 +25,17 @@ __all__ = ["PytreeSerializer"]
 
 TREE_FILE = "tree.json"
 _SCALARS = (bool, int, float, str)
+_SCALAR_SET = frozenset((*_SCALARS, type(None)))
 _MAX_DEPTH = 64
 
 
+@functools.cache
+def _is_array_type(tp: type) -> bool:
+    return any(f"{b.__module__}.{b.__qualname__}" in ARRAY_TYPES for b in tp.__mro__)
+
+
 def _is_array(value: Any) -> bool:
-    return any(f"{b.__module__}.{b.__qualname__}" in ARRAY_TYPES for b in type(value).__mro__)
+    return _is_array_type(type(value))
 
 
 def _namedtuple_class(value: Any) -> str | None:
@@ -57,6 +64,8 @@ def _scan(value: Any, depth: int = 0) -> tuple[bool, bool]:
         items = value
     else:
         return False, False
+    if set(map(type, items)) <= _SCALAR_SET:  # a long list of numbers is screened in C, not item by item
+        return True, False
     found = False
     for item in items:
         ok, has = _scan(item, depth + 1)
