@@ -61,12 +61,12 @@ def models(data: tuple[Any, Any, Any]) -> dict[str, Any]:
         ),
         "lgb_classifier": lightgbm.LGBMClassifier(**small, verbose=-1).fit(x, labels),
         "lgb_regressor": lightgbm.LGBMRegressor(**small, verbose=-1).fit(x, target),
-        "cb_classifier": catboost.CatBoostClassifier(iterations=8, depth=3, verbose=False, random_seed=0).fit(
-            x, labels
-        ),
-        "cb_regressor": catboost.CatBoostRegressor(iterations=8, depth=3, verbose=False, random_seed=0).fit(
-            x, target
-        ),
+        "cb_classifier": catboost.CatBoostClassifier(
+            iterations=8, depth=3, verbose=False, random_seed=0, allow_writing_files=False
+        ).fit(x, labels),
+        "cb_regressor": catboost.CatBoostRegressor(
+            iterations=8, depth=3, verbose=False, random_seed=0, allow_writing_files=False
+        ).fit(x, target),
     }
 
 
