@@ -223,6 +223,17 @@ def test_models_load_in_a_fresh_process_with_only_this_plugin(
         np.testing.assert_array_equal(np.array(out[name][1], dtype="float32"), np.asarray(model(x)))
 
 
+def test_a_lambda_layer_is_recorded_and_loads(x: Any, tmp_path: Path) -> None:
+    import keras
+
+    model = keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dense(2), keras.layers.Lambda(lambda t: t * 2.0)]
+    )
+    _, manifest = save_result(model, tmp_path / "r")
+    assert manifest["meta"]["safe_mode"] is False
+    assert_same_model(load_result(tmp_path / "r"), model, x)
+
+
 def test_registry_dispatch(models: dict[str, Any]) -> None:
     import tensorflow as tf
 

@@ -54,7 +54,9 @@ class ModelSerializer(Serializer):
     """`keras.Model`: functional, ``Sequential`` and subclassed models (with ``get_config``), as ``model.keras``.
 
     The archive holds the architecture (``config.json``), the weights (``model.weights.h5``) and the optimizer's
-    state; ``keras.saving.load_model`` reads it back with ``safe_mode`` on (a ``Lambda`` layer's code is refused).
+    state; ``keras.saving.load_model`` reads it back with ``safe_mode`` on, except for a model with a ``Lambda``
+    layer, whose function Keras stores as bytecode: that is recorded at save time (``"safe_mode": false``) and
+    loading it runs that code, like loading a pickle (load workspaces you trust).
     A subclassed model's class (and any custom layer registered with
     ``keras.saving.register_keras_serializable``) must be importable where the result is loaded: its
     ``module:qualname`` is recorded, imported before loading (which registers it) and passed to Keras as a
@@ -80,6 +82,10 @@ class ModelSerializer(Serializer):
         path = directory / MODEL_FILE
         value.save(path)
         normalize_archive(path)
+        with zipfile.ZipFile(path) as archive:
+            if b'"class_name": "Lambda"' in archive.read("config.json"):
+                # Keras stores a Lambda layer's function as bytecode, which safe_mode refuses to load
+                meta["safe_mode"] = False
         return meta
 
     def load(self, directory: Path, meta: dict[str, Any], ctx: LoadContext) -> Any:
@@ -98,7 +104,10 @@ class ModelSerializer(Serializer):
             custom[keras.saving.get_registered_name(cls)] = cls
         try:
             return keras.saving.load_model(
-                directory / MODEL_FILE, custom_objects=custom or None, compile=True
+                directory / MODEL_FILE,
+                custom_objects=custom or None,
+                compile=True,
+                safe_mode=meta.get("safe_mode", True),
             )
         except (OSError, zipfile.BadZipFile) as exc:
             raise ResultCorruptedError(f"the Keras archive at {directory} cannot be read ({exc})") from None
