@@ -239,7 +239,14 @@ def test_jax_dtypes_and_small_arrays_hash_as_arguments(jnp: Any) -> None:
 
     assert hash_value(jnp.bfloat16) != hash_value(jnp.float16)
     assert hash_value(jnp.float32) == hash_value(jnp.float32)
-    assert hash_value(jnp.bfloat16) == "e7a478749d5073e48d52af6b41a68fa7"  # pinned: identities never change
+    # pinned: identities never change within a JAX version. misen-core tags a hashed value with its concrete
+    # class's import path, which JAX has moved between versions (jax 0.4.26 keeps the scalar types' class in
+    # lax_numpy): one digest per location, found by running these tests at the dependency floors
+    pinned = {
+        "jax._src.numpy.scalar_types": "e7a478749d5073e48d52af6b41a68fa7",
+        "jax._src.numpy.lax_numpy": "3367e499630c83999158959b59fea2b9",
+    }
+    assert hash_value(jnp.bfloat16) == pinned[type(jnp.bfloat16).__module__]
     assert hash_value(jnp.arange(3.0)) == hash_value(jnp.arange(3.0))
     assert hash_value(jnp.arange(3.0)) != hash_value(jnp.arange(3.0).astype(jnp.bfloat16))
     with pytest.raises(UnhashableArgumentError, match="too large to be a task argument"):

@@ -13,8 +13,8 @@ __all__ = ["HuggingFaceHasher"]
 
 
 class HuggingFaceHasher(Hasher):
-    """A config by class and the values that differ from its class's defaults (``to_diff_dict()``, without the
-    transformers version, so upgrading transformers keeps identities); ``Features`` by ``to_dict()``."""
+    """A config by class and the values that differ from its class's defaults (``BertConfig(num_hidden_layers=2)``
+    is ``{"num_hidden_layers": 2}``, so upgrading transformers keeps identities); ``Features`` by ``to_dict()``."""
 
     PLUGIN_NAME = "huggingface"
     TYPES = (
@@ -27,7 +27,10 @@ class HuggingFaceHasher(Hasher):
         cls = type(value)
         name = f"{cls.__module__}.{cls.__qualname__}"
         if hasattr(value, "to_diff_dict"):
-            diff = dict(value.to_diff_dict())
+            # against this class's own defaults (to_diff_dict compares with the base class's, so a BertConfig's
+            # would list every BERT default, and which ones depends on the transformers version)
+            defaults = cls().to_dict()
+            diff = {k: v for k, v in value.to_dict().items() if k not in defaults or defaults[k] != v}
             diff.pop("transformers_version", None)
             return ("transformers.config", name, json.dumps(diff, sort_keys=True, default=str))
         if hasattr(value, "to_dict") and cls.__module__.startswith("datasets."):
