@@ -5,10 +5,10 @@ Run ``python benchmarks/bench_heavy.py [jax] [dataset] [--gib 1] [--repeat 3] [-
 per benchmark. Each measurement runs in its own interpreter (the value is built before the clock starts):
 
 - ``jax``: a float32 ``jax.Array``. Library's own: ``np.save(np.asarray(x))`` + fsync (JAX has no array file format
-  of its own; NumPy's is what it documents), and ``jax.device_put(np.load(...))``; misen: ``DiskWorkspace.store`` and
-  ``load_hash``. Each load ends with a sum on the device, touching every element.
+  of its own; NumPy's is what it documents), and ``jax.device_put(np.load(...))``; misen: ``misen.cache.store`` and
+  ``load_hash`` on a disk workspace. Each load ends with a sum on the device, touching every element.
 - ``dataset``: a one-column float64 ``datasets.Dataset``. Library's own: ``save_to_disk`` + fsync of its files, and
-  ``load_from_disk``; misen: ``DiskWorkspace.store`` and ``load_hash``. Each load ends with a sum of the column
+  ``load_from_disk``; misen: ``misen.cache.store`` and ``load_hash`` on a disk workspace. Each load ends with a sum of the column
   (``pyarrow.compute.sum``), touching every page of the memory-mapped Arrow files.
 
 Page cache is dropped before each load where allowed (root). Budget (issue 18): ≤ 1.3× the library's own save and
@@ -70,11 +70,12 @@ if what == "lib_save":
     out = {"s": time.perf_counter() - t}
 elif what == "store":
     ws = workspace(); x = value()
+    from misen import cache
     if kind == "jax":
-        ws.store(jnp.zeros(1))  # plugins found and imported, as in a run
+        cache.store(ws, jnp.zeros(1))  # plugins found and imported, as in a run
     else:
-        ws.store(datasets.Dataset.from_dict({"x": [1.0]}))
-    t = time.perf_counter(); h = ws.store(x)
+        cache.store(ws, datasets.Dataset.from_dict({"x": [1.0]}))
+    t = time.perf_counter(); h = cache.store(ws, x)
     out = {"s": time.perf_counter() - t, "hash": h}
 elif what == "lib_load":
     t = time.perf_counter()
@@ -88,7 +89,8 @@ elif what == "load":
     ws = workspace()
     from misen.serializer import serializer_named
     serializer_named("jax.array" if kind == "jax" else "datasets.dataset")
-    t = time.perf_counter(); x = ws.load_hash(sys.argv[5]); s = total(x)
+    from misen import cache
+    t = time.perf_counter(); x = cache.load_hash(ws, sys.argv[5]); s = total(x)
     out = {"s": time.perf_counter() - t, "peak_mib": rss_mib(), "sum": s, "type": type(x).__name__}
 print(json.dumps(out))
 """
