@@ -207,8 +207,9 @@ class _Learnt:
     def __init__(self) -> None:
         #: Types that never hold a leaf (no serializer but pickle and the container claims them).
         self.plain: set[type] = set(_PLAIN)
-        #: Whether a dict/list/tuple subclass is walked (only generic container serializers claim it).
-        self.walkable: dict[type, bool] = {}
+        #: The serializers that claim a dict/list/tuple subclass as their own (if any takes a value, it is a
+        #: leaf; otherwise the value is walked as a container).
+        self.walkable: dict[type, list[Any]] = {}
 
 
 def _learnt() -> _Learnt:
@@ -225,14 +226,17 @@ def _walkable(value: Any) -> bool:
     if not isinstance(value, _WALKED):
         return False
     tp = type(value)
+    if tp in _WALKED:
+        return True
     table = _learnt().walkable
-    known = table.get(tp)
-    if known is None:
+    claimants = table.get(tp)
+    if claimants is None:
         # claims of `object` (matched per value, like attrs models) or of the generic containers are not its own
         own = {f"{b.__module__}.{b.__qualname__}" for b in tp.__mro__[:-1]} - _GENERIC_CLAIMS
-        known = tp in _WALKED or not any(own & set(c.TYPES) for c in _ser._candidates(tp))
-        table[tp] = known
-    return known
+        claimants = table[tp] = [c for c in _ser._candidates(tp) if own & set(c.TYPES)]
+    # a serializer that claims the subclass but declines this value (a torch state dict without tensors) leaves
+    # it a container
+    return not any(c.match(value) for c in claimants)
 
 
 def _is_leaf(value: Any) -> bool:
