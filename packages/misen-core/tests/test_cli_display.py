@@ -54,7 +54,8 @@ def test_live_display_on_a_terminal(project: Project) -> None:
     assert code == 0, out
     assert "\x1b[" in out  # styled
     assert "units" in out and "running" in out  # the live display was drawn
-    assert "run finished" in out.splitlines()[-1]
+    # The display ends with the run's summary (the short named results follow it, on standard output).
+    assert "run finished" in out.split("\x1b[?25h")[-1]
     assert "\x1b[?25h" in out  # ... and ended itself (the cursor is shown again)
     assert len([ln for ln in project.executed() if ln.startswith("train")]) == 2
 

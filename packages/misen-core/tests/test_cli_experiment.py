@@ -38,7 +38,7 @@ def test_run_then_cached_then_inspect(project: Project) -> None:
     listing = project.exp(TRAIN, "list", "--lr", "0.1")
     assert listing.returncode == 0, listing.stderr
     lines = listing.stdout.splitlines()
-    assert lines[0].startswith("✓ metrics") and "Task(evaluate" in lines[0]
+    assert lines[0].startswith("✓ metrics") and lines[0].endswith("  evaluate")
     assert lines[1].startswith("✓ plot")
 
     # Other parameters: nothing done yet.
@@ -88,8 +88,8 @@ def test_named_config_runs_with_its_parameters(project: Project) -> None:
     assert got.stdout.strip() == "{'accuracy': 1.0, 'dim': 512}"
     # The config's values are the command line's defaults; flags still override them.
     helped = project.exp(CONFIG, "--help")
-    assert re.search(r"--lr FLOAT\s+default: 0\.1\b", helped.stdout)
-    assert re.search(r"--dim INTEGER\s+default: 512\b", helped.stdout)
+    assert re.search(r"--lr FLOAT\[,\.\.\.\]\s+default: 0\.1\b", helped.stdout)
+    assert re.search(r"--dim INTEGER\[,\.\.\.\]\s+default: 512\b", helped.stdout)
     over = project.exp(CONFIG, "run", "--dim", "64")
     assert over.returncode == 0, over.stderr
     assert project.executed() == ["train 0.1 64", "evaluate 0.1 64", "plot"]
@@ -139,23 +139,23 @@ def test_tree_and_depth(project: Project) -> None:
     tree = project.exp(TRAIN, "tree", "--lr", "0.2")
     assert tree.returncode == 0, tree.stderr
     assert tree.stdout.splitlines() == [
-        "metrics ✓ Task(evaluate, trained_model=<train>)",
-        "└── ✓ Task(train, lr=0.2, dim=256)",
-        "plot ✓ Task(plot, metrics=<evaluate>)",
-        "└── ✓ Task(evaluate, trained_model=<train>)  (see above)",
+        "metrics ✓ evaluate",
+        "└── ✓ train",
+        "plot ✓ plot",
+        "└── ✓ evaluate  (see above)",
     ]
     shallow = project.exp(TRAIN, "tree", "-L", "1")
     assert shallow.stdout.splitlines() == [
-        "metrics ○ Task(evaluate, trained_model=<train>)",
-        "plot ○ Task(plot, metrics=<evaluate>)",
+        "metrics ○ evaluate",
+        "plot ○ plot",
     ]
     sweep = project.exp(SWEEP, "tree", "-L", "2", "--lrs", "0.2", "--dims", "256,512")
     lines = sweep.stdout.splitlines()
-    assert lines[0].startswith("plot ○ Task(plot_sweep")
-    # (0.2, 256) was computed above; (0.2, 512) was not.
+    assert lines[0] == "plot ○ plot_sweep"
+    # (0.2, 256) was computed above; (0.2, 512) was not. Siblings are told apart by their upstream arguments.
     assert lines[1:] == [
-        "├── ✓ Task(evaluate, trained_model=<train>)",
-        "└── ○ Task(evaluate, trained_model=<train>)",
+        "├── ✓ evaluate[dim=256]",
+        "└── ○ evaluate[dim=512]",
     ]
     assert "must be 1 or more" in one_error_line(project.exp(TRAIN, "tree", "-L", "0"))
 
@@ -277,7 +277,7 @@ def test_job_logs_with_the_local_executor(project: Project) -> None:
     paths = jobs.stdout.split()
     assert len(paths) == 3 and all(Path(p).is_file() for p in paths)
     one = project.exp(TRAIN, "logs", "metrics", "--job", "--dim", "3")
-    assert one.returncode == 0 and one.stdout.startswith("==> Task(evaluate")
+    assert one.returncode == 0 and one.stdout.startswith("==> evaluate")
 
 
 def test_detach_needs_an_executor_with_a_scheduler(project: Project) -> None:

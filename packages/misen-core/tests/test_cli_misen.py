@@ -200,7 +200,7 @@ def test_why_accept_after_a_harmless_edit(project: Project) -> None:
     assert "EVAL4CL1XX" in why.stdout and "evaluate" in why.stdout
     accepted = project.exp("experiments.training", "accept", "--dim", "16")
     assert accepted.returncode == 0, accepted.stderr
-    assert "Task(evaluate" in accepted.stdout
+    assert "✓ evaluate: accepted" in accepted.stdout
     listing = project.exp("experiments.training", "list", "--dim", "16")
     assert [ln[:1] for ln in listing.stdout.splitlines()] == ["✓", "✓"], listing.stdout
     assert project.executed() == []
@@ -243,8 +243,8 @@ def test_verify_names_the_non_deterministic_task(project: Project) -> None:
     proc = project.exp("experiments.noisy", "verify")
     assert proc.returncode == 1
     lines = proc.stdout.splitlines()
-    assert any(ln.startswith("✓ Task(steady, x=1): reproduced") for ln in lines), proc.stdout
-    assert any(ln.startswith("✗ Task(noisy, x=1): NOT reproduced") for ln in lines), proc.stdout
+    assert any(ln.startswith("✓ steady: reproduced") for ln in lines), proc.stdout
+    assert any(ln.startswith("✗ noisy: NOT reproduced") for ln in lines), proc.stdout
     assert lines[-1] == "Verified 2 task(s): 1 reproduced, 1 differ; non-deterministic: noisy"
     only = project.exp("experiments.noisy", "verify", "steady")
     assert (

@@ -5,10 +5,12 @@ Heavy libraries are imported inside the functions, so importing this module (and
 
 from __future__ import annotations
 
-from pathlib import Path
+import io
 from typing import Any
 
 from misen import meta
+
+from digits_study.figures import PngImage, PngSerializer
 
 __all__ = ["best_setting", "evaluate", "plot_sweep", "split_digits", "train_svm"]
 
@@ -65,16 +67,15 @@ def best_setting(metrics: SweepMetrics) -> dict[str, Any]:
     return {"c": c, "gamma": gamma, "accuracy": best["accuracy"], "macro_f1": best["macro_f1"]}
 
 
-@meta(id="8RWSLTZ5QR", cache=True, resources={"memory": 1})
-def plot_sweep(metrics: SweepMetrics, work_dir: Path) -> str:
+@meta(id="8RWSLTZ5QR", cache=True, resources={"memory": 1}, serializer=PngSerializer)
+def plot_sweep(metrics: SweepMetrics) -> PngImage:
     """Draw the sweep (accuracy over the ``c`` x ``gamma`` grid, and the best model's confusion matrix).
 
     Args:
         metrics: The sweep's metrics by ``(c, gamma)``.
-        work_dir: The task's scratch directory (pass `misen.WORK_DIR`); the PNG is written there.
 
     Returns:
-        The path of the PNG file.
+        The PNG image; stored in the workspace as a result, it loads as the path of the stored ``figure.png``.
     """
     import matplotlib
 
@@ -114,7 +115,8 @@ def plot_sweep(metrics: SweepMetrics, work_dir: Path) -> str:
     right.set_title(f"confusion, best model (C={best_key[0]:g}, gamma={best_key[1]:g})")
     fig.tight_layout()
 
-    path = Path(work_dir) / "sweep.png"
-    fig.savefig(path, dpi=110)
+    buffer = io.BytesIO()
+    # No metadata that changes between runs (software version, dates): the same figure gives the same bytes.
+    fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
     plt.close(fig)
-    return str(path)
+    return PngImage(buffer.getvalue())

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import attrs
 
 from misen.errors import MisenError
+from misen.results_table import ResultsFrameMethod
 from misen.tasks import Task
 
 if TYPE_CHECKING:
@@ -94,6 +95,7 @@ class Experiment:
     __misen_borrowed__: ClassVar[frozenset[str]] = frozenset()
 
     cli = _CliMethod()
+    results_frame = ResultsFrameMethod()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

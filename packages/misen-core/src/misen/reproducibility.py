@@ -14,6 +14,7 @@ from misen import cache
 from misen.code_text import code_changes, diff_lines
 from misen.environment import activated, current_activation, explain_lines
 from misen.fingerprint import Fingerprint
+from misen.labels import task_labels
 from misen.resources import AssignedResources
 from misen.serializer import save_result
 from misen.session import current_session
@@ -110,8 +111,9 @@ def explain(task: Task[Any], ws: Workspace) -> list[str]:
         else:
             changed = [d for d in task.dependencies if d.cacheable and not cache.is_cached(ws, d)]
             if changed:
+                labels = task_labels(changed)
                 lines.append("  its code is unchanged; these dependencies changed:")
-                lines.extend(f"    {d!r}" for d in changed)
+                lines.extend(f"    {labels[d.hash]}" for d in changed)
             else:
                 lines.append("  its code is unchanged; a dependency's result changed")
     elif status == "failed":

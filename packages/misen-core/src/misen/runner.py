@@ -17,6 +17,8 @@ from misen.environment import prepare_environments
 from misen.errors import MisenError, NotCachedError, ResultCorruptedError, TaskFailedError
 from misen.executor import SUCCESS_STATUSES, Executor, Plan, RunEvents, UnitOutcome, WorkUnit
 from misen.fingerprint import Fingerprint
+from misen.gitignore import ignore_directory
+from misen.idcheck import check_unique_ids
 from misen.reporting import PlainReporter, Reporter, ReporterPlugin
 from misen.session import Session, current_session
 from misen.settings import section_where, structure_settings, unstructure_settings
@@ -125,6 +127,13 @@ class RunReport:
         for o in self.outcomes.values():
             out[o.status] = out.get(o.status, 0) + 1
         return out
+
+    def __repr__(self) -> str:  # a notebook shows this after `.run()`: keep it to one line
+        counts = ", ".join(f"{v} {k}" for k, v in self.counts().items())
+        return (
+            f"RunReport(ok={self.ok}, {counts + ', ' if counts else ''}{self.already_cached} already cached, "
+            f"duration={self.duration:.1f}s)"
+        )
 
 
 def _roots(tasks: Task[Any] | Iterable[Task[Any]]) -> list[Task[Any]]:
@@ -288,6 +297,7 @@ def run(
     roots = _roots(tasks)
     for root in roots:
         root.check_ids()
+    check_unique_ids(roots)  # misen.idcheck: two functions sharing an @meta id fail before anything runs
     ws = resolve_workspace(workspace, session)
     session.adopt_workspace(ws)
     if executor is None and not ws.SHARED_ACROSS_PROCESSES and "type" not in session.settings.executor:
@@ -347,6 +357,7 @@ def run(
                 interrupted = True
             finally:
                 ws.sync()  # quick results were written without fsync: one flush for the whole run
+                ignore_directory(ws.local_root())  # misen.gitignore: the workspace keeps itself out of git
         for uid in plan.units:
             if uid not in outcomes:
                 outcomes[uid] = UnitOutcome(status="cancelled", error="run interrupted")

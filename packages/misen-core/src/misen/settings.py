@@ -17,6 +17,7 @@ from typing import Any, Literal
 import attrs
 
 from misen.errors import ConfigError
+from misen.project_root import search as search_root
 
 __all__ = [
     "CacheSettings",
@@ -160,11 +161,9 @@ def unstructure_settings(obj: Any) -> dict[str, Any]:
 
 
 def search_project_root(here: Path) -> Path | None:
-    """The nearest directory at or above ``here`` holding ``.misen.toml`` or ``pyproject.toml``."""
-    for candidate in (here, *here.parents):
-        if (candidate / PROJECT_FILE).is_file() or (candidate / "pyproject.toml").is_file():
-            return candidate
-    return None
+    """The project root for a search from ``here``: see `misen.project_root` (``.misen.toml`` or
+    ``pyproject.toml``; a uv workspace member's root is its workspace's)."""
+    return search_root(here)[0]
 
 
 def find_project_root(start: Path | None = None) -> Path | None:

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from misen.errors import ConfigError, MisenError
+from misen.gitignore import warn_if_env_local_tracked
 
 __all__ = ["SNAPSHOT_FILES", "load_env_files", "take_snapshot"]
 
@@ -131,4 +132,6 @@ def load_env_files(root: Path) -> dict[str, str]:
                 except OSError:
                     pass
             env.update(_parse_env(path))
+            if name == ".env.local":
+                warn_if_env_local_tracked(root)
     return env

@@ -32,6 +32,7 @@ class TaskMeta:
     code_changes: str | None = None
     #: The native environment (a ``pixi.lock`` environment name, or ``"none"``); ``None``: ``[environment] name``.
     environment: str | None = None
+    retries: int = 0
 
 
 _DEFAULT_META = TaskMeta()
@@ -61,6 +62,7 @@ def meta(
     resources: Any = None,
     code_changes: str | None = None,
     environment: str | None = None,
+    retries: int = 0,
 ) -> Callable[[F], F]: ...
 
 
@@ -77,6 +79,7 @@ def meta(
     resources: Any = None,
     code_changes: str | None = None,
     environment: str | None = None,
+    retries: int = 0,
 ) -> Any:
     """Mark a function as a misen task.
 
@@ -93,6 +96,8 @@ def meta(
             is the id and arguments only); ``None`` follows ``[cache] code_changes`` in ``.misen.toml``.
         environment: the native environment the task runs in: an environment of the project's ``pixi.lock``
             (``"cuda"``), or ``"none"``; ``None`` uses ``[environment] name``. Not part of the identity.
+        retries: how many times a call that raises is made again before the task counts as failed (for flaky
+            tasks); ``run --retries N`` overrides it for a run. The attempts are recorded in the provenance.
 
     The function itself is returned unchanged, so it can still be called directly.
     """
@@ -110,6 +115,8 @@ def meta(
             raise MisenError(
                 f"@meta(environment=...) of {_where(func)} must be a non-empty string, got {environment!r}"
             )
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise MisenError(f"@meta(retries=...) of {_where(func)} must be a whole number >= 0, got {retries!r}")
         try:
             params = set(inspect.signature(func).parameters)
             has_var_kw = any(
@@ -150,6 +157,7 @@ def meta(
             resources=resources,
             code_changes=code_changes,
             environment=environment,
+            retries=retries,
         )
         return func
 

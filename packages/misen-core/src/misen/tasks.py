@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from misen import identity
 from misen._pickling import function_reference, resolve_function
+from misen.argtypes import check_arguments
 from misen.errors import MisenError, MissingIdError, UnhashableArgumentError
 from misen.identity import ASSIGNED_RESOURCES, ASSIGNED_RESOURCES_PER_NODE, WORK_DIR, RuntimeArgument
 from misen.resources import Resources
@@ -146,6 +147,7 @@ class Task(Generic[R]):
                 frozen[key], found, kept_mutable = identity.freeze(value, Task, f"argument {key!r} of task {name}")
                 deps.extend(found)
                 mutable = mutable or kept_mutable
+        check_arguments(fn, frozen)  # misen.argtypes: a plain value contradicting its annotation fails here
         parts = identity.encode_arguments(meta, frozen, name)
         if deps or mutable:
             walked = {id(t) for t in deps}

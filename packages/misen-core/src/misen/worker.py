@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from misen import __version__, cache
 from misen.code_text import keep_code_text
+from misen.conditions import provenance_extras
 from misen.environment import Activation, active_activation, apply_activation
 from misen.errors import MisenError, ResultCorruptedError, TaskLockedError
 from misen.executor import PAYLOAD_VERSION, UnitOutcome, WorkUnit
@@ -39,6 +40,7 @@ from misen.identity import (
     digest,
 )
 from misen.resources import AssignedResources
+from misen.retries import call_with_retries
 from misen.session import Session, current_session
 from misen.tasks import Task, signature_of, substitute
 from misen.workspace import LockHolder, Workspace, hostname
@@ -460,11 +462,15 @@ def _run_tasks(
                         f"the stored result of dependency {dep!r} is damaged ({exc}); it was dropped and is "
                         "recomputed on the next run"
                     ) from None
+            attempts = 1
             for task in unit.tasks:
                 current = task
                 runtime = runtime_values(task, ws, assigned)
                 try:
-                    values[task._id_bytes] = call_task(task, values, runtime)
+                    # misen.retries: @meta(retries=N) / run --retries; the attempts go into the provenance
+                    values[task._id_bytes], attempts = call_with_retries(
+                        task, lambda task=task, runtime=runtime: call_task(task, values, runtime)
+                    )
                 finally:
                     if not task.cacheable and "WORK_DIR" in runtime and runtime["WORK_DIR"] is not None:
                         shutil.rmtree(runtime["WORK_DIR"], ignore_errors=True)
@@ -487,6 +493,7 @@ def _run_tasks(
                     snapshot=Path(snapshot).name if snapshot else None,
                     fingerprint=code_digest(root._fp_bytes),
                     log=str(log_path),
+                    **provenance_extras(root, attempts),
                 )
                 cache.link(
                     ws,

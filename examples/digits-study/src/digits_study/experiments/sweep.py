@@ -1,13 +1,14 @@
 """The main job: a grid sweep over the SVM's ``C`` and ``gamma``, summarised by a plot and the best setting.
 
-Run it with ``python -m digits_study.experiments.sweep``; the ``plot`` result is the path of a PNG.
+Run it with ``python -m digits_study.experiments.sweep``; the ``plot`` result is a PNG stored in the workspace
+(it loads as the path of the stored file).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from misen import WORK_DIR, Experiment, Task
+from misen import Experiment, Task
 
 from digits_study.experiments.training import TrainingExperiment
 from digits_study.tasks import best_setting, plot_sweep
@@ -30,7 +31,7 @@ class DigitsSweep(Experiment):
         }
         return {
             "best": Task(best_setting, metrics=metrics),
-            "plot": Task(plot_sweep, metrics=metrics, work_dir=WORK_DIR),
+            "plot": Task(plot_sweep, metrics=metrics),
         }
 
 

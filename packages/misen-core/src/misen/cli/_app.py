@@ -159,11 +159,12 @@ def experiment_command(ctx: click.Context, target: str | None, args: tuple[str, 
         return 0
     if target.startswith("-"):
         raise click.UsageError(f"TARGET (module:Class) must come before options, got {target!r}", ctx)
-    from misen.cli._experiment_cli import build_cli
+    from misen.cli._experiment_cli import build_cli, pinned_project_root
 
     cls, instance = load_target(target)
-    group = build_cli(cls, instance)
-    return invoke(group, list(args), prog_name=f"{ctx.command_path} {target}")
+    with pinned_project_root(cls):
+        group = build_cli(cls, instance)
+        return invoke(group, list(args), prog_name=f"{ctx.command_path} {target}")
 
 
 @cli.command("fill", short_help="Give @meta task functions fresh ids.")
@@ -193,7 +194,25 @@ def fill_command(paths: tuple[Path, ...], renew: tuple[str, ...], dry_run: bool)
         click.echo(f"{shown}:{change.line}: {change.function}: {verb} id={change.new_id!r}")
     if not changes:
         click.echo("every task function already has an id")
+    from misen._fill import duplicate_ids
+
+    duplicates = duplicate_ids(targets)
+    if duplicates:
+        ident, places = next(iter(duplicates.items()))
+        shown = " and ".join(f"{_shown_path(p, cwd)}:{line} ({fn})" for p, line, fn in places)
+        more = f" ({len(duplicates) - 1} more duplicated id(s))" if len(duplicates) > 1 else ""
+        raise MisenError(
+            f"id {ident!r} is used by {len(places)} task functions: {shown}{more}; give all but one a fresh id "
+            f"(misen fill --renew {places[-1][2]} {_shown_path(places[-1][0], cwd)})"
+        )
     return 0
+
+
+def _shown_path(path: Path, cwd: Path) -> str:
+    try:
+        return str(path.relative_to(cwd))
+    except ValueError:
+        return str(path)
 
 
 @cli.command("plugins", short_help="List installed backends, serializers and hashers.")
@@ -215,18 +234,14 @@ def plugins_command() -> int:
 )
 def config_command(config_path: str | None) -> int:
     """The effective configuration, and the file each value came from."""
+    from misen.project_root import explain
     from misen.runner import backend_settings
     from misen.session import current_session, make_session
-    from misen.settings import PROJECT_FILE, unstructure_settings
+    from misen.settings import unstructure_settings
 
     session = make_session(config=config_path) if config_path else current_session()
     settings = session.settings
-    root = session.find_project_root()
-    if root is None:
-        click.echo(f"project root: {session.cwd} (no {PROJECT_FILE} or pyproject.toml above the current directory)")
-    else:
-        why = PROJECT_FILE if (root / PROJECT_FILE).is_file() else "pyproject.toml"
-        click.echo(f"project root: {root} (holds {why})")
+    click.echo(explain(session.cwd))
     click.echo("files (lowest precedence first): " + (", ".join(settings.files) or "none"))
     for kind in ("executor", "workspace"):
         cls, values, note = backend_settings(kind, None, session)

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import click
 
-from misen import cache
-from misen.cli._display import STATUS_MARKS, Output, reporter_for
+from misen.cli._display import STATUS_MARKS, Output
 from misen.cli._inspect import Statuses, failure_lines, mark, render_list, render_tree
-from misen.errors import MisenError, NotCachedError
+from misen.cli._results import do_logs, do_result
+from misen.cli._run import do_run
+from misen.errors import MisenError
 
 if TYPE_CHECKING:
     from misen.cli._experiment_cli import State
-    from misen.tasks import Task
 
 __all__ = ["COMMANDS", "do_run"]
 
@@ -31,37 +30,6 @@ class CommandSpec:
 
 def _names_arg() -> click.Argument:
     return click.Argument(["names"], nargs=-1, metavar="[NAMES]...")
-
-
-def do_run(state: State, names: tuple[str, ...], detach: bool = False, wait: bool = False) -> int:
-    exp = state.experiment
-    for n in names:
-        exp[n]  # an unknown name fails before anything runs
-    executor: Any = state.executor
-    if detach:
-        from misen.runner import resolve_executor
-
-        executor = resolve_executor(executor)
-        if not executor.CAN_DETACH:
-            raise MisenError(
-                f"the {executor.PLUGIN_NAME} executor cannot detach: only executors that hand work to a scheduler "
-                "(such as slurm) can leave it running"
-            )
-        executor.settings = attrs.evolve(executor.settings, detach=True)
-    reporter = reporter_for(sys.stderr)
-    try:
-        report = exp.run(
-            executor=executor,
-            workspace=state.common.get("workspace_type"),
-            names=list(names) or None,
-            reporter=reporter,
-            wait=wait,
-        )
-    finally:
-        close = getattr(reporter, "close", None)
-        if close is not None:
-            close()
-    return 0 if report.ok else 1
 
 
 def do_list(state: State, show_all: bool) -> int:
@@ -92,7 +60,7 @@ def do_incomplete(state: State) -> int:
     names = {t._id_bytes: n for n, t in named.items()}
     for task in todo:
         label = f"{names[task._id_bytes]}: " if task._id_bytes in names else ""
-        out.line(mark(statuses.of(task)), " ", (label, "bold"), repr(task))
+        out.line(mark(statuses.of(task)), " ", (label, "bold"), statuses.label(task))
         if statuses.of(task) == "failed":
             failure_lines(out, statuses, task, "    ")
     if not todo:
@@ -106,71 +74,17 @@ def do_count(state: State) -> int:
     tasks = statuses.counted()
     by: dict[str, int] = {}
     for t in tasks:
-        by[statuses.of(t)] = by.get(statuses.of(t), 0) + 1
+        status = statuses.of(t)
+        if status == "failed" and statuses.blocked(t):
+            status = "skipped"  # it never ran: a dependency failed
+        by[status] = by.get(status, 0) + 1
     out = Output()
     out.line(f"Completed {by.get('done', 0)} of {len(tasks)} tasks")
-    extra = [f"{by[s]} {s}" for s in ("failed", "stale", "pending") if by.get(s)]
+    words = {"skipped": "skipped (a dependency failed)"}
+    extra = [f"{by[s]} {words.get(s, s)}" for s in ("failed", "skipped", "stale", "pending") if by.get(s)]
     if extra:
         out.line((f"({', '.join(extra)})", "dim"))
     return 0
-
-
-def do_logs(state: State, name: str | None, job: bool, path_only: bool) -> int:
-    ws = state.workspace()
-    named = state.named()
-    from misen.tasks import iter_graph
-
-    tasks: list[Task[Any]] = [state.experiment[name]] if name else list(iter_graph(named.values()))
-    kind = "unit" if job else "task"
-    out = Output()
-    found = 0
-    for task in tasks:
-        entries = ws.list_logs(kind, task.hash)
-        if not entries:
-            continue
-        found += 1
-        newest = entries[0]
-        if path_only:
-            out.line(str(newest.path))
-            continue
-        out.line((f"==> {task!r} ({newest.path}) <==", "bold"))
-        text = newest.read()
-        sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
-    if not found:
-        what = "work-unit" if job else "task"
-        target = repr(state.experiment[name]) if name else "this experiment"
-        raise MisenError(f"no {what} logs for {target} in the {ws.describe()} workspace yet")
-    return 0
-
-
-def do_result(state: State, name: str, provenance: bool) -> int:
-    task = state.experiment[name]
-    ws = state.workspace()
-    out = Output()
-    if provenance:
-        prov = cache.provenance(ws, task) if task.cacheable else None
-        if prov is None:
-            raise NotCachedError(
-                f"{name} ({task!r}) has no stored result with provenance in the {ws.describe()} workspace"
-            )
-        width = max(len(k) for k in prov)
-        for key, value in prov.items():
-            out.line((key.ljust(width), "bold"), "  ", _show_provenance(key, value))
-        return 0
-    out.pretty(task.result(ws, compute=False))
-    return 0
-
-
-def _show_provenance(key: str, value: Any) -> str:
-    import time
-
-    if key in ("start", "time", "end") and isinstance(value, (int, float)):
-        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value)) + f" ({value:.3f})"
-    if key == "duration" and isinstance(value, (int, float)):
-        return f"{value:.3f}s"
-    if isinstance(value, dict):
-        return ", ".join(f"{k}={v}" for k, v in value.items())
-    return str(value)
 
 
 def _reproducibility() -> Any:
@@ -184,19 +98,25 @@ def _reproducibility() -> Any:
 
 
 def do_why(state: State, name: str) -> int:
-    task = state.experiment[name]
+    members = [(f"{name}[{label}]" if label else name, exp[name]) for label, exp in state.members()]
     out = Output()
-    for line in _reproducibility().explain(task, state.workspace()):
-        out.line(line)
+    for shown, task in members:
+        if len(members) > 1:
+            out.line((f"{shown}:", "bold"))
+        for line in _reproducibility().explain(task, state.workspace()):
+            out.line(line)
     return 0
 
 
 def do_accept(state: State, names: tuple[str, ...]) -> int:
+    from misen.labels import graph_labels
+
     named = state.named(names)
+    labels = graph_labels(named.values())
     linked = _reproducibility().accept(list(named.values()), state.workspace())
     out = Output()
     for task, message in linked:
-        out.line(mark("done"), f" {task!r}: {message}")
+        out.line(mark("done"), f" {labels.get(task.hash, task.name)}: {message}")
     if not linked:
         out.line("nothing to accept: no task has a result of an earlier version of its code")
     return 0
@@ -205,25 +125,31 @@ def do_accept(state: State, names: tuple[str, ...]) -> int:
 def do_verify(state: State, names: tuple[str, ...], sample: int | None) -> int:
     if sample is not None and sample < 1:
         raise click.BadParameter("must be 1 or more", param_hint="'--sample'")
+    from misen.labels import graph_labels
+    from misen.verify_conditions import verify_as_recorded
+
     named = state.named(names)
-    results = _reproducibility().verify(list(named.values()), state.workspace(), sample=sample)
+    results = verify_as_recorded(list(named.values()), state.workspace(), sample=sample)
+    labels = graph_labels(named.values())
     out = Output()
     counts: dict[str, int] = {}
-    for res in results:
+    for res, note in results:
         counts[res.status] = counts.get(res.status, 0) + 1
+        label = labels.get(res.task.hash, res.task.name)
         if res.status == "same":
-            out.line(mark("done"), f" {res.task!r}: reproduced (result {str(res.stored)[:12]})")
+            out.line(mark("done"), f" {label}: reproduced (result {str(res.stored)[:12]})")
         elif res.status == "different":
             out.line(
                 mark("failed"),
-                f" {res.task!r}: NOT reproduced: stored {str(res.stored)[:12]}, recomputed {str(res.recomputed)[:12]}"
-                " (non-deterministic)",
+                f" {label}: NOT reproduced: stored {str(res.stored)[:12]}, recomputed {str(res.recomputed)[:12]}"
+                " under the recorded conditions",
             )
+            out.line("    ", (note, "dim"))
         elif res.status == "error":
-            out.line(mark("failed"), f" {res.task!r}: recomputing failed: {res.error}")
+            out.line(mark("failed"), f" {label}: recomputing failed: {res.error}")
         else:
-            out.line(mark("pending"), f" {res.task!r}: {res.status}, nothing to verify")
-    nondet = [r.task.name for r in results if r.status == "different"]
+            out.line(mark("pending"), f" {label}: {res.status}, nothing to verify")
+    nondet = [res.task.name for res, _ in results if res.status == "different"]
     summary = f"Verified {counts.get('same', 0) + counts.get('different', 0)} task(s): {counts.get('same', 0)} reproduced"
     summary += f", {counts.get('different', 0)} differ"
     if counts.get("error"):
@@ -251,6 +177,25 @@ COMMANDS = (
                 is_flag=True,
                 help="Wait for tasks that other runs are computing, instead of failing on them (a run always "
                 "waits for runs that started after it).",
+            ),
+            click.Option(
+                ["-n", "--dry-run", "dry_run"], is_flag=True, help="Show what would run and why; run nothing."
+            ),
+            click.Option(
+                ["--force", "force"],
+                multiple=True,
+                metavar="NAME",
+                help="Recompute this named task (or every task of this function) and what depends on it; the "
+                "current results are set aside, not deleted (repeatable).",
+            ),
+            click.Option(
+                ["--retries", "retries"],
+                type=int,
+                default=None,
+                help="Retry a failing task this many times (overrides @meta(retries=...)); recorded in provenance.",
+            ),
+            click.Option(
+                ["-v", "--verbose", "verbose"], is_flag=True, help="Stream each task's output, prefixed by its label."
             ),
         ],
     ),
@@ -285,22 +230,35 @@ COMMANDS = (
     CommandSpec(
         "logs",
         do_logs,
-        "The newest log of task NAME, or of every task of the workflow that has one.",
+        "The newest log of task NAME (a named task, or every task of a function), or of every task of the workflow "
+        "(listed when there are many; paged on a terminal).",
         lambda: [
             click.Argument(["name"], required=False),
-            click.Option(["--job", "job"], is_flag=True, help="Work-unit (job) logs instead of task logs."),
+            click.Option(
+                ["--job", "job"],
+                is_flag=True,
+                help="What the job (the worker, the SLURM job) printed, followed by the task's own output.",
+            ),
             click.Option(["--path", "path_only"], is_flag=True, help="Print only the log files' paths."),
+            click.Option(["--list", "list_only"], is_flag=True, help="List the logs (task, time, path)."),
         ],
     ),
     CommandSpec(
         "result",
         do_result,
-        "Print the cached result of task NAME.",
+        "Print the cached result of task NAME (of every sweep member; --table for one row each).",
         lambda: [
             click.Argument(["name"]),
             click.Option(
                 ["--provenance", "provenance"], is_flag=True, help="Show how and where the result was made."
             ),
+            click.Option(
+                ["--table", "table"],
+                is_flag=True,
+                help="One row per sweep member: its parameters and the scalar fields of its result.",
+            ),
+            click.Option(["--csv", "csv_out"], is_flag=True, help="The table as CSV."),
+            click.Option(["--json", "json_out"], is_flag=True, help="The table as JSON (a list of rows)."),
         ],
     ),
     CommandSpec(

@@ -7,9 +7,10 @@ subcommand (after wins).
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -36,12 +37,12 @@ def _common_options() -> list[click.Option]:
         click.Option(
             ["--executor-type", "m__executor_type"],
             metavar="NAME",
-            help="Executor to run with (local, in-process, slurm, ...); default: [executor] type in .misen.toml.",
+            help="Executor to run with (`misen plugins` lists those installed); default: [executor] type in .misen.toml.",
         ),
         click.Option(
             ["--workspace-type", "m__workspace_type"],
             metavar="NAME",
-            help="Workspace to use (disk, memory, s3, ...); default: [workspace] type in .misen.toml.",
+            help="Workspace to use (`misen plugins` lists those installed); default: [workspace] type in .misen.toml.",
         ),
         click.Option(
             ["--config", "m__config"],
@@ -94,13 +95,43 @@ class State:
             pass
 
     @property
+    def swept(self) -> dict[str, list[Any]]:
+        """The parameters given several values (``--lr 0.1,0.01``), in the order given."""
+        from misen.cli._params import SweepValues
+
+        return {k: list(v) for k, v in self.given.items() if isinstance(v, SweepValues)}
+
+    def _make(self, values: dict[str, Any]) -> Experiment:
+        if self.base is not None:
+            return attrs.evolve(self.base, **values)  # type: ignore[misc]
+        return self.cls(**values)
+
+    @property
     def experiment(self) -> Experiment:
+        """The one experiment the command line names (`MisenError` for a sweep: use `members`)."""
         if self._experiment is None:
-            if self.base is not None:
-                self._experiment = attrs.evolve(self.base, **self.given)  # type: ignore[misc]
-            else:
-                self._experiment = self.cls(**self.given)
+            if self.swept:
+                names = ", ".join("--" + k.replace("_", "-") for k in self.swept)
+                raise MisenError(f"this command takes one experiment, but {names} were given several values")
+            self._experiment = self._make(self.given)
         return self._experiment
+
+    def members(self) -> list[tuple[str, Experiment]]:
+        """``(label, experiment)`` for each member of a command-line sweep (one ``("", experiment)`` without)."""
+        import itertools
+
+        from misen.labels import describe_value
+
+        swept = self.swept
+        if not swept:
+            return [("", self.experiment)]
+        fixed = {k: v for k, v in self.given.items() if k not in swept}
+        out = []
+        for combo in itertools.product(*swept.values()):
+            values = dict(zip(swept, combo, strict=True))
+            label = ", ".join(f"{k}={describe_value(v)}" for k, v in values.items())
+            out.append((label, self._make({**fixed, **values})))
+        return out
 
     @property
     def executor(self) -> str | None:
@@ -111,12 +142,28 @@ class State:
 
         return resolve_workspace(self.common.get("workspace_type"))
 
+    def member_values(self, name: str | None = None) -> list[tuple[dict[str, Any], Experiment]]:
+        """``(swept values, experiment)`` for each sweep member (checking that ``name`` is one of its tasks)."""
+        swept = self.swept
+        if not swept:
+            found = [({}, self.experiment)]
+        else:
+            from misen.results_table import sweep_members
+
+            fixed = self._make({k: v for k, v in self.given.items() if k not in swept})
+            found = sweep_members(fixed, swept)
+        if name is not None:
+            found[0][1][name]  # an unknown name is one clear error
+        return found
+
     def named(self, names: tuple[str, ...] | list[str] = ()) -> dict[str, Task[Any]]:
-        exp = self.experiment
-        all_named = exp.named_tasks()
-        if not names:
-            return all_named
-        return {n: exp[n] for n in names}
+        """The named tasks (or ``names``); in a sweep, each member's as ``name[lr=0.1, dim=256]``."""
+        out: dict[str, Task[Any]] = {}
+        for label, exp in self.members():
+            chosen = exp.named_tasks() if not names else {n: exp[n] for n in names}
+            for name, task in chosen.items():
+                out[f"{name}[{label}]" if label else name] = task
+        return out
 
 
 def _defaults(cls: type[Experiment], base: Experiment | None) -> dict[str, Any]:
@@ -209,6 +256,25 @@ def _command(
     )
 
 
+@contextlib.contextmanager
+def pinned_project_root(cls: type[Experiment]) -> Iterator[None]:
+    """Search the project root from the file defining ``cls`` (not the current directory) while its command runs.
+
+    A session whose search starts there is current for the command (`misen.session.use_session`). Installed code
+    (in ``site-packages``) pins nothing: the current directory's project is used, as before.
+    """
+    from misen.project_root import root_of_module_file
+    from misen.session import make_session, use_session
+
+    module = sys.modules.get(cls.__module__)
+    root = root_of_module_file(getattr(module, "__file__", None))
+    if root is None:
+        yield
+        return
+    with use_session(make_session(cwd=root)):
+        yield
+
+
 def main_for(
     cls: type[Experiment],
     base: Experiment | None,
@@ -220,15 +286,16 @@ def main_for(
     """Run the command line of ``cls`` (or of the configured instance ``base``); exit unless not standalone."""
     if not (isinstance(cls, type) and issubclass(cls, Experiment)):
         raise MisenError(f"{cls!r} is not an Experiment subclass")
-    try:
-        group = build_cli(cls, base)
-    except MisenError as exc:
-        from misen.cli._errors import error_line
+    with pinned_project_root(cls):
+        try:
+            group = build_cli(cls, base)
+        except MisenError as exc:
+            from misen.cli._errors import error_line
 
-        error_line(str(exc))
-        code = 1
-    else:
-        code = invoke(group, args, prog_name)
+            error_line(str(exc))
+            code = 1
+        else:
+            code = invoke(group, args, prog_name)
     if standalone:
         sys.exit(code)
     return code

@@ -34,6 +34,18 @@ class Statuses:
         self.order: list[Task[Any]] = list(iter_graph(self.roots))
         for task in self.order:
             self.status[task._id_bytes] = self._compute(task)
+        from misen.labels import task_labels
+
+        self.labels = task_labels(self.order)
+
+    def label(self, task: Task[Any]) -> str:
+        """The task's label among the graph's tasks (`misen.labels.task_labels`)."""
+        return self.labels.get(task.hash) or task.name
+
+    def blocked(self, task: Task[Any]) -> bool:
+        """Failed only because a dependency failed (the task itself never ran)."""
+        found = self.failure_of(task) if self.of(task) == "failed" else None
+        return found is not None and found[0] != task
 
     def _compute(self, task: Task[Any]) -> str:
         worst = "done"
@@ -85,7 +97,7 @@ def failure_lines(out: Output, statuses: Statuses, task: Task[Any], indent: str)
     if found is None:
         return
     culprit, rec = found
-    prefix = "" if culprit == task else f"{culprit!r}: "
+    prefix = "" if culprit == task else f"{statuses.label(culprit)}: "
     error = str(rec.get("error") or rec.get("status") or "failed").strip().splitlines()
     out.line(indent, ("error: ", "red"), prefix + (error[-1] if error else "failed"))
     if rec.get("log"):
@@ -100,7 +112,7 @@ def render_list(
         status = statuses.of(task)
         if status == "pending" and statuses.workspace.lock_holder(task.hash) is not None:
             status = "running"
-        out.line(mark(status), " ", (name.ljust(width), "bold"), "  ", (repr(task), "dim"))
+        out.line(mark(status), " ", (name.ljust(width), "bold"), "  ", (statuses.label(task), "dim"))
         if status == "failed":
             failure_lines(out, statuses, task, " " * (width + 4))
     if show_all:
@@ -110,7 +122,7 @@ def render_list(
             out.line(("other tasks:", "bold"))
             for task in others:
                 status = statuses.of(task)
-                out.line("  ", mark(status), " ", repr(task))
+                out.line("  ", mark(status), " ", statuses.label(task))
                 if status == "failed":
                     failure_lines(out, statuses, task, "      ")
 
@@ -128,7 +140,7 @@ def render_tree(out: Output, named: dict[str, Task[Any]], statuses: Statuses, de
             branch = "└── " if last else "├── "
             again = dep._id_bytes in expanded and bool(dep.dependencies)
             note = ("  (see above)", "dim") if again else ""
-            out.line(prefix + branch, mark(statuses.of(dep)), " ", repr(dep), note)
+            out.line(prefix + branch, mark(statuses.of(dep)), " ", statuses.label(dep), note)
             if not again:
                 expanded.add(dep._id_bytes)
                 walk(dep, prefix + ("    " if last else "│   "), level + 1)
@@ -140,7 +152,7 @@ def render_tree(out: Output, named: dict[str, Task[Any]], statuses: Statuses, de
             " ",
             mark(statuses.of(task)),
             " ",
-            repr(task),
+            statuses.label(task),
             ("  (see above)", "dim") if again else "",
         )
         if not again:

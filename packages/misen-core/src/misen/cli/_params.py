@@ -11,7 +11,35 @@ from typing import Any
 
 import click
 
-__all__ = ["ParamOption", "options_for", "show_value"]
+__all__ = ["ParamOption", "SweepValues", "options_for", "show_value"]
+
+
+class SweepValues(list):  # type: ignore[type-arg]
+    """Several values given for one scalar parameter (``--lr 0.1,0.01``): the command line sweeps over them."""
+
+
+class _Sweepable(click.ParamType):
+    """One value of the inner type, or comma-separated values (a `SweepValues`) to sweep over."""
+
+    def __init__(self, inner: click.ParamType) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str) or "," not in value:
+            return self.inner.convert(value, param, ctx)
+        parts = [part.strip() for part in value.split(",")]
+        if any(not part for part in parts):
+            self.fail(f"{value!r} has an empty value between commas", param, ctx)
+        values = SweepValues()
+        for part in parts:
+            converted = self.inner.convert(part, param, ctx)
+            if converted not in values:
+                values.append(converted)
+        return values if len(values) > 1 else values[0]
+
+    def get_metavar(self, param: click.Parameter, ctx: Any = None) -> str | None:
+        return f"{_metavar(self.inner, param, ctx)}[,...]"
 
 
 class _Enum(click.Choice):
@@ -228,6 +256,9 @@ def options_for(
                 continue
             ctype = _PyLiteral()
         extra = " ('none' for None)" if _optional else ""
+        if not isinstance(ctype, _PyLiteral):
+            ctype = _Sweepable(ctype)
+            extra += "; comma-separated values sweep over each"
         out.append(ParamOption([*names, _ident(name)], type=ctype, help=f"{shown}{extra}", **common))
     return out
 

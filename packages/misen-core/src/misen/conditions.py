@@ -1,0 +1,57 @@
+"""The conditions a result was computed under, recorded in its provenance so `verify` can recompute under them.
+
+Numeric libraries give different floating-point results with different thread counts (a BLAS reduction in
+another order), so a task run by the local executor (bound to its CPUs, with ``OMP_NUM_THREADS=1`` and the like)
+and recomputed in a shell with every thread can disagree although the task is deterministic. The worker records
+the thread variables and the number of CPUs the task could use; `misen.verify_conditions` recomputes with them.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from misen.retries import retry_provenance
+
+if TYPE_CHECKING:
+    from misen.tasks import Task
+
+__all__ = ["THREAD_VARIABLES", "current_conditions", "is_thread_variable", "provenance_extras"]
+
+#: Thread-pool sizes of the numeric libraries (each executor that binds tasks to CPUs sets them).
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "NUMEXPR_MAX_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMBA_NUM_THREADS",
+    "RAYON_NUM_THREADS",
+    "POLARS_MAX_THREADS",
+    "TF_NUM_INTRAOP_THREADS",
+)
+
+
+def is_thread_variable(name: str) -> bool:
+    """A variable that sizes a thread pool (the known ones, and any ``*_NUM_THREADS``/``*_MAX_THREADS``)."""
+    return name in THREAD_VARIABLES or name.endswith(("_NUM_THREADS", "_MAX_THREADS"))
+
+
+def _cpus() -> int | None:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count()
+
+
+def current_conditions() -> dict[str, Any]:
+    """``{"threads": {variable: value}, "cpus": n}`` of this process."""
+    threads = {k: v for k, v in sorted(os.environ.items()) if is_thread_variable(k)}
+    return {"threads": threads, "cpus": _cpus()}
+
+
+def provenance_extras(task: Task[Any], attempts: int = 1) -> dict[str, Any]:
+    """What the worker adds to a result's provenance: the conditions, and the attempts when retries are allowed."""
+    return {"conditions": current_conditions(), **retry_provenance(task, attempts)}
