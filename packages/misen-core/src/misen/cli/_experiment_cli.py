@@ -286,7 +286,9 @@ def main_for(
     """Run the command line of ``cls`` (or of the configured instance ``base``); exit unless not standalone."""
     if not (isinstance(cls, type) and issubclass(cls, Experiment)):
         raise MisenError(f"{cls!r} is not an Experiment subclass")
-    with pinned_project_root(cls):
+    # A command line run as a program searches the project root from the experiment's file; a call from Python
+    # (standalone=False) keeps the caller's session, and with it the caller's workspaces.
+    with pinned_project_root(cls) if standalone else contextlib.nullcontext():
         try:
             group = build_cli(cls, base)
         except MisenError as exc:
