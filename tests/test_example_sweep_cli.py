@@ -19,11 +19,14 @@ if importlib.util.find_spec("digits_study") is None:
 
 
 def _cli(module: str, *args: str, root: Path) -> subprocess.CompletedProcess[str]:
-    # $MISEN_PROJECT_ROOT keeps this run out of the checkout's own .misen/ (the default is the example's project).
+    # The example's project is the checkout: a configuration of its own keeps this test out of its .misen/.
+    config = root / "misen.toml"
+    if not config.exists():
+        config.write_text(f'[executor]\ntype = "local"\n\n[workspace]\ntype = "disk"\ndirectory = "{root / ".misen"}"\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith("MISEN_")}
-    env.update({"MISEN_PROJECT_ROOT": str(root), "NO_COLOR": "1", "COLUMNS": "200"})
+    env.update({"NO_COLOR": "1", "COLUMNS": "200"})
     return subprocess.run(
-        [sys.executable, "-m", f"digits_study.experiments.{module}", *args],
+        [sys.executable, "-m", f"digits_study.experiments.{module}", *args, "--config", str(config)],
         cwd=root,
         env=env,
         capture_output=True,
