@@ -26,7 +26,7 @@ def _members_named(state: State, name: str) -> list[tuple[str, Task[Any]]]:
     return [(f"{name}[{label}]" if label else name, exp[name]) for label, exp in state.members()]
 
 
-def _why_missing(task: Task[Any], shown: str, workspace: Workspace) -> str:
+def _why_missing(task: Task[Any], shown: str, workspace: Workspace) -> str | None:
     from misen.cli._inspect import Statuses
 
     statuses = Statuses([task], workspace)
@@ -43,7 +43,7 @@ def _why_missing(task: Task[Any], shown: str, workspace: Workspace) -> str:
         return f"{shown} has no result: its last attempt failed ({error_text}); see `logs`"
     if statuses.of(task) == "stale":
         return f"{shown} has only a result of an earlier version of its code; run it (or `accept` it) first"
-    return f"{shown} is not cached in the {workspace.describe()} workspace yet; run it first"
+    return None  # the core's own message says it (not cached yet, or a damaged result that was dropped)
 
 
 def do_result(
@@ -71,8 +71,11 @@ def do_result(
             continue
         try:
             value = task.result(ws, compute=False)
-        except NotCachedError:
-            raise NotCachedError(_why_missing(task, shown, ws)) from None
+        except NotCachedError as exc:
+            reason = _why_missing(task, shown, ws)
+            if reason is None:
+                raise
+            raise NotCachedError(reason) from exc
         out.pretty(value)
     return 0
 
