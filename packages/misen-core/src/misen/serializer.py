@@ -178,6 +178,14 @@ def missing_plugin(tp: type) -> str | None:
     return message
 
 
+def _takes(ser: Serializer, value: Any) -> bool:
+    """``ser.match(value)``; a `match` that raises declines the value (a plugin's check never stops a store)."""
+    try:
+        return bool(ser.match(value))
+    except Exception:
+        return False
+
+
 def serializer_for(value: Any) -> Serializer:
     """The registered serializer for ``value``: by type through the MRO, falling back to pickle, then dill.
 
@@ -188,7 +196,7 @@ def serializer_for(value: Any) -> Serializer:
     if missing is not None:
         raise PluginNotFoundError(missing)
     for ser in _candidates(type(value)):
-        if ser.match(value):
+        if _takes(ser, value):
             return ser
     by_name, _ = _load_tables()
     for name in ("pickle", "dill"):

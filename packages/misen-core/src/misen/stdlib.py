@@ -236,7 +236,7 @@ def _walkable(value: Any) -> bool:
         claimants = table[tp] = [c for c in _ser._candidates(tp) if own & set(c.TYPES)]
     # a serializer that claims the subclass but declines this value (a torch state dict without tensors) leaves
     # it a container
-    return not any(c.match(value) for c in claimants)
+    return not any(_ser._takes(c, value) for c in claimants)
 
 
 def _is_leaf(value: Any) -> bool:

@@ -38,6 +38,10 @@ def _is_array(value: Any) -> bool:
     return _is_array_type(type(value))
 
 
+def _is_namedtuple(value: Any) -> bool:
+    return isinstance(value, tuple) and hasattr(type(value), "_fields")
+
+
 def _namedtuple_class(value: Any) -> str | None:
     """``module:qualname`` of a namedtuple's class when another process can import it, else None."""
     cls = type(value)
@@ -143,7 +147,10 @@ class PytreeSerializer(Serializer):
     PRIORITY = 10
 
     def match(self, value: Any) -> bool:
-        if "jax" not in sys.modules or not value:
+        # only the plain containers a pytree is made of (a dict subclass such as a SciPy dok matrix is not one)
+        if "jax" not in sys.modules or (type(value) not in (dict, list, tuple) and not _is_namedtuple(value)):
+            return False
+        if not value:
             return False
         ok, has_array = _scan(value)
         return ok and has_array
