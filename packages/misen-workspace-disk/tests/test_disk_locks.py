@@ -89,8 +89,8 @@ def test_holder_seen_and_killed_holder_recovered(workspace: DiskWorkspace) -> No
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    # the holder note is still there, but the dead process no longer holds the lock
-    assert (Path(workspace.root) / "locks" / key[:2] / f"{key}.holder.json").exists()
+    # the holder note is still in the lock file, but the dead process no longer holds the lock
+    assert b"holder-task" in (Path(workspace.root) / "locks" / key[:2] / f"{key}.lock").read_bytes()
     assert workspace.lock_holder(key) is None
     with workspace.lock(key, LockHolder.current(task="second")):
         assert workspace.lock_holder(key).pid == os.getpid()
@@ -99,15 +99,14 @@ def test_holder_seen_and_killed_holder_recovered(workspace: DiskWorkspace) -> No
 
 def test_stale_holder_note_never_blocks(workspace: DiskWorkspace) -> None:
     key = "cd" * 16
-    note = Path(workspace.root) / "locks" / key[:2] / f"{key}.holder.json"
+    note = Path(workspace.root) / "locks" / key[:2] / f"{key}.lock"
     note.parent.mkdir(parents=True)
     # a live pid on this host (our own), as after a crash on a shared file system: only the flock counts
     note.write_text(json.dumps(LockHolder.current(task="ghost").as_dict()))
     assert workspace.lock_holder(key) is None
     with workspace.lock(key, LockHolder.current(task="real")):
         assert workspace.lock_holder(key).task == "real"
-    # a note from another host, without a lock file at all
-    (note.parent / f"{key}.lock").unlink()
+    # a note from another host, in a lock file nobody holds
     note.write_text(json.dumps({"host": "elsewhere", "pid": 1, "since": time.time()}))
     assert workspace.lock_holder(key) is None
     with workspace.lock(key, LockHolder.current()):

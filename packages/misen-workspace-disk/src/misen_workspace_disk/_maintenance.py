@@ -15,10 +15,10 @@ from collections.abc import Iterable
 from typing import Any
 
 import attrs
-import filelock
 from misen.errors import MisenError
 
 from misen_workspace_disk._fs import tree_size
+from misen_workspace_disk._locks import remove_idle_lock
 from misen_workspace_disk.workspace import AREAS, DiskWorkspace
 
 __all__ = ["GcPlan", "apply_gc", "human_size", "plan_gc", "reachable_results", "workspace_info"]
@@ -153,25 +153,9 @@ def apply_gc(ws: DiskWorkspace, plan: GcPlan) -> int:
         if rec is not None and not ws.has_result(str(rec.get("result", ""))):
             ws.delete_record(kind, key)
     for path in plan.locks:
-        _remove_idle_lock(path)
+        remove_idle_lock(path)
     freed += sum(size for _, size in ws.sweep_tmp())
     return freed
-
-
-def _remove_idle_lock(path: str) -> None:
-    # Unlinking while holding the flock is safe: filelock re-opens the path when the inode it locked is gone.
-    lock = filelock.UnixFileLock(path, thread_local=False, fallback_to_soft=False, preserve_lock_file=True)
-    try:
-        lock.acquire(blocking=False)
-    except (filelock.Timeout, OSError):
-        return
-    try:
-        with contextlib.suppress(OSError):
-            os.unlink(path[: -len(".lock")] + ".holder.json")
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-    finally:
-        lock.release()
 
 
 def load_object(spec: str) -> Any:

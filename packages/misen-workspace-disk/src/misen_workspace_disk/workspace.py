@@ -119,7 +119,7 @@ class DiskWorkspace(Workspace):
         records/<kind>/<key[:2]>/<key>.json     records (task, resolved, key, failure, ...): small JSON files
         results/<hash[:2]>/<hash>/              results: a directory with manifest.json, content addressed
         tmp/                                    staging and non-persistent scratch (same file system: rename)
-        locks/<key[:2]>/<key>.lock              flock of a running task; <key>.holder.json names its holder
+        locks/<key[:2]>/<key>.lock              flock of a running task; its content names the holder
         logs/<task|unit>/<key[:2]>/<key>/       <attempt>.log per attempt (names sort by time: the newest is the largest)
         work/<key>/                             persistent WORK_DIR of a cacheable task
         snapshots/                              code snapshots (written by misen's core)
@@ -270,7 +270,8 @@ class DiskWorkspace(Workspace):
         try:
             if not os.path.isdir(parent):
                 os.makedirs(parent, exist_ok=True)
-                fsync_dir(self._results)
+                if self.settings.fsync and durable:  # else the run's closing sync() flushes the new shard too
+                    fsync_dir(self._results)
             try:
                 os.rename(staged, target)
             except OSError as exc:
