@@ -160,3 +160,26 @@ def test_task_is_running_sees_another_process(workspace: DiskWorkspace) -> None:
         proc.kill()
         proc.wait()
     assert task.is_running(workspace=workspace) is False
+
+
+
+def test_a_lock_file_unlinked_under_an_acquirer_is_not_taken(tmp_path: Path) -> None:
+    """`misen gc` unlinks idle lock files: an acquirer that opened the old file just before must not count that
+    file's flock as the lock, since a later process locks the new file at the path."""
+    from misen_workspace_disk._locks import _try_lock
+
+    path = tmp_path / "ab.lock"
+    old = os.open(path, os.O_RDWR | os.O_CREAT)
+    os.unlink(path)
+    new = os.open(path, os.O_RDWR | os.O_CREAT)
+    try:
+        assert _try_lock(old, str(path)) is None
+        assert _try_lock(new, str(path)) is True
+        other = os.open(path, os.O_RDWR)
+        try:
+            assert _try_lock(other, str(path)) is False
+        finally:
+            os.close(other)
+    finally:
+        os.close(old)
+        os.close(new)

@@ -89,6 +89,23 @@ def _same_file(fd: int, path: str) -> bool:
     return (mine.st_ino, mine.st_dev) == (there.st_ino, there.st_dev)
 
 
+def _try_lock(fd: int, path: str) -> bool | None:
+    """Take the exclusive flock of open lock file ``fd`` without waiting: ``True`` if taken and ``path`` still
+    names that file, ``False`` if somebody holds it, ``None`` if the file was unlinked or replaced meanwhile."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in _NO_LOCKS:
+            raise MisenError(
+                f"disk workspace: the file system holding {path} does not support file locks (flock); mount "
+                "it with lock support (Lustre: -o flock) or set [workspace] directory to a file system that has it"
+            ) from None
+        if exc.errno not in _BUSY:
+            raise storage_error(exc, path, "take the task lock") from None
+        return False
+    return True if _same_file(fd, path) else None
+
+
 def _acquire(path: str, timeout: float) -> int | None:
     """An open descriptor of ``path`` holding its exclusive flock, or ``None`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
@@ -98,24 +115,18 @@ def _acquire(path: str, timeout: float) -> int | None:
         except OSError as exc:
             raise storage_error(exc, path, "take the task lock") from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
+            taken = _try_lock(fd, path)
+        except BaseException:
             os.close(fd)
-            if exc.errno in _NO_LOCKS:
-                raise MisenError(
-                    f"disk workspace: the file system holding {path} does not support file locks (flock); mount "
-                    "it with lock support (Lustre: -o flock) or set [workspace] directory to a file system that "
-                    "has it"
-                ) from None
-            if exc.errno not in _BUSY:
-                raise storage_error(exc, path, "take the task lock") from None
-            if time.monotonic() >= deadline:
-                return None
-            time.sleep(POLL)
-            continue
-        if _same_file(fd, path):
+            raise
+        if taken:
             return fd
-        os.close(fd)  # unlinked (or replaced) while we waited: lock the file that is there now
+        os.close(fd)
+        if taken is None:
+            continue  # unlinked (or replaced) between our open and our flock: lock the file that is there now
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(POLL)
 
 
 @contextlib.contextmanager
@@ -123,6 +134,7 @@ def hold_lock(locks_dir: str, key: str, holder: LockHolder, *, timeout: float, f
     """Hold the exclusive lock ``key`` for the ``with`` block, or raise `TaskLockedError` naming the holder."""
     path = lock_path(locks_dir, key)
     fd = _acquire(path, max(timeout, PROBE_GRACE))
+    other: LockHolder | None = None
     tries = 0
     while fd is None:
         other = _read_note(path)
