@@ -57,8 +57,8 @@ class WorkerProcess:
         self.fd = self.proc.stdout.fileno()
         self._buffer = bytearray()
         self.busy: Busy | None = None
-        #: A unit sent to run right after ``busy`` (same shape), not started yet.
-        self.queued: Any = None
+        #: Units sent to run right after ``busy`` (same shape), in order, with their payload sizes; not started yet.
+        self.queued: list[tuple[Any, int]] = []
         self.eof = False
 
     def send(self, message: bytes) -> bool:

@@ -36,8 +36,11 @@ _TICK = 0.25
 _SPARE_WORKERS = 2
 #: A task function whose runs all took less than this many seconds may have units queued behind it.
 _CHEAP = 0.25
-#: Largest payload queued behind a running unit: well inside a pipe's buffer (64 KiB on Linux).
+#: Most payload bytes queued behind a running unit: well inside a pipe's buffer (64 KiB on Linux).
 _QUEUE_MAX_BYTES = 32 * 1024
+#: Most units queued behind a running one: enough that a worker running cheap tasks never waits for a round trip
+#: through this process, few enough that the other workers still get their share of the ready units.
+_QUEUE_DEPTH = 4
 _attempts = itertools.count()
 
 
@@ -153,34 +156,41 @@ class Scheduler:
         self.events.unit_started(unit, worker.busy.where)
 
     def _prefetch(self) -> None:
-        """Queue the next ready unit behind a running one of the same shape, on workers running cheap tasks.
+        """Queue ready units behind a running one of the same shape, on workers running cheap tasks.
 
-        The worker starts it the moment the current unit ends, without waiting for a round trip through this
-        process; it inherits the running unit's cores and devices. Only done behind task functions that have
-        been quick in this run, since a queued unit cannot move to another worker.
+        The worker starts each the moment the one before it ends, without waiting for a round trip through this
+        process, so dispatch here overlaps with the tasks running there; a queued unit inherits the running
+        unit's cores and devices. Up to ``_QUEUE_DEPTH`` units (and ``_QUEUE_MAX_BYTES``) per worker, handed out
+        one worker at a time so every worker gets its share. Only done behind task functions that have been
+        quick in this run, since a queued unit cannot move to another worker.
         """
-        for worker in self.workers:
-            if not self.ready:
+        for _ in range(_QUEUE_DEPTH):
+            queued_any = False
+            for worker in self.workers:
+                if not self.ready:
+                    return
+                busy = worker.busy
+                if busy is None or len(worker.queued) >= _QUEUE_DEPTH or busy.stopping:
+                    continue
+                quickest = self.slowest.get(busy.unit.root.name)
+                if quickest is None or quickest > _CHEAP:
+                    continue
+                unit = self.plan.units[self.ready[0]]
+                if unit.resources != busy.unit.resources:
+                    continue
+                self.ready.pop(0)
+                payload = self._payload(unit)
+                if payload is None:
+                    continue
+                if len(payload) + sum(size for _, size in worker.queued) > _QUEUE_MAX_BYTES:
+                    # The worker reads it only after its current unit: it must fit in the pipe, or we would block.
+                    self.ready.insert(0, unit.id)
+                    continue
+                worker.queued.append((unit, len(payload)))
+                self._send(worker, unit, busy.alloc, payload)
+                queued_any = True
+            if not queued_any:
                 return
-            busy = worker.busy
-            if busy is None or worker.queued is not None or busy.stopping:
-                continue
-            quickest = self.slowest.get(busy.unit.root.name)
-            if quickest is None or quickest > _CHEAP:
-                continue
-            unit = self.plan.units[self.ready[0]]
-            if unit.resources != busy.unit.resources:
-                continue
-            self.ready.pop(0)
-            payload = self._payload(unit)
-            if payload is None:
-                continue
-            if len(payload) > _QUEUE_MAX_BYTES:
-                # The worker reads it only after its current unit: it must fit in the pipe, or we would block.
-                self.ready.insert(0, unit.id)
-                return
-            worker.queued = unit
-            self._send(worker, unit, busy.alloc, payload)
 
     def _payload(self, unit: WorkUnit) -> bytes | None:
         try:
@@ -274,7 +284,7 @@ class Scheduler:
         outcome = _over_memory(busy.unit, UnitOutcome.from_dict(message[2]))
         name = busy.unit.root.name
         self.slowest[name] = max(self.slowest.get(name, 0.0), outcome.duration)
-        queued, worker.queued = worker.queued, None
+        queued = worker.queued.pop(0)[0] if worker.queued else None
         worker.busy = None
         self._settle(busy, outcome, give_back=queued is None)
         if queued is not None:
@@ -285,10 +295,10 @@ class Scheduler:
     def _on_death(self, worker: WorkerProcess) -> None:
         self._forget(worker)
         code = worker.reap()
-        if worker.queued is not None:
-            # Never started (or interrupted before it began its task): it runs on another worker.
-            self.ready.insert(0, worker.queued.id)
-            worker.queued = None
+        if worker.queued:
+            # Never started (or interrupted before it began its task): they run on another worker, in order.
+            self.ready[:0] = [unit.id for unit, _ in worker.queued]
+            worker.queued = []
         # Whatever the task left behind in the worker's process group goes with it.
         worker.signal(signal.SIGKILL)
         busy = worker.busy
@@ -410,7 +420,7 @@ class Scheduler:
                     self._on_message(w, message)
         for w in workers:
             self._forget(w)
-            w.queued = None  # never started: the runner reports it cancelled
+            w.queued = []  # never started: the runner reports them cancelled
         stop_all(workers, self.settings.grace_period)
         for w in busy:
             b = w.busy
