@@ -348,6 +348,18 @@ def bench_report() -> list[Row]:
     return rows
 
 
+def bench_peers() -> list[Row]:
+    """misen beside joblib.Memory and the floors (1,000 tasks), and 10,000 tasks against 1,000 (bench_peers.py)."""
+    compile_bytecode()
+    from bench_peers import bench_peers as measure
+    from bench_peers import peer_rows
+
+    rows = [Row(*row) for row in peer_rows(measure(1000, repeat=3))]
+    from bench_peers import bench_scale, scale_rows
+
+    return rows + [Row(*row) for row in scale_rows(bench_scale((1000, 10000)))]
+
+
 BENCHMARKS: dict[str, Callable[[], list[Row]]] = {
     "import": bench_import,
     "help": bench_help,
@@ -358,6 +370,7 @@ BENCHMARKS: dict[str, Callable[[], list[Row]]] = {
     "numpy": bench_numpy,
     "dask": bench_dask,
     "report": bench_report,
+    "peers": bench_peers,
 }
 
 

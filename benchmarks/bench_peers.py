@@ -1,0 +1,238 @@
+"""misen beside its peers (issue 17): ``joblib.Memory`` and bare-Python floors, measured in the same run.
+
+Run ``python benchmarks/bench_peers.py [--n 1000] [--repeat 3]``; prints one JSON object. `bench_peers` is what
+``benchmarks/run.py peers`` calls. Every figure is the wall time of a whole process (interpreter start included),
+the median of ``repeat`` rounds; in each round every contender runs once, one after the other, so load on a
+shared machine falls on all of them alike. The workload is ``n`` cheap cacheable tasks (``leaf(i) -> i``):
+
+- ``misen_cold_s`` / ``misen_cached_s``: ``python -m benchpkg.exp run``, in-process executor, disk workspace,
+  empty then full.
+- ``misen_local_s``: the same with the local executor and 2 workers, cold.
+- ``joblib_cold_s`` / ``joblib_cached_s``: ``joblib.Memory.cache`` over the same function, serial.
+- ``joblib_parallel_s``: ``joblib.Parallel(n_jobs=2)`` over ``Memory.cache``, cold.
+- ``floor_s``: one process pickling, writing, fsyncing and renaming ``n`` files.
+- ``pool_floor_s``: the same work spread over a 2-process ``concurrent.futures`` pool.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _projects import make_project
+
+__all__ = ["bench_peers", "bench_scale", "peer_rows", "scale_rows"]
+
+_JOBLIB = """
+import sys
+from joblib import Memory, Parallel, delayed
+
+def leaf(i):
+    return i
+
+if __name__ == "__main__":
+    location, n, jobs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    cached = Memory(location, verbose=0).cache(leaf)
+    if jobs == 1:
+        total = sum(cached(i) for i in range(n))
+    else:
+        total = sum(Parallel(n_jobs=jobs)(delayed(cached)(i) for i in range(n)))
+    assert total == n * (n - 1) // 2
+"""
+
+_FLOOR = """
+import os, pickle, sys
+from concurrent.futures import ProcessPoolExecutor
+
+def work(args):
+    root, i = args
+    tmp = os.path.join(root, f"{i}.tmp")
+    with open(tmp, "wb") as f:
+        pickle.dump(i, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.rename(tmp, os.path.join(root, f"{i}.pkl"))
+    return i
+
+if __name__ == "__main__":
+    root, n, jobs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    if jobs == 1:
+        for i in range(n):
+            work((root, i))
+    else:
+        with ProcessPoolExecutor(jobs) as pool:
+            sum(pool.map(work, [(root, i) for i in range(n)], chunksize=1))
+"""
+
+
+def _wall(cmd: list[str], *, cwd: Path, env: dict[str, str]) -> float:
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    return elapsed
+
+
+def _project(tmp: Path, name: str, executor: str, jobs: int) -> tuple[Path, dict[str, str]]:
+    root = make_project(tmp / name, executor=executor)
+    if executor == "local":
+        text = (root / ".misen.toml").read_text()
+        (root / ".misen.toml").write_text(text.replace('type = "local"', f'type = "local"\nnum_cpus = {jobs}'))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MISEN_")}
+    # An outer PYTHONPATH stays behind the project's (to measure another checkout's sources, say).
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root / "src"), os.environ.get("PYTHONPATH", "")) if p)
+    return root, env
+
+
+def _round(n: int, jobs: int, tmp: Path, local: bool) -> dict[str, float]:
+    py = sys.executable
+    out: dict[str, float] = {}
+    root, env = _project(tmp, "inproc", "in-process", jobs)
+    run = [py, "-m", "benchpkg.exp", "run", "--n", str(n)]
+    out["misen_cold_s"] = _wall(run, cwd=root, env=env)
+    out["misen_cached_s"] = _wall(run, cwd=root, env=env)
+    script = tmp / "peer_joblib.py"
+    script.write_text(textwrap.dedent(_JOBLIB))
+    out["joblib_cold_s"] = _wall([py, str(script), str(tmp / "jl1"), str(n), "1"], cwd=tmp, env=env)
+    out["joblib_cached_s"] = _wall([py, str(script), str(tmp / "jl1"), str(n), "1"], cwd=tmp, env=env)
+    out["joblib_parallel_s"] = _wall([py, str(script), str(tmp / "jl2"), str(n), str(jobs)], cwd=tmp, env=env)
+    floor = tmp / "peer_floor.py"
+    floor.write_text(textwrap.dedent(_FLOOR))
+    for key, k in (("floor_s", 1), ("pool_floor_s", jobs)):
+        target = tmp / f"floor{k}"
+        target.mkdir()
+        out[key] = _wall([py, str(floor), str(target), str(n), str(k)], cwd=tmp, env=env)
+    if local:
+        root, env = _project(tmp, "local", "local", jobs)
+        out["misen_local_s"] = _wall(run, cwd=root, env=env)
+    return out
+
+
+def bench_peers(n: int = 1000, repeat: int = 3, jobs: int = 2, local: bool = True) -> dict[str, Any]:
+    """Medians over ``repeat`` rounds of every figure (seconds), the per-round figures, and the ratios."""
+    rounds = []
+    for i in range(repeat):
+        tmp = Path(tempfile.mkdtemp(prefix="misen-peers-"))
+        try:
+            rounds.append(_round(n, jobs, tmp / str(i), local))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    out: dict[str, Any] = {"n": n, "repeat": repeat, "jobs": jobs, "rounds": rounds}
+    for key in rounds[0]:
+        out[key] = statistics.median(r[key] for r in rounds)
+    # Speed relative to the peer: > 1 means misen is faster. Per round too, to show the noise.
+    pairs = [("cold", "joblib_cold_s", "misen_cold_s"), ("cached", "joblib_cached_s", "misen_cached_s")]
+    if local:
+        pairs.append(("local", "joblib_parallel_s", "misen_local_s"))
+    for name, theirs, ours in pairs:
+        per_round = [r[theirs] / r[ours] for r in rounds]
+        out[f"speed_vs_joblib_{name}"] = round(statistics.median(per_round), 2)
+        out[f"speed_vs_joblib_{name}_rounds"] = [round(x, 2) for x in per_round]
+    out["cold_over_floor"] = round(out["misen_cold_s"] / out["floor_s"], 2)
+    if local:
+        out["local_over_pool_floor"] = round(out["misen_local_s"] / out["pool_floor_s"], 2)
+    return out
+
+
+def peer_rows(f: dict[str, Any]) -> list[tuple[str, str, str, str, str, bool]]:
+    """The rows of docs/performance.md for ``f`` (from `bench_peers`): name, what, figure, floor, budget, ok."""
+    n, jobs = f["n"], f["jobs"]
+
+    def speed(name: str) -> str:
+        seen = ", ".join(f"{x}" for x in f[f"speed_vs_joblib_{name}_rounds"])
+        return f"{f[f'speed_vs_joblib_{name}']}× joblib's speed (rounds: {seen})"
+
+    rows = [
+        (
+            "peers:cold",
+            f"{n:,} cheap cacheable tasks, in-process, cold (`python -m pkg.exp run`, process wall, median of "
+            f"{f['repeat']})",
+            f"{f['misen_cold_s']:.2f} s; {speed('cold')}; {f['cold_over_floor']}× the floor",
+            f"{f['floor_s']:.2f} s one process writing + fsyncing {n:,} pickles; `joblib.Memory` "
+            f"{f['joblib_cold_s']:.2f} s",
+            "≥ 1.0× joblib, ≤ 2× floor",
+            f["speed_vs_joblib_cold"] >= 1.0 and f["cold_over_floor"] <= 2.0,
+        ),
+        (
+            "peers:cached",
+            f"the same {n:,} tasks, all cached (process wall)",
+            f"{f['misen_cached_s']:.2f} s; {speed('cached')}",
+            f"`joblib.Memory` {f['joblib_cached_s']:.2f} s",
+            "≥ 1.0× joblib",
+            f["speed_vs_joblib_cached"] >= 1.0,
+        ),
+    ]
+    if "misen_local_s" in f:
+        rows.append(
+            (
+                "peers:local",
+                f"{n:,} cheap cacheable tasks, local executor with {jobs} workers, cold (process wall)",
+                f"{f['misen_local_s']:.2f} s; {speed('local')}; {f['local_over_pool_floor']}× the floor",
+                f"{f['pool_floor_s']:.2f} s {jobs}-process pool writing + fsyncing {n:,} pickles; "
+                f"`joblib.Parallel(n_jobs={jobs})` {f['joblib_parallel_s']:.2f} s",
+                "≥ 1.0× joblib, ≤ 3× floor",
+                f["speed_vs_joblib_local"] >= 1.0 and f["local_over_pool_floor"] <= 3.0,
+            )
+        )
+    return rows
+
+
+def bench_scale(sizes: tuple[int, ...] = (1000, 10000), repeat: int = 1) -> dict[str, Any]:
+    """Cold in-process runs of each size (whole process, best of ``repeat``): seconds and µs per task."""
+    out: dict[str, Any] = {"sizes": list(sizes), "repeat": repeat}
+    for n in sizes:
+        times = []
+        for i in range(repeat):
+            tmp = Path(tempfile.mkdtemp(prefix="misen-scale-"))
+            try:
+                root, env = _project(tmp, str(i), "in-process", 1)
+                times.append(_wall([sys.executable, "-m", "benchpkg.exp", "run", "--n", str(n)], cwd=root, env=env))
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        out[f"cold_{n}_s"] = min(times)
+        out[f"per_task_{n}_us"] = round(min(times) / n * 1e6)
+    return out
+
+
+def scale_rows(f: dict[str, Any]) -> list[tuple[str, str, str, str, str, bool]]:
+    """The row of docs/performance.md for ``f`` (from `bench_scale`)."""
+    small, large = f["sizes"][0], f["sizes"][-1]
+    a, b = f[f"per_task_{small}_us"], f[f"per_task_{large}_us"]
+    return [
+        (
+            "peers:scale",
+            f"per-task cost of a cold in-process run of {large:,} cheap tasks against {small:,} (process wall)",
+            f"{b} µs/task ({f[f'cold_{large}_s']:.1f} s)",
+            f"{a} µs/task at {small:,} ({f[f'cold_{small}_s']:.1f} s)",
+            f"≤ the {small:,}-task figure",
+            b <= a,
+        )
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1000, help="how many tasks (default 1000)")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; each figure is the median (default 3)")
+    parser.add_argument("--jobs", type=int, default=2, help="workers of the parallel contenders (default 2)")
+    parser.add_argument("--no-local", action="store_true", help="leave out the local executor")
+    args = parser.parse_args(argv)
+    print(json.dumps(bench_peers(args.n, args.repeat, args.jobs, local=not args.no_local)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
