@@ -131,7 +131,7 @@ def test_failure_recorded_then_replaced_and_work_dir_kept(project: Path, python)
     logs = ws.list_logs("task", key)
     assert (
         len(logs) == 2
-        and logs[0].path == Path(failure["log"]).parent / f"{ws.latest_attempt('task', key)}.log"
+        and logs[0].path == Path(failure["log"]).parent / f"{key}~{ws.latest_attempt('task', key)}.log"
     )
     assert logs[0].mtime >= logs[1].mtime and logs[1].path == Path(failure["log"])
 

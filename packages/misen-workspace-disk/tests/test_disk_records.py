@@ -139,3 +139,21 @@ def test_default_workspace_is_disk_in_project_root(tmp_path: Path, python) -> No
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["DiskWorkspace", str(tmp_path.resolve() / ".misen")]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pkg", "pyproject.toml"]  # opening wrote nothing
+
+
+def test_logs_one_file_per_attempt_and_the_older_per_task_folders(tmp_path: Path) -> None:
+    """A log is ``<key>~<attempt>.log`` in its shard (no folder per task); the logs of workspaces written with a
+    folder per task (``<key>/<attempt>.log``) are still listed, and a key that prefixes another is not confused."""
+    ws = DiskWorkspace(DiskWorkspaceSettings(directory=str(tmp_path / "ws")))
+    new = ws.log_path("task", "abc", "20260102-000000-1-0")
+    new.write_text("new")
+    assert new.parent == tmp_path / "ws" / "logs" / "task" / "ab" and new.name == "abc~20260102-000000-1-0.log"
+    ws.log_path("task", "abcd", "20260103-000000-1-0").write_text("other task")
+    old = tmp_path / "ws" / "logs" / "task" / "ab" / "abc" / "20260101-000000-1-0.log"
+    old.parent.mkdir()
+    old.write_text("old")
+    os.utime(old, (1, 1))
+    logs = ws.list_logs("task", "abc")
+    assert [(e.attempt, e.read()) for e in logs] == [("20260102-000000-1-0", "new"), ("20260101-000000-1-0", "old")]
+    assert ws.latest_attempt("task", "abc") == "20260102-000000-1-0"
+    assert [e.attempt for e in ws.list_logs("task", "abcd")] == ["20260103-000000-1-0"]

@@ -120,7 +120,7 @@ class DiskWorkspace(Workspace):
         results/<hash[:2]>/<hash>/              results: a directory with manifest.json, content addressed
         tmp/                                    staging and non-persistent scratch (same file system: rename)
         locks/<key[:2]>/<key>.lock              flock of a running task; its content names the holder
-        logs/<task|unit>/<key[:2]>/<key>/       <attempt>.log per attempt (names sort by time: the newest is the largest)
+        logs/<task|unit>/<key[:2]>/             <key>~<attempt>.log per attempt (attempt names sort by time)
         work/<key>/                             persistent WORK_DIR of a cacheable task
         snapshots/                              code snapshots (written by misen's core)
 
@@ -337,38 +337,48 @@ class DiskWorkspace(Workspace):
 
     # --- logs ---------------------------------------------------------------------------------------------------
 
-    def _log_dir(self, kind: str, key: str) -> str:
+    def _log_shard(self, kind: str, key: str) -> str:
         check_name(kind, "log kind")
         check_name(key, "log key")
-        return f"{self._logs}/{kind}/{key[:2]}/{key}"
+        return f"{self._logs}/{kind}/{key[:2]}"
 
     def log_path(self, kind: str, key: str, attempt: str) -> Path:
-        """``logs/<kind>/<key[:2]>/<key>/<attempt>.log`` (attempt names sort by time: the newest is the largest)."""
+        """``logs/<kind>/<key[:2]>/<key>~<attempt>.log`` (attempt names sort by time: the newest is the largest).
+
+        One file per attempt and no folder per task: a cold task creates its log and nothing else here. ``~``
+        cannot occur in a key or an attempt name, so the key of every log file is unambiguous.
+        """
         check_name(attempt, "log attempt")
-        directory = self._log_dir(kind, key)
-        if directory not in self._made:
+        shard = self._log_shard(kind, key)
+        if shard not in self._made:
             try:
-                os.makedirs(directory, exist_ok=True)
+                os.makedirs(shard, exist_ok=True)
             except OSError as exc:
-                raise storage_error(exc, directory, "create the log directory") from None
-            self._made.add(directory)
-        return Path(f"{directory}/{attempt}.log")
+                raise storage_error(exc, shard, "create the log directory") from None
+            self._made.add(shard)
+        return Path(f"{shard}/{key}~{attempt}.log")
 
     def list_logs(self, kind: str, key: str) -> list[LogEntry]:
-        directory = self._log_dir(kind, key)
+        shard = self._log_shard(kind, key)
+        prefix = key + "~"
         entries: list[LogEntry] = []
-        try:
-            it = os.scandir(directory)
-        except (FileNotFoundError, NotADirectoryError):
-            return []
-        except OSError as exc:
-            raise storage_error(exc, directory, "list the logs") from None
-        with it:
-            for entry in it:
-                if entry.name.endswith(".log") and not entry.name.startswith("."):
+        # This layout's files, then the per-task folder of workspaces written before it (``<key>/<attempt>.log``).
+        for directory, strip in ((shard, prefix), (f"{shard}/{key}", "")):
+            try:
+                it = os.scandir(directory)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            except OSError as exc:
+                raise storage_error(exc, directory, "list the logs") from None
+            with it:
+                for entry in it:
+                    name = entry.name
+                    if not name.endswith(".log") or name.startswith(".") or not name.startswith(strip):
+                        continue
                     with contextlib.suppress(OSError):
                         mtime = entry.stat().st_mtime
-                        entries.append(LogEntry(attempt=entry.name[:-4], path=Path(entry.path), mtime=mtime))
+                        attempt = name[len(strip) : -4]
+                        entries.append(LogEntry(attempt=attempt, path=Path(entry.path), mtime=mtime))
         entries.sort(key=lambda e: (e.mtime, e.attempt), reverse=True)
         return entries
 
