@@ -183,3 +183,20 @@ def test_a_lock_file_unlinked_under_an_acquirer_is_not_taken(tmp_path: Path) -> 
     finally:
         os.close(old)
         os.close(new)
+
+
+def test_a_forked_child_does_not_keep_the_lock(workspace: DiskWorkspace) -> None:
+    """A task that forks (a multiprocessing pool) and leaves the child running: the lock is free once the task
+    lets go of it, not once the child exits."""
+    key = "ef" * 16
+    with workspace.lock(key, LockHolder.current(task="forks")):
+        pid = os.fork()
+        if pid == 0:  # the child outlives the lock's holder
+            time.sleep(60)
+            os._exit(0)
+    try:
+        with workspace.lock(key, LockHolder.current(task="next")):
+            assert workspace.lock_holder(key).task == "next"
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)

@@ -38,6 +38,23 @@ _BUSY = {errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES}
 _NO_LOCKS = {errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK}
 
 
+#: Descriptors of the locks this process holds. A child made by ``fork`` (a task's multiprocessing pool, say) gets
+#: copies that would keep each flock held for as long as it lives; it closes them at once instead, as `filelock`
+#: does, so a lock is released when its holder lets go, whatever the holder forked.
+_HELD: set[int] = set()
+
+
+def _close_held_in_child() -> None:
+    for fd in list(_HELD):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_held_in_child)
+
+
 def lock_path(locks_dir: str, key: str) -> str:
     """The lock file of ``key``."""
     return f"{locks_dir}/{key[:2]}/{key}.lock"
@@ -152,6 +169,7 @@ def hold_lock(locks_dir: str, key: str, holder: LockHolder, *, timeout: float, f
             "wait for it to finish, and a later run finds its result cached",
             other,
         )
+    _HELD.add(fd)
     try:
         try:
             data = dump_json(holder.as_dict())
@@ -167,6 +185,7 @@ def hold_lock(locks_dir: str, key: str, holder: LockHolder, *, timeout: float, f
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, 0)  # no stale note: a probe then answers "free" without taking a flock
     finally:
+        _HELD.discard(fd)
         os.close(fd)  # closing the only descriptor releases the flock
 
 
