@@ -20,7 +20,7 @@ from misen.check import check_workspace
 from misen.errors import NotCachedError
 from misen_workspace_disk import DiskWorkspace
 
-PARTS, MIB = 8, 12
+PARTS, MIB = 8, 24  # enough bytes that a run outlasts most kill delays, on a quiet machine too
 
 TASKS = """
 import random
