@@ -179,9 +179,12 @@ def missing_plugin(tp: type) -> str | None:
 
 
 def _takes(ser: Serializer, value: Any) -> bool:
-    """``ser.match(value)``; a `match` that raises declines the value (a plugin's check never stops a store)."""
+    """``ser.match(value)``; a `match` that fails by accident declines the value (a plugin's check never stops a
+    store), while misen's own refusals (a missing plugin found inside a container) go through."""
     try:
         return bool(ser.match(value))
+    except MisenError:
+        raise
     except Exception:
         return False
 
