@@ -43,7 +43,6 @@ def main() -> int:
     sys.path.insert(0, str(root / "src"))
     import jax.numpy as jnp
     import numpy as np
-
     from jaxcheck.tasks import on_gpu
     from misen import Task, run
     from misen.reporting import PlainReporter
