@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal as _signal
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,6 +13,17 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+
+# dask-jobqueue replaces the process's SIGINT handler with sys.exit when it is imported (its runner module). Import it
+# once here and put the test process's handler back, so later tests that send SIGINT still get KeyboardInterrupt.
+_previous_sigint = _signal.getsignal(_signal.SIGINT)
+try:
+    import dask_jobqueue  # noqa: F401
+except ImportError:
+    pass
+finally:
+    _signal.signal(_signal.SIGINT, _previous_sigint)
+
 
 HERE = Path(__file__).parent
 

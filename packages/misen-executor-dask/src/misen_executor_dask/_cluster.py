@@ -10,6 +10,8 @@ import contextlib
 import importlib
 import json
 import logging
+import signal
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -118,10 +120,22 @@ def planned_capacity(settings: DaskExecutorSettings) -> dict[str, float] | None:
     return None
 
 
+def _import_keeping_sigint(module: str) -> Any:
+    """Import ``module``; dask-jobqueue replaces the process's SIGINT handler with ``sys.exit`` on import, which
+    would turn Ctrl-C into a SystemExit for misen (and anything else in the process): put the old one back."""
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGINT) if in_main else None
+    try:
+        return importlib.import_module(module)
+    finally:
+        if in_main and previous is not None and signal.getsignal(signal.SIGINT) is not previous:
+            signal.signal(signal.SIGINT, previous)
+
+
 def _class(path: str) -> Any:
     module, _, name = path.rpartition(".")
     try:
-        return getattr(importlib.import_module(module), name)
+        return getattr(_import_keeping_sigint(module), name)
     except ImportError as exc:
         hint = ' (pip install "misen[dask-jobqueue]")' if module == "dask_jobqueue" else ""
         raise ConfigError(f"[executor] cluster: cannot import {module} for {path}: {exc}{hint}") from None
