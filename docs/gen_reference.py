@@ -107,7 +107,7 @@ def _attrs_classes_in(tp: Any) -> list[type]:
 
 
 def _distribution_of(cls: type) -> str:
-    from misen.plugins import registry
+    from misen.session import registry
 
     top = cls.__module__.split(".")[0]
     return registry().distribution_of(top)[0]
@@ -147,7 +147,7 @@ def _backend_sections(kind: str, table: dict[str, type]) -> list[str]:
 
 def render_configuration() -> str:
     """The configuration reference page (Markdown)."""
-    from misen.plugins import registry
+    from misen.session import registry
     from misen.settings import CacheSettings
 
     reg = registry()

@@ -53,7 +53,7 @@ def test_hook_page_would_catch_a_missing_hook() -> None:
 
 
 def test_every_backend_setting_has_help_and_a_row() -> None:
-    from misen.plugins import registry
+    from misen.session import registry
     from misen.settings import CacheSettings
 
     page = (DOCS / "configuration.md").read_text()

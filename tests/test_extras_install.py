@@ -60,7 +60,7 @@ def test_install_slurm_and_torch_extras_from_wheels(tmp_path: Path) -> None:
     (project / "flow.py").write_text(textwrap.dedent("""
         import torch
         from misen import Task, meta, run
-        from misen.plugins import registry
+        from misen.session import registry
 
         @meta(id="TENSOR0001", cache=True)
         def make(n: int) -> torch.Tensor:

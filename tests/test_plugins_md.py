@@ -76,7 +76,7 @@ def test_third_party_executor_plugin_end_to_end(tmp_path: Path) -> None:
     script = textwrap.dedent("""
         import os
         from misen import Task, run
-        from misen.plugins import registry
+        from misen.session import registry
         from demo.flow import square, total
         print("registered", registry().get("executor", "serial").__module__)
         parts = [Task(square, x=i) for i in range(3)]

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from misen import settings
 from misen.errors import ConfigError, PluginNotFoundError
 from misen.runner import resolve_executor
+from misen.session import load_settings, set_config_override
 from misen.testing.fixtures import start_session
 
 
@@ -20,7 +20,7 @@ def write(path: Path, text: str) -> Path:
 def test_project_overrides_user(isolated_project: Path, tmp_path: Path) -> None:
     write(tmp_path / "xdg" / "misen.toml", '[executor]\ntype = "in-process"\n[cache]\ncode_changes = "ignore"\n')
     write(isolated_project / ".misen.toml", '[cache]\ncode_changes = "track"\n')
-    s = settings.load_settings()
+    s = load_settings()
     assert s.executor["type"] == "in-process"
     assert s.cache.code_changes == "track"
     assert s.source("cache", "code_changes").endswith(".misen.toml")
@@ -32,30 +32,30 @@ def test_explicit_config_replaces_the_chain(isolated_project: Path, tmp_path: Pa
     env_cfg = write(tmp_path / "env.toml", '[cache]\ncode_changes = "ignore"\n')
     cli_cfg = write(tmp_path / "cli.toml", '[workspace]\ntype = "memory"\n')
     monkeypatch.setenv("MISEN_CONFIG", str(env_cfg))
-    s = settings.load_settings()
+    s = load_settings()
     assert s.executor == {} and s.cache.code_changes == "ignore"
-    settings.set_config_override(cli_cfg)
-    s = settings.load_settings()
+    set_config_override(cli_cfg)
+    s = load_settings()
     assert s.workspace == {"type": "memory"} and s.cache.code_changes == "track" and s.executor == {}
 
 
 def test_another_backend_type_replaces_the_lower_section(isolated_project: Path, tmp_path: Path) -> None:
     write(tmp_path / "xdg" / "misen.toml", '[workspace]\ntype = "memory"\nname = "user"\n')
     write(isolated_project / ".misen.toml", '[workspace]\ntype = "other"\n')
-    assert settings.load_settings().workspace == {"type": "other"}
+    assert load_settings().workspace == {"type": "other"}
 
 
 def test_unknown_section_names_file(isolated_project: Path) -> None:
     cfg = write(isolated_project / ".misen.toml", "[executr]\ntype = 'local'\n")
     with pytest.raises(ConfigError, match=r"\.misen\.toml: unknown section \[executr\]") as info:
-        settings.load_settings()
+        load_settings()
     assert str(cfg) in str(info.value)
 
 
 def test_bad_toml(isolated_project: Path) -> None:
     write(isolated_project / ".misen.toml", "[executor\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
-        settings.load_settings()
+        load_settings()
 
 
 def test_unknown_key_names_file_section_and_key(isolated_project: Path) -> None:
@@ -69,7 +69,7 @@ def test_unknown_key_names_file_section_and_key(isolated_project: Path) -> None:
 def test_wrong_type_names_the_key(isolated_project: Path) -> None:
     write(isolated_project / ".misen.toml", '[cache]\ncode_changes = "sometimes"\n')
     with pytest.raises(ConfigError) as info:
-        settings.load_settings()
+        load_settings()
     assert "[cache]" in str(info.value) and "code_changes" in str(info.value)
 
 
@@ -97,6 +97,6 @@ def test_names_accept_underscores(isolated_project: Path) -> None:
 
 
 def test_missing_explicit_file(tmp_path: Path) -> None:
-    settings.set_config_override(tmp_path / "nope.toml")
+    set_config_override(tmp_path / "nope.toml")
     with pytest.raises(ConfigError, match="does not exist"):
-        settings.load_settings()
+        load_settings()

@@ -16,26 +16,19 @@ import misen
 
 SRC = Path(misen.__file__).parent
 
-#: (module, function) → why a misen import inside it is fine: the lazy facades.
+#: (module, function) → why a misen import inside it is fine: the lazy facades. Everything else imports at the
+#: top of its module; the lower layers reach the engine through hooks (``Task.result()`` computes through the
+#: ``misen_compute`` hook), and the command lines load each command's module by name when it runs.
 LAZY_FACADES = {
-    ("misen.__init__", "__getattr__"): "`import misen` stays cheap: public names are imported on first use",
-    ("misen.tasks", "result"): "Task's workspace queries are facades over the runner and cache",
-    ("misen.tasks", "is_cached"): "Task's workspace queries are facades over the runner and cache",
-    ("misen.tasks", "done"): "Task's workspace queries are facades over the runner and cache",
-    ("misen.tasks", "is_running"): "Task's workspace queries are facades over the runner and cache",
-    ("misen.tasks", "work_dir"): "Task's workspace queries are facades over the runner and cache",
-    ("misen.experiment", "run"): "Experiment.run is a facade over the runner",
-    ("misen.experiment", "cli"): "Experiment.cli is a facade over the command line",
-    ("misen.experiment", "__get__"): "Experiment.cli is a facade over the command line",
-    ("misen.plugins", "registry"): "the current session's registry, for code without a session at hand",
-    ("misen.settings", "find_project_root"): "facade over the current session",
-    ("misen.settings", "project_root"): "facade over the current session",
-    ("misen.settings", "set_config_override"): "facade over the current session (what --config does)",
-    ("misen.settings", "load_settings"): "facade over the current session",
+    ("misen.experiment", "cli"): "Experiment.cli is a facade over the command line (click, the CLI modules)",
+    ("misen.experiment", "__get__"): "Experiment.cli is a facade over the command line (click, the CLI modules)",
+    ("misen._builtin.engine", "misen_compute"): "the runner is imported when Task.result() first computes, not "
+    "whenever plugins are registered (every process, `misen --help`)",
+    ("misen.cli", "main"): "the console script's entry: imports the misen command when run",
+    ("misen.cli", "experiment_cli"): "an experiment's command line from Python: imports it when run",
 }
-#: Packages whose functions may import lazily: the command line loads each command's code on first use, so that
-#: ``misen --help`` stays within its start-up budget.
-LAZY_PACKAGES = ("misen.cli",)
+#: The one import circle allowed: `misen.experiment` and its command line, joined by the facade above.
+ALLOWED_CIRCLES = (frozenset({"misen.experiment", "misen.cli._experiment_cli"}),)
 #: The one slot of process-wide state.
 SESSION_SLOT = ("misen.session", "_SLOT")
 
@@ -45,9 +38,85 @@ _MUTABLE_CALLS = {"dict", "list", "set", "defaultdict", "OrderedDict", "deque", 
 def _modules() -> list[tuple[str, ast.Module]]:
     out = []
     for path in sorted(SRC.rglob("*.py")):
-        name = ".".join(("misen", *path.relative_to(SRC).with_suffix("").parts))
+        parts = path.relative_to(SRC).with_suffix("").parts
+        name = ".".join(("misen", *(parts[:-1] if parts[-1] == "__init__" else parts)))
         out.append((name, ast.parse(path.read_text(), str(path))))
     return out
+
+
+def _runtime_imports(module: str, tree: ast.Module, known: set[str]) -> set[str]:
+    """The misen modules ``module`` imports when it runs: anywhere but under ``if TYPE_CHECKING:``."""
+    skipped = {
+        id(sub)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for stmt in node.body
+        for sub in ast.walk(stmt)
+    }
+    is_package = any(m.startswith(module + ".") for m in known)
+    package = module if is_package else module.rpartition(".")[0]
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join([*parent, *([base] if base else [])])
+            names = [base, *(f"{base}.{a.name}" for a in node.names)]
+        else:
+            continue
+        for name in names:
+            while name and name not in known:
+                name = name.rpartition(".")[0]
+            if name and name != module:
+                out.add(name)
+    return out
+
+
+def _circles(graph: dict[str, set[str]]) -> list[frozenset[str]]:
+    """The strongly connected components of ``graph`` with more than one module (Tarjan, iteratively)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[frozenset[str]] = []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, edges = work[-1]
+            nxt = next(edges, None)
+            if nxt is not None:
+                if nxt not in index:
+                    index[nxt] = low[nxt] = len(index)
+                    stack.append(nxt)
+                    on_stack.add(nxt)
+                    work.append((nxt, iter(sorted(graph.get(nxt, ())))))
+                elif nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                members = set()
+                while True:
+                    top = stack.pop()
+                    on_stack.discard(top)
+                    members.add(top)
+                    if top == node:
+                        break
+                if len(members) > 1:
+                    found.append(frozenset(members))
+    return found
 
 
 def _is_mutable(value: ast.expr | None) -> bool:
@@ -80,8 +149,6 @@ def test_no_module_level_mutable_state() -> None:
 def test_misen_imports_are_at_module_level() -> None:
     found = []
     for module, tree in _modules():
-        if module.startswith(LAZY_PACKAGES):
-            continue
         for node in ast.walk(tree):
             if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 continue
@@ -98,8 +165,19 @@ def test_misen_imports_are_at_module_level() -> None:
     assert not found, "misen modules imported inside functions:\n" + "\n".join(found)
 
 
+def test_no_import_circles() -> None:
+    modules = _modules()
+    known = {name for name, _ in modules}
+    graph = {name: _runtime_imports(name, tree, known) for name, tree in modules}
+    circles = [c for c in _circles(graph) if c not in ALLOWED_CIRCLES]
+    assert not circles, "import circles in misen-core:\n" + "\n".join(", ".join(sorted(c)) for c in circles)
+
+
 def test_the_checks_above_can_fail() -> None:
     tree = ast.parse("X = {}\ndef f():\n    from misen import tasks\n")
     assert _is_mutable(tree.body[0].value)  # type: ignore[attr-defined]
     func = tree.body[1]
     assert isinstance(func, ast.FunctionDef) and isinstance(func.body[0], ast.ImportFrom)
+    assert _circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [frozenset({"a", "b", "c"})]
+    tree = ast.parse("from misen import tasks\nif TYPE_CHECKING:\n    from misen import cache\n")
+    assert _runtime_imports("misen.x", tree, {"misen", "misen.tasks", "misen.cache", "misen.x"}) == {"misen", "misen.tasks"}

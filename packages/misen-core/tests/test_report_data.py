@@ -14,7 +14,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 import pytest
 from misen import Serializer, Task, meta
 from misen.labels import task_labels
-from misen.preview import Preview, default_preview, preview_value
+from misen.preview import Preview, default_preview
+from misen.serializer import preview_value
 from report_demo_project import STATES, edit_helper, make_demo
 from test_cli_project import Project, pycache_dir
 

@@ -348,7 +348,7 @@ def test_stdlib_hasher_covers_container_subclasses_and_small_types() -> None:
 
 def test_registering_imports_no_third_party_library() -> None:
     code = (
-        "import sys, misen.plugins as p, tempfile, pathlib\n"
+        "import sys, misen.session as p, tempfile, pathlib\n"
         "from misen.serializer import save_result, load_result\n"
         "p.registry().serializers(); p.registry().hashers()\n"
         "d = pathlib.Path(tempfile.mkdtemp()) / 'r'\n"

@@ -141,11 +141,11 @@ def conda_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[C
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     monkeypatch.delenv("MISEN_CONFIG", raising=False)
     monkeypatch.delenv("CONDA_PREFIX", raising=False)
-    from misen import settings
+    from misen.session import set_config_override
 
-    settings.set_config_override(None)
+    set_config_override(None)
     yield CondaProject(tmp_path / "proj", tmp_path / "channel", monkeypatch)
-    settings.set_config_override(None)
+    set_config_override(None)
 
 
 @pytest.fixture(scope="session")

@@ -66,7 +66,7 @@ def test_unknown_environment_type(conda_project: Any) -> None:
 
 
 def test_registered_as_a_plugin() -> None:
-    from misen.plugins import registry
+    from misen.session import registry
     from misen_env_conda.environment import CondaEnvironment
 
     assert registry().get("environment", "conda") is CondaEnvironment

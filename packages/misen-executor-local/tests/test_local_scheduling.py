@@ -129,20 +129,20 @@ def test_the_default_memory_request_fits_a_small_machine(
 
 
 def test_settings_errors_name_the_key(in_project: Path, tmp_path: Path) -> None:
-    from misen import settings
     from misen.runner import resolve_executor
+    from misen.session import set_config_override
 
     with pytest.raises(ConfigError) as info:
         LocalExecutor(num_cpu=2)
     assert "num_cpu" in str(info.value) and "num_cpus" in str(info.value)
     config = tmp_path / "misen.toml"
     config.write_text('[executor]\ntype = "local"\nnum_cpus = "many"\n')
-    settings.set_config_override(config)
+    set_config_override(config)
     with pytest.raises(ConfigError) as info:
         resolve_executor(None)
     assert str(config) in str(info.value) and "num_cpus" in str(info.value) and "many" in str(info.value)
     config.write_text('[executor]\ntype = "local"\nnum_cpus = 1\ncuda_gpu_indices = [2, 5]\n')
-    settings.set_config_override(config)
+    set_config_override(config)
     ex = resolve_executor(None)
     assert isinstance(ex, LocalExecutor)
     m = ex.machine()

@@ -286,7 +286,7 @@ def test_registry_prefers_these_serializers_over_scikit_learn(models: dict[str, 
 
 def test_registering_imports_no_boosting_library(tmp_path: Path) -> None:
     code = (
-        "import sys, misen.plugins as p\n"
+        "import sys, misen.session as p\n"
         "p.registry().serializers(); p.registry().hashers()\n"
         "from misen.hashing import hash_value; hash_value({'a': 1})\n"
         "bad = [m for m in ('xgboost', 'lightgbm', 'catboost', 'numpy') if m in sys.modules]\n"

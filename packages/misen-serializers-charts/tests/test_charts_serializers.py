@@ -108,7 +108,7 @@ def test_loads_in_a_fresh_process_with_only_this_plugin(tmp_path: Path) -> None:
 
 def test_registering_imports_neither_library() -> None:
     code = (
-        "import sys, misen.plugins as p\n"
+        "import sys, misen.session as p\n"
         "import misen_serializers_charts.hooks\n"
         "p.registry().serializers()\n"
         "bad = [m for m in ('plotly', 'altair') if m in sys.modules]\n"

@@ -110,7 +110,7 @@ def test_crs_as_task_arguments() -> None:
 
 def test_registering_imports_no_geopandas() -> None:
     code = (
-        "import sys, misen.plugins as p\n"
+        "import sys, misen.session as p\n"
         "import misen_serializers_geopandas.hooks\n"
         "p.registry().serializers()\n"
         "bad = [m for m in ('geopandas', 'shapely', 'pyproj', 'pandas') if m in sys.modules]\n"

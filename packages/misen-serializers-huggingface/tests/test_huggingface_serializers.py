@@ -307,7 +307,7 @@ def test_a_model_wins_over_the_torch_module_pickle(model: Any) -> None:
 
 def test_registering_imports_no_hugging_face_library(tmp_path: Path) -> None:
     code = (
-        "import sys, misen.plugins as p\n"
+        "import sys, misen.session as p\n"
         "p.registry().serializers(); p.registry().hashers()\n"
         "from misen.hashing import hash_value; hash_value({'a': 1})\n"
         "bad = [m for m in ('datasets', 'transformers', 'torch', 'pyarrow') if m in sys.modules]\n"

@@ -223,7 +223,7 @@ def test_a_sharded_array_is_stored_whole_and_loads_in_a_fresh_process(tmp_path: 
 
 def test_registering_imports_no_jax(tmp_path: Path) -> None:
     code = (
-        "import sys, misen.plugins as p\n"
+        "import sys, misen.session as p\n"
         "p.registry().serializers(); p.registry().hashers()\n"
         "from misen.serializer import serializer_for; serializer_for({'a': [1]})\n"
         "from misen.hashing import hash_value; hash_value({'a': 1})\n"

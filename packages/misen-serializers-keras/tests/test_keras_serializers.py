@@ -256,7 +256,7 @@ def test_a_model_class_defined_in_main_is_refused_with_a_clear_message(tmp_path:
 
 def test_registering_imports_no_tensorflow(tmp_path: Path) -> None:
     code = (
-        "import sys, misen.plugins as p\n"
+        "import sys, misen.session as p\n"
         "p.registry().serializers(); p.registry().hashers()\n"
         "from misen.serializer import serializer_for; serializer_for({'a': [1]})\n"
         "bad = [m for m in ('keras', 'tensorflow') if m in sys.modules]\n"

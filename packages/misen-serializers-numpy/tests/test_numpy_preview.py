@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from misen.preview import Preview, preview_value
+from misen.preview import Preview
+from misen.serializer import preview_value
 from misen_serializers_numpy.serializer import NDArraySerializer
 
 

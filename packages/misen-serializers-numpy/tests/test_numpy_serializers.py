@@ -227,7 +227,7 @@ def test_small_arrays_hash_large_and_object_arrays_are_refused() -> None:
 
 def test_registering_imports_no_numpy() -> None:
     code = (
-        "import sys, misen.plugins as p\n"
+        "import sys, misen.session as p\n"
         "import misen_serializers_numpy.hooks\n"
         "p.registry().serializers(); p.registry().hashers()\n"
         "from misen.hashing import hash_value; hash_value({'a': 1})\n"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
-from misen.preview import preview_value
+from misen.serializer import preview_value
 
 
 def test_a_frame_previews_as_its_head_with_every_cell_escaped() -> None:

@@ -213,7 +213,7 @@ def test_pandas_scalars_hash_as_arguments() -> None:
 
 def test_registering_imports_no_pandas() -> None:
     code = (
-        "import sys, misen.plugins as p\n"
+        "import sys, misen.session as p\n"
         "import misen_serializers_pandas.hooks\n"
         "p.registry().serializers(); p.registry().hashers()\n"
         "bad = [m for m in ('pandas', 'pyarrow', 'polars') if m in sys.modules]\n"

@@ -109,7 +109,7 @@ def test_images_as_task_arguments() -> None:
 
 def test_registering_imports_no_pillow() -> None:
     code = (
-        "import sys, misen.plugins as p\n"
+        "import sys, misen.session as p\n"
         "import misen_serializers_pil.hooks\n"
         "p.registry().serializers()\n"
         "assert 'PIL' not in sys.modules\n"

@@ -94,7 +94,7 @@ def test_registry_dispatch_covers_subclasses() -> None:
 
 def test_registering_imports_no_sklearn() -> None:
     code = (
-        "import sys, misen.plugins as p\n"
+        "import sys, misen.session as p\n"
         "import misen_serializers_sklearn.hooks\n"
         "p.registry().serializers()\n"
         "bad = [m for m in ('sklearn', 'skops', 'numpy') if m in sys.modules]\n"

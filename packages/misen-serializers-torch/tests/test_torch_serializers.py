@@ -195,7 +195,7 @@ def test_dtype_and_device_hash_as_arguments() -> None:
 
 def test_registering_imports_no_torch() -> None:
     code = (
-        "import sys, misen.plugins as p\n"
+        "import sys, misen.session as p\n"
         "import misen_serializers_torch.hooks\n"
         "p.registry().serializers(); p.registry().hashers()\n"
         "from misen.serializer import serializer_for; serializer_for({'a': 1})\n"

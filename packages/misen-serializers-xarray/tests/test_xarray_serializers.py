@@ -109,7 +109,7 @@ def test_loads_in_a_fresh_process_with_only_this_plugin(tmp_path: Path) -> None:
 
 def test_registering_imports_no_xarray() -> None:
     code = (
-        "import sys, misen.plugins as p\n"
+        "import sys, misen.session as p\n"
         "import misen_serializers_xarray.hooks\n"
         "p.registry().serializers()\n"
         "bad = [m for m in ('xarray', 'netCDF4', 'numpy') if m in sys.modules]\n"

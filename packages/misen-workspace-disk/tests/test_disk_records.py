@@ -109,7 +109,7 @@ def test_settings_errors_name_the_key() -> None:
 
 
 def test_registered_as_disk() -> None:
-    from misen.plugins import registry
+    from misen.session import registry
 
     assert registry().get("workspace", "disk") is DiskWorkspace
 

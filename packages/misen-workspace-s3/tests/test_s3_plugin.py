@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from misen.plugins import registry
+from misen.session import registry
 from misen_workspace_s3 import S3Workspace
 
 
@@ -17,7 +17,7 @@ def test_registered_as_s3_and_its_aliases() -> None:
 def test_discovery_does_not_import_the_storage_libraries() -> None:
     code = (
         "import sys\n"
-        "from misen.plugins import registry\n"
+        "from misen.session import registry\n"
         "registry().get('workspace', 's3')\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('fsspec', 's3fs', 'botocore', 'aiobotocore'))\n"
         "print(heavy)\n"

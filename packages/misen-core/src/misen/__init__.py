@@ -9,6 +9,9 @@ import importlib
 import types
 from typing import TYPE_CHECKING, Any
 
+from misen.errors import PluginNotFoundError
+from misen.providers import EXPORTS, PROVIDERS, install_hint
+
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
@@ -80,15 +83,11 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(module), name)
         globals()[name] = value
         return value
-    from misen.providers import EXPORTS, PROVIDERS, install_hint
-
     plugin = EXPORTS.get(name)
     if plugin is not None:
         try:
             mod = importlib.import_module(plugin[0])
         except ImportError:
-            from misen.errors import PluginNotFoundError
-
             requirement = PROVIDERS[plugin[1]]
             raise PluginNotFoundError(f"{name} needs the {requirement} package: {install_hint(requirement)}") from None
         value = getattr(mod, name)

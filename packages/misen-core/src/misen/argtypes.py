@@ -100,7 +100,7 @@ def check_arguments(fn: Callable[..., Any], arguments: dict[str, Any]) -> None:
             continue
         fn_name = getattr(fn, "__qualname__", None) or repr(fn)
         raise TaskArgumentError(
-            f"Task({fn_name}): argument {name!r} must be {_type_name(tp)}, got {value!r} ({type(value).__name__})"
+            f"Task({fn_name}): argument {name!r} must be {type_name(tp)}, got {value!r} ({type(value).__name__})"
         )
 
 
@@ -163,16 +163,23 @@ def _fits_container(value: Any, container: Any, args: tuple[Any, ...]) -> bool:
     return all(_fits(v, elem) for v in value)
 
 
-def _type_name(tp: Any) -> str:
-    """A short name of an annotation (``float``, ``str | None``, ``Literal['a', 'b']``)."""
+def type_name(tp: Any) -> str:
+    """A short readable name of a type annotation (``list[float]``, ``int | None``, ``Literal['a', 'b']``)."""
+    if tp is Any:
+        return "Any"
     if tp is None or tp is type(None):
         return "None"
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
-    if origin is typing.Union or origin is types.UnionType:
-        return " | ".join(_type_name(a) for a in args)
     if origin is typing.Literal:
         return f"Literal[{', '.join(repr(a) for a in args)}]"
+    if origin is typing.Union or origin is types.UnionType:
+        return " | ".join(type_name(a) for a in args)
+    if origin is typing.Annotated:
+        return type_name(args[0])
     if origin is not None and args:
-        return f"{getattr(origin, '__name__', repr(origin))}[{', '.join(_type_name(a) for a in args)}]"
-    return tp.__qualname__ if isinstance(tp, type) else repr(tp).replace("typing.", "")
+        name = getattr(origin, "__name__", None) or repr(origin).replace("typing.", "")
+        return f"{name}[{', '.join('...' if a is Ellipsis else type_name(a) for a in args)}]"
+    if isinstance(tp, type):
+        return tp.__qualname__
+    return repr(tp).replace("typing.", "")

@@ -28,9 +28,10 @@ from misen.errors import (
 from misen.identity import at_default
 from misen.integrity import ResultDamagedError
 from misen.serializer import check_result, load_result, read_manifest, save_result
-from misen.tasks import Task, signature_of
+from misen.taskmeta import signature_of
 
 if TYPE_CHECKING:
+    from misen.tasks import Task
     from misen.workspace import Workspace
 
 __all__ = [

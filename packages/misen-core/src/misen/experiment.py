@@ -19,14 +19,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
+from misen.argtypes import type_name
 from misen.errors import MisenError
 from misen.results_table import ResultsFrameMethod
+from misen.runner import RunReport, run
 from misen.tasks import Task
 
 if TYPE_CHECKING:
     from misen.executor import Executor
     from misen.reporting import Reporter
-    from misen.runner import RunReport
     from misen.workspace import Workspace
 
 __all__ = ["Experiment", "ParameterError", "UnknownTaskError", "parameters"]
@@ -228,8 +229,6 @@ class Experiment:
             workspace (``list`` shows it). Bad input (unknown executor, missing ``@meta`` id) raises
             `misen.errors.MisenError`.
         """
-        from misen.runner import run
-
         named = self.named_tasks()
         roots = [self[n] for n in names] if names else list(named.values())
         return run(roots, executor, workspace, reporter=reporter, wait=wait)
@@ -292,28 +291,6 @@ def _checked(cls: type[Experiment], values: dict[str, Any]) -> dict[str, Any]:
             raise ParameterError(f"{cls.__qualname__} has no parameter {name!r} (its parameters: {known})")
         out[name] = coerce(value, hints[name], f"{cls.__qualname__}.{name}")
     return out
-
-
-def type_name(tp: Any) -> str:
-    """A short readable name of a type annotation (``list[float]``, ``int | None``)."""
-    if tp is Any:
-        return "Any"
-    if tp is None or tp is type(None):
-        return "None"
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin is typing.Literal:
-        return f"Literal[{', '.join(repr(a) for a in args)}]"
-    if origin is typing.Union or origin is types.UnionType:
-        return " | ".join(type_name(a) for a in args)
-    if origin is typing.Annotated:
-        return type_name(args[0])
-    if origin is not None and args:
-        name = getattr(origin, "__name__", None) or repr(origin).replace("typing.", "")
-        return f"{name}[{', '.join('...' if a is Ellipsis else type_name(a) for a in args)}]"
-    if isinstance(tp, type):
-        return tp.__qualname__
-    return repr(tp).replace("typing.", "")
 
 
 def coerce(value: Any, tp: Any, where: str) -> Any:

@@ -56,6 +56,20 @@ def misen_add_executors() -> Sequence[type[Executor]]:
     """
 
 
+@hookspec(firstresult=True)
+def misen_compute(tasks: Sequence[Task[Any]], workspace: Workspace, session: Any) -> RunReport | None:
+    """Compute ``tasks`` and what they need that is not cached yet, into ``workspace``, for a lazy facade.
+
+    ``Task.result()`` calls it when a result it must return is not cached. misen's built-in implementation
+    (``misen._builtin.engine``, registered last) is `misen.run` with the configured executor; a plugin may answer
+    first to compute elsewhere. The first answer that is not ``None`` is used; a failed task is reported in it,
+    not raised.
+
+    Returns:
+        The run's `misen.runner.RunReport`.
+    """
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # storage
 # ---------------------------------------------------------------------------------------------------------------

@@ -28,11 +28,12 @@ if TYPE_CHECKING:
     from misen.serializer import Serializer
     from misen.workspace import Workspace
 
-__all__ = ["PluginInfo", "Registry", "plugin_manager", "registry"]
+__all__ = ["PluginInfo", "Registry", "plugin_manager"]
 
 ENTRY_POINT_GROUP = "misen"
 
 BUILTIN_MODULES = (
+    "misen._builtin.engine",
     "misen._builtin.in_process",
     "misen._builtin.threads",
     "misen._builtin.memory",
@@ -234,12 +235,3 @@ def plugin_manager(extra: Iterable[Any] = ()) -> pluggy.PluginManager:
         pm.register(plugin)
     pm.check_pending()
     return pm
-
-
-def registry() -> Registry:
-    """The current session's registry (`misen.session.current_session`), for code that has no session at hand."""
-    from misen.session import (
-        current_session,  # the lazy facade: sessions are built on plugins, not the reverse
-    )
-
-    return current_session().registry

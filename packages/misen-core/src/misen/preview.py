@@ -3,7 +3,7 @@
 `misen.Serializer.preview` returns a `Preview`; its default, `default_preview`, covers the standard library's
 values and anything that draws itself (matplotlib figures, PIL images, Plotly and Altair charts when their
 image export is installed). Serializers of other libraries override it (NumPy arrays as shape, dtype and
-range; DataFrames as their head). `preview_value` is what callers use: it never raises.
+range; DataFrames as their head). `misen.serializer.preview_value` is what callers use: it never raises.
 """
 
 from __future__ import annotations
@@ -12,14 +12,13 @@ import html
 import io
 import os
 import pprint
+from collections.abc import Callable
 from types import MappingProxyType
 from typing import Any
 
 import attrs
 
-from misen import serializer as _serializer
-
-__all__ = ["MAX_TEXT", "Preview", "default_preview", "preview_value", "short_text"]
+__all__ = ["MAX_TEXT", "Preview", "default_preview", "short_text"]
 
 #: The longest text preview kept (longer ones end with ``…``).
 MAX_TEXT = 1200
@@ -65,27 +64,14 @@ def short_text(text: str, limit: int = MAX_TEXT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def preview_value(value: Any, serializer: Any = None) -> Preview | None:
-    """The preview of ``value`` by the serializer that stores it (or by ``serializer``); ``None`` on any error."""
-    try:
-        if serializer is None:
-            serializer = _serializer.serializer_for(value)
-        elif isinstance(serializer, type):
-            serializer = serializer()
-        preview = getattr(serializer, "preview", None)
-        result = preview(value) if preview is not None else default_preview(value)
-        return result if isinstance(result, Preview) else None
-    except Exception:
-        return None
-
-
-def default_preview(value: Any) -> Preview | None:
+def default_preview(value: Any, inner: Callable[[Any], Preview | None] | None = None) -> Preview | None:
     """A preview of standard-library values and of objects that can draw themselves as PNG.
 
     Scalars and small containers are shown as text; a string that names an existing image file (a task that
     returns the path of its plot) is shown as that picture; a dict holding arrays or frames is a table of its
     keys with a one-line preview of each value; matplotlib figures, PIL images and Plotly/Altair charts (with
-    their PNG export installed) are pictures.
+    their PNG export installed) are pictures. ``inner`` previews the values inside a dict (default: this
+    function; `misen.serializer.preview_value` asks each value's own serializer).
     """
     if isinstance(value, str):
         image = image_file(value)
@@ -98,7 +84,7 @@ def default_preview(value: Any) -> Preview | None:
     if picture is not None:
         return picture
     if isinstance(value, dict) and value and not _plain(value):
-        return dict_table(value)
+        return dict_table(value, inner=inner)
     return Preview.text(pprint.pformat(value, width=90, compact=True, sort_dicts=False))
 
 
@@ -120,20 +106,30 @@ def image_file(text: str) -> Preview | None:
     return Preview("image", data, f"image/{mime}")
 
 
-def dict_table(value: dict[Any, Any], limit: int = 30) -> Preview:
-    """A two-column HTML table: each key and a one-line preview of its value."""
+def dict_table(
+    value: dict[Any, Any], limit: int = 30, inner: Callable[[Any], Preview | None] | None = None
+) -> Preview:
+    """A two-column HTML table: each key and a one-line preview of its value (by ``inner``)."""
+    inner = inner or _safe_default
     rows = []
     for i, (k, v) in enumerate(value.items()):
         if i == limit:
             rows.append(f"<tr><td colspan=2>… {len(value) - limit} more</td></tr>")
             break
-        inner = preview_value(v)
-        if inner is None or inner.kind != "text":
-            shown = type(v).__name__ if inner is None else f"{type(v).__name__} ({inner.kind})"
+        shown_preview = inner(v)
+        if shown_preview is None or shown_preview.kind != "text":
+            shown = type(v).__name__ if shown_preview is None else f"{type(v).__name__} ({shown_preview.kind})"
         else:
-            shown = short_text(str(inner.data).replace("\n", " "), 160)
+            shown = short_text(str(shown_preview.data).replace("\n", " "), 160)
         rows.append(f"<tr><th>{html.escape(repr(k))}</th><td>{html.escape(shown)}</td></tr>")
     return Preview.html(f"<table class='kv'>{''.join(rows)}</table>")
+
+
+def _safe_default(value: Any) -> Preview | None:
+    try:
+        return default_preview(value)
+    except Exception:
+        return None
 
 
 def _plain(value: Any, depth: int = 0) -> bool:

@@ -14,18 +14,16 @@ import attrs
 
 from misen import cache
 from misen.environment import prepare_environments
-from misen.errors import MisenError, NotCachedError, ResultCorruptedError, TaskFailedError
+from misen.errors import MisenError
 from misen.executor import SUCCESS_STATUSES, Executor, Plan, RunEvents, UnitOutcome, WorkUnit
 from misen.fingerprint import Fingerprint
 from misen.gitignore import ignore_directory
 from misen.idcheck import check_unique_ids
 from misen.reporting import PlainReporter, Reporter, ReporterPlugin
 from misen.session import Session, current_session
-from misen.settings import section_where, structure_settings, unstructure_settings
 from misen.snapshot import load_env_files, take_snapshot
-from misen.tasks import Task, iter_graph
-from misen.worker import call_task, runtime_values
-from misen.workspace import Workspace
+from misen.tasks import Task, iter_graph, task_result
+from misen.workspace import Workspace, resolve_workspace
 
 __all__ = [
     "RunReport",
@@ -39,55 +37,8 @@ __all__ = [
 
 
 def backend_settings(kind: str, name: str | None, session: Session | None = None) -> tuple[type[Any], Any, str | None]:
-    """``(class, settings, note)`` of the ``kind`` backend chosen by ``name`` (or by the configuration).
-
-    The ``[executor]``/``[workspace]`` section applies to the backend chosen by any route: its ``type`` line,
-    ``--executor-type``/``--workspace-type``, or a name passed in Python. A key the chosen backend does not know
-    is an error naming the file, the section and the key. A section that names *another* backend with its own
-    ``type`` is not applied; ``note`` says so (``misen config`` shows it).
-    """
-    session = session or current_session()
-    settings = session.settings
-    section = settings.executor if kind == "executor" else settings.workspace
-    where = section_where(settings, kind)
-    registry = session.registry
-    chosen = name if name is not None else section.get("type", default_name(kind, session))
-    cls = registry.get(kind, chosen)
-    configured = section.get("type")
-    note = None
-    data = {k: v for k, v in section.items() if k != "type"}
-    if configured is not None:
-        try:
-            same = registry.get(kind, configured) is cls
-        except MisenError:
-            same = False
-        if not same:
-            note = f"{where} is written for the {configured!r} {kind} and is not applied to {cls.PLUGIN_NAME!r}"
-            data = {}
-    return cls, structure_settings(cls.Settings, data, where=where), note
-
-
-def default_name(kind: str, session: Session | None = None) -> str:
-    registry = (session or current_session()).registry
-    table = registry.executors() if kind == "executor" else registry.workspaces()
-    preferred, fallback = ("local", "in-process") if kind == "executor" else ("disk", "memory")
-    return preferred if preferred in table else fallback
-
-
-def resolve_workspace(workspace: Workspace | str | None = None, session: Session | None = None) -> Workspace:
-    """A `Workspace` from an instance, a type name (``"disk"``), or the configuration (``None``); opened once
-    per session."""
-    if isinstance(workspace, Workspace):
-        return workspace
-    if workspace is not None and not isinstance(workspace, str):
-        raise MisenError(f"workspace= must be a Workspace or a type name, got {type(workspace).__name__}")
-    session = session or current_session()
-    cls, ws_settings, _ = backend_settings("workspace", workspace, session)
-    return session.open_workspace({"type": cls.PLUGIN_NAME, "settings": _unstructured(ws_settings)})
-
-
-def _unstructured(settings: Any) -> dict[str, Any]:
-    return unstructure_settings(settings)
+    """``(class, settings, note)`` of the ``kind`` backend chosen by ``name`` (`misen.session.Session.backend`)."""
+    return (session or current_session()).backend(kind, name)
 
 
 def resolve_executor(executor: Executor | str | None = None, session: Session | None = None) -> Executor:
@@ -96,7 +47,7 @@ def resolve_executor(executor: Executor | str | None = None, session: Session | 
         return executor
     if executor is not None and not isinstance(executor, str):
         raise MisenError(f"executor= must be an Executor or a type name, got {type(executor).__name__}")
-    cls, ex_settings, _ = backend_settings("executor", executor, session)
+    cls, ex_settings, _ = (session or current_session()).backend("executor", executor)
     return cls(ex_settings)  # type: ignore[no-any-return]
 
 
@@ -387,81 +338,3 @@ def _safe(hook: Any, **kwargs: Any) -> None:
         print(f"misen: a lifecycle hook raised {type(exc).__name__}: {exc}", file=sys.stderr)
 
 
-def task_result(
-    task: Task[Any], workspace: Workspace | str | None = None, *, compute: bool = True, session: Session | None = None
-) -> Any:
-    """The result of ``task``.
-
-    A cached result is loaded. Otherwise, with ``compute`` (the default), what the task needs is run first with
-    the configured executor (the in-process one for a workspace that lives in this process only), as anyone who
-    installed a project expects from ``TrainingSweep()["plot"].result()``; a failure raises
-    `misen.errors.TaskFailedError` naming the task, its error and its log. With ``compute=False`` a missing result
-    raises `misen.errors.NotCachedError` (a damaged one `misen.errors.ResultCorruptedError`, naming the damage;
-    it is dropped, so the next run recomputes it).
-    """
-    session = session or current_session()
-    task.check_ids()
-    ws = resolve_workspace(workspace, session)
-    if task.cacheable:
-        try:
-            return cache.load(ws, task)
-        except ResultCorruptedError:
-            if not compute:
-                raise
-        except NotCachedError:
-            if not compute:
-                failure = cache.failure(ws, task)
-                if failure is None:
-                    extra = "; run it first"
-                elif failure.get("status") == "skipped":
-                    extra = f"; it was skipped in its last run: {failure.get('error')}"
-                else:
-                    extra = f"; its last attempt failed: {failure.get('error')}"
-                raise NotCachedError(f"{task!r} is not cached in workspace {ws.describe()}{extra}") from None
-    if compute:
-        missing = [t for t in _cacheable_inputs(task) if not cache.is_cached(ws, t)]
-        if missing:
-            report = run(missing, workspace=ws, session=session)
-            if not report.ok:
-                unit, outcome = report.failed[0]
-                where = f" (log: {outcome.log})" if outcome.log else ""
-                raise TaskFailedError(
-                    f"{task!r} could not be computed: {unit.label} ended {outcome.status}: {outcome.error}{where}"
-                )
-        if task.cacheable:
-            return cache.load(ws, task)
-
-    values: dict[bytes, Any] = {}
-
-    def compute_value(t: Task[Any]) -> None:
-        if t._id_bytes in values:
-            return
-        if t.cacheable:
-            values[t._id_bytes] = task_result(t, ws, compute=False, session=session)
-            return
-        for dep in t.dependencies:
-            compute_value(dep)
-        values[t._id_bytes] = call_task(t, values, runtime_values(t, ws, None))
-
-    compute_value(task)
-    return values[task._id_bytes]
-
-
-def _cacheable_inputs(task: Task[Any]) -> list[Task[Any]]:
-    """The task itself if cacheable, else the cacheable tasks it reaches through non-cacheable ones."""
-    if task.cacheable:
-        return [task]
-    out: dict[bytes, Task[Any]] = {}
-    stack = [task]
-    seen: set[bytes] = set()
-    while stack:
-        t = stack.pop()
-        for dep in t.dependencies:
-            if dep._id_bytes in seen:
-                continue
-            seen.add(dep._id_bytes)
-            if dep.cacheable:
-                out[dep._id_bytes] = dep
-            else:
-                stack.append(dep)
-    return list(out.values())

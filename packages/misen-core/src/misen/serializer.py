@@ -34,6 +34,7 @@ __all__ = [
     "SaveContext",
     "Serializer",
     "load_result",
+    "preview_value",
     "save_result",
     "serializer_for",
 ]
@@ -86,7 +87,7 @@ class Serializer:
         array's shape and range, a frame's head). Return ``None`` for no preview. It may raise: callers
         catch everything.
         """
-        return _preview.default_preview(value)
+        return _preview.default_preview(value, inner=preview_value)
 
 
 class SaveContext:
@@ -394,3 +395,17 @@ def load_result(directory: Path, *, mmap: bool = True, verify: bool = True, seri
         raise
     except Exception as exc:  # any loader failure of bytes that passed their checksums is damage
         raise damaged_by_loader(directory, manifest, manifest["serializer"], exc) from None
+
+
+def preview_value(value: Any, serializer: Any = None) -> _preview.Preview | None:
+    """The preview of ``value`` by the serializer that stores it (or by ``serializer``); ``None`` on any error."""
+    try:
+        if serializer is None:
+            serializer = serializer_for(value)
+        elif isinstance(serializer, type):
+            serializer = serializer()
+        preview = getattr(serializer, "preview", None)
+        result = preview(value) if preview is not None else _preview.default_preview(value, inner=preview_value)
+        return result if isinstance(result, _preview.Preview) else None
+    except Exception:
+        return None

@@ -16,12 +16,14 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from misen.errors import MisenError
 from misen.plugins import Registry, plugin_manager
 from misen.settings import (
     Settings,
     config_files,
     read_settings,
     search_project_root,
+    section_where,
     settings_key,
     structure_settings,
 )
@@ -29,7 +31,18 @@ from misen.settings import (
 if TYPE_CHECKING:
     from misen.workspace import Workspace
 
-__all__ = ["Session", "current_session", "make_session", "set_current_session", "use_session"]
+__all__ = [
+    "Session",
+    "current_session",
+    "find_project_root",
+    "load_settings",
+    "make_session",
+    "project_root",
+    "registry",
+    "set_config_override",
+    "set_current_session",
+    "use_session",
+]
 
 
 class Session:
@@ -124,6 +137,43 @@ class Session:
                     value = self._memos[name] = factory()
         return value
 
+    # --- backends ---------------------------------------------------------------------------------------------
+
+    def default_backend(self, kind: str) -> str:
+        """The name of the ``kind`` (``"executor"`` or ``"workspace"``) backend used when none is chosen:
+        ``local``/``disk`` when installed, else the built-in ``in-process``/``memory``."""
+        table = self.registry.executors() if kind == "executor" else self.registry.workspaces()
+        preferred, fallback = ("local", "in-process") if kind == "executor" else ("disk", "memory")
+        return preferred if preferred in table else fallback
+
+    def backend(self, kind: str, name: str | None = None) -> tuple[type[Any], Any, str | None]:
+        """``(class, settings, note)`` of the ``kind`` backend chosen by ``name`` (or by the configuration).
+
+        The ``[executor]``/``[workspace]`` section applies to the backend chosen by any route: its ``type`` line,
+        ``--executor-type``/``--workspace-type``, or a name passed in Python. A key the chosen backend does not
+        know is an error naming the file, the section and the key. A section that names *another* backend with
+        its own ``type`` is not applied; ``note`` says so (``misen config`` shows it).
+        """
+        if kind not in ("executor", "workspace"):
+            raise MisenError(f"no backend kind {kind!r}: executor or workspace")
+        settings = self.settings
+        section = settings.executor if kind == "executor" else settings.workspace
+        where = section_where(settings, kind)
+        chosen = name if name is not None else section.get("type", self.default_backend(kind))
+        cls = self.registry.get(kind, chosen)
+        configured = section.get("type")
+        note = None
+        data = {k: v for k, v in section.items() if k != "type"}
+        if configured is not None:
+            try:
+                same = self.registry.get(kind, configured) is cls
+            except MisenError:
+                same = False
+            if not same:
+                note = f"{where} is written for the {configured!r} {kind} and is not applied to {cls.PLUGIN_NAME!r}"
+                data = {}
+        return cls, structure_settings(cls.Settings, data, where=where), note
+
     # --- workspaces -------------------------------------------------------------------------------------------
 
     def open_workspace(self, spec: dict[str, Any]) -> Workspace:
@@ -207,3 +257,35 @@ def use_session(session: Session) -> Iterator[Session]:
         yield session
     finally:
         set_current_session(previous)
+
+
+# --- facades over the current session, for code that has no session at hand --------------------------------------
+
+
+def registry() -> Registry:
+    """The current session's plugin registry."""
+    return current_session().registry
+
+
+def find_project_root(start: Path | None = None) -> Path | None:
+    """The current session's project root search (`Session.find_project_root`)."""
+    return current_session().find_project_root(start)
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The current session's project root, or the current directory when no project file is found
+    (`Session.project_root`)."""
+    return current_session().project_root(start)
+
+
+def load_settings(config: str | Path | None = None) -> Settings:
+    """The effective configuration: the current session's, or that of an explicit file."""
+    if config is not None:
+        return make_session(config=config).settings
+    return current_session().settings
+
+
+def set_config_override(path: str | Path | None) -> None:
+    """Use ``path`` as the only configuration file from now on (what ``--config`` does): a new current session
+    with that configuration (``None``: the usual chain again)."""
+    set_current_session(make_session(config=path))

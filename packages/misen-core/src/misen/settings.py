@@ -22,9 +22,6 @@ from misen.project_root import search as search_root
 __all__ = [
     "CacheSettings",
     "Settings",
-    "load_settings",
-    "project_root",
-    "set_config_override",
     "structure_settings",
     "unstructure_settings",
 ]
@@ -166,31 +163,9 @@ def search_project_root(here: Path) -> Path | None:
     return search_root(here)[0]
 
 
-def find_project_root(start: Path | None = None) -> Path | None:
-    """The current session's project root search (a lazy facade of `misen.session.Session.find_project_root`)."""
-    from misen.session import current_session
-
-    return current_session().find_project_root(start)
-
-
-def project_root(start: Path | None = None) -> Path:
-    """`find_project_root`, or the current directory when no project file is found (a lazy facade)."""
-    from misen.session import current_session
-
-    return current_session().project_root(start)
-
-
 def user_config_path() -> Path:
     base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(base) / "misen.toml"
-
-
-def set_config_override(path: str | Path | None) -> None:
-    """Use ``path`` as the only configuration file from now on (what ``--config`` does): makes a new current
-    session with that configuration (a lazy facade)."""
-    from misen.session import make_session, set_current_session
-
-    set_current_session(make_session(config=path))
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -236,15 +211,6 @@ def config_files(explicit: str | Path | None, root: Path) -> list[Path]:
 def settings_key(files: list[Path]) -> tuple[Any, ...]:
     """What `read_settings` depends on: the files and their modification times."""
     return (tuple(str(f) for f in files), tuple(f.stat().st_mtime_ns if f.exists() else 0 for f in files))
-
-
-def load_settings(config: str | Path | None = None) -> Settings:
-    """The effective configuration: the current session's, or that of an explicit file (a lazy facade)."""
-    from misen.session import current_session, make_session
-
-    if config is not None:
-        return make_session(config=config).settings
-    return current_session().settings
 
 
 def read_settings(files: list[Path]) -> Settings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any, TypeVar, overload
@@ -11,7 +12,7 @@ import attrs
 from misen.errors import MisenError
 from misen.resources import Resources
 
-__all__ = ["TaskMeta", "get_meta", "meta"]
+__all__ = ["TaskMeta", "get_meta", "meta", "signature_of"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -169,3 +170,38 @@ def meta(
 def get_meta(fn: Callable[..., Any]) -> TaskMeta:
     """The `TaskMeta` of ``fn``; functions without ``@meta`` get the defaults (no id, not cached)."""
     return getattr(fn, "__misen_meta__", _DEFAULT_META)
+
+
+class _Signature:
+    """What binding needs from a function's signature (computed once per function object)."""
+
+    __slots__ = ("defaults", "names", "positional", "var_keyword", "var_positional")
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        try:
+            params = inspect.signature(fn).parameters.values()
+        except (TypeError, ValueError) as exc:
+            raise MisenError(f"cannot make a task of {fn!r}: its signature is not introspectable") from exc
+        self.names: list[str] = []
+        self.positional: list[str] = []
+        self.defaults: dict[str, Any] = {}
+        self.var_positional: str | None = None
+        self.var_keyword: str | None = None
+        for p in params:
+            if p.kind is p.VAR_POSITIONAL:
+                self.var_positional = p.name
+                continue
+            if p.kind is p.VAR_KEYWORD:
+                self.var_keyword = p.name
+                continue
+            self.names.append(p.name)
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+                self.positional.append(p.name)
+            if p.default is not p.empty:
+                self.defaults[p.name] = p.default
+
+
+@functools.lru_cache(maxsize=4096)
+def signature_of(fn: Callable[..., Any]) -> _Signature:
+    """How ``fn`` binds its arguments (a pure cache keyed by the function object)."""
+    return _Signature(fn)

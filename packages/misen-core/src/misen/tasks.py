@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
-import functools
-import inspect
 import types
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from misen import identity
+from misen import cache, identity
 from misen._pickling import function_reference, resolve_function
 from misen.argtypes import check_arguments
-from misen.errors import MisenError, MissingIdError, UnhashableArgumentError
+from misen.errors import (
+    MisenError,
+    MissingIdError,
+    NotCachedError,
+    ResultCorruptedError,
+    TaskFailedError,
+    UnhashableArgumentError,
+)
 from misen.identity import ASSIGNED_RESOURCES, ASSIGNED_RESOURCES_PER_NODE, WORK_DIR, RuntimeArgument
-from misen.resources import Resources
-from misen.taskmeta import TaskMeta, get_meta
-
-if TYPE_CHECKING:
-    from misen.workspace import Workspace
+from misen.resources import AssignedResources, Resources
+from misen.session import Session, current_session
+from misen.taskmeta import TaskMeta, get_meta, signature_of
+from misen.workspace import Workspace, resolve_workspace
 
 __all__ = [
     "ASSIGNED_RESOURCES",
@@ -26,47 +30,15 @@ __all__ = [
     "WORK_DIR",
     "RuntimeArgument",
     "Task",
+    "call_task",
     "iter_graph",
+    "runtime_values",
     "signature_of",
     "substitute",
+    "task_result",
 ]
 
 R = TypeVar("R")
-
-
-class _Signature:
-    """What binding needs from a function's signature (computed once per function object)."""
-
-    __slots__ = ("defaults", "names", "positional", "var_keyword", "var_positional")
-
-    def __init__(self, fn: Callable[..., Any]) -> None:
-        try:
-            params = inspect.signature(fn).parameters.values()
-        except (TypeError, ValueError) as exc:
-            raise MisenError(f"cannot make a task of {fn!r}: its signature is not introspectable") from exc
-        self.names: list[str] = []
-        self.positional: list[str] = []
-        self.defaults: dict[str, Any] = {}
-        self.var_positional: str | None = None
-        self.var_keyword: str | None = None
-        for p in params:
-            if p.kind is p.VAR_POSITIONAL:
-                self.var_positional = p.name
-                continue
-            if p.kind is p.VAR_KEYWORD:
-                self.var_keyword = p.name
-                continue
-            self.names.append(p.name)
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
-                self.positional.append(p.name)
-            if p.default is not p.empty:
-                self.defaults[p.name] = p.default
-
-
-@functools.lru_cache(maxsize=4096)
-def signature_of(fn: Callable[..., Any]) -> _Signature:
-    """How ``fn`` binds its arguments (a pure cache keyed by the function object)."""
-    return _Signature(fn)
 
 
 def _fn_name(fn: Callable[..., Any]) -> str:
@@ -301,36 +273,24 @@ class Task(Generic[R]):
         """The task's result: loaded if cached, else computed first (what it needs runs with the configured
         executor; a non-cacheable task itself is computed here). ``compute=False`` raises
         `misen.errors.NotCachedError` instead of computing."""
-        from misen.runner import task_result
-
         return task_result(self, workspace, compute=compute)  # type: ignore[no-any-return]
 
     def is_cached(self, workspace: Workspace | str | None = None) -> bool:
         """Whether the workspace holds an intact-looking result for this task (``False`` if not cacheable)."""
-        from misen import cache
-        from misen.runner import resolve_workspace
-
         self.check_ids()
         return cache.is_cached(resolve_workspace(workspace), self)
 
     def done(self, workspace: Workspace | str | None = None) -> bool:
         """Whether this task needs no more work: cached, or (not cacheable) all its dependencies done."""
-        from misen import cache
-        from misen.runner import resolve_workspace
-
         self.check_ids()
         return cache.done(resolve_workspace(workspace), self)
 
     def is_running(self, workspace: Workspace | str | None = None) -> bool:
         """Whether a process currently holds this task's lock in the workspace."""
-        from misen.runner import resolve_workspace
-
         return resolve_workspace(workspace).lock_holder(self.hash) is not None
 
     def work_dir(self, workspace: Workspace | str | None = None) -> Path:
         """The task's persistent scratch directory in the workspace (what ``WORK_DIR`` becomes)."""
-        from misen.runner import resolve_workspace
-
         return resolve_workspace(workspace).work_dir(self.hash)
 
 
@@ -392,3 +352,121 @@ def iter_graph(roots: Any) -> Iterator[Task[Any]]:
             elif task._id_bytes not in seen:
                 seen.add(task._id_bytes)
                 yield task
+
+
+def task_result(
+    task: Task[Any], workspace: Workspace | str | None = None, *, compute: bool = True, session: Session | None = None
+) -> Any:
+    """The result of ``task``.
+
+    A cached result is loaded. Otherwise, with ``compute`` (the default), what the task needs is run first with
+    the configured executor (the in-process one for a workspace that lives in this process only), as anyone who
+    installed a project expects from ``TrainingSweep()["plot"].result()``; a failure raises
+    `misen.errors.TaskFailedError` naming the task, its error and its log. With ``compute=False`` a missing result
+    raises `misen.errors.NotCachedError` (a damaged one `misen.errors.ResultCorruptedError`, naming the damage;
+    it is dropped, so the next run recomputes it).
+    """
+    session = session or current_session()
+    task.check_ids()
+    ws = resolve_workspace(workspace, session)
+    if task.cacheable:
+        try:
+            return cache.load(ws, task)
+        except ResultCorruptedError:
+            if not compute:
+                raise
+        except NotCachedError:
+            if not compute:
+                failure = cache.failure(ws, task)
+                if failure is None:
+                    extra = "; run it first"
+                elif failure.get("status") == "skipped":
+                    extra = f"; it was skipped in its last run: {failure.get('error')}"
+                else:
+                    extra = f"; its last attempt failed: {failure.get('error')}"
+                raise NotCachedError(f"{task!r} is not cached in workspace {ws.describe()}{extra}") from None
+    if compute:
+        missing = [t for t in _cacheable_inputs(task) if not cache.is_cached(ws, t)]
+        if missing:
+            report = session.hook.misen_compute(tasks=missing, workspace=ws, session=session)
+            if report is None:
+                raise MisenError(f"{task!r} is not cached and no plugin computes results (misen_compute)")
+            if not report.ok:
+                unit, outcome = report.failed[0]
+                where = f" (log: {outcome.log})" if outcome.log else ""
+                raise TaskFailedError(
+                    f"{task!r} could not be computed: {unit.label} ended {outcome.status}: {outcome.error}{where}"
+                )
+        if task.cacheable:
+            return cache.load(ws, task)
+
+    values: dict[bytes, Any] = {}
+
+    def compute_value(t: Task[Any]) -> None:
+        if t._id_bytes in values:
+            return
+        if t.cacheable:
+            values[t._id_bytes] = task_result(t, ws, compute=False, session=session)
+            return
+        for dep in t.dependencies:
+            compute_value(dep)
+        values[t._id_bytes] = call_task(t, values, runtime_values(t, ws, None))
+
+    compute_value(task)
+    return values[task._id_bytes]
+
+
+
+
+def _cacheable_inputs(task: Task[Any]) -> list[Task[Any]]:
+    """The task itself if cacheable, else the cacheable tasks it reaches through non-cacheable ones."""
+    if task.cacheable:
+        return [task]
+    out: dict[bytes, Task[Any]] = {}
+    stack = [task]
+    seen: set[bytes] = set()
+    while stack:
+        t = stack.pop()
+        for dep in t.dependencies:
+            if dep._id_bytes in seen:
+                continue
+            seen.add(dep._id_bytes)
+            if dep.cacheable:
+                out[dep._id_bytes] = dep
+            else:
+                stack.append(dep)
+    return list(out.values())
+
+
+def call_task(task: Task[Any], values: dict[bytes, Any], runtime: dict[str, Any]) -> Any:
+    """Call the task's function with fresh copies of its arguments, dependencies and run-time markers
+    replaced by their values."""
+    task.verify_unchanged()
+    sig = signature_of(task.fn)
+    args = {}
+    for name, value in task.arguments.items():
+        if type(value) is RuntimeArgument:
+            value = runtime[value.name]
+        else:
+            value = substitute(value, values)
+        args[name] = value
+    positional = [args.pop(n) for n in sig.positional if n in args]
+    if sig.var_positional and sig.var_positional in args:
+        positional.extend(args.pop(sig.var_positional))
+    return task.fn(*positional, **args)
+
+
+
+
+def runtime_values(task: Task[Any], ws: Workspace, assigned: AssignedResources | None) -> dict[str, Any]:
+    runtime: dict[str, Any] = {}
+    for value in task.arguments.values():
+        if type(value) is Task:
+            continue
+        if value is WORK_DIR:
+            runtime["WORK_DIR"] = ws.work_dir(task.hash, persistent=task.cacheable)
+        elif value is ASSIGNED_RESOURCES or value is ASSIGNED_RESOURCES_PER_NODE:
+            res = assigned or AssignedResources.from_process(task.resources.gpu_runtime)
+            runtime["ASSIGNED_RESOURCES"] = res
+            runtime["ASSIGNED_RESOURCES_PER_NODE"] = [res]
+    return runtime

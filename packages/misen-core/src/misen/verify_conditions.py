@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from misen import __version__, cache
 from misen.conditions import current_conditions, is_thread_variable
 from misen.reproducibility import VerifyResult, verify
-from misen.settings import project_root
+from misen.session import project_root
 from misen.snapshot import load_env_files
 from misen.tasks import iter_graph
 from misen.worker import environment_digest

@@ -32,17 +32,13 @@ from misen.errors import MisenError, ResultCorruptedError, TaskLockedError
 from misen.executor import PAYLOAD_VERSION, UnitOutcome, WorkUnit
 from misen.fingerprint import function_fingerprint
 from misen.identity import (
-    ASSIGNED_RESOURCES,
-    ASSIGNED_RESOURCES_PER_NODE,
-    WORK_DIR,
-    RuntimeArgument,
     code_digest,
     digest,
 )
 from misen.resources import AssignedResources
 from misen.retries import call_with_retries
 from misen.session import Session, current_session
-from misen.tasks import Task, signature_of, substitute
+from misen.tasks import Task, call_task, runtime_values
 from misen.workspace import LockHolder, Workspace, hostname
 
 if TYPE_CHECKING:
@@ -263,24 +259,6 @@ def capture_output(path: Path, mode: str) -> Iterator[Any]:
                 yield log
         else:
             yield log
-
-
-def call_task(task: Task[Any], values: dict[bytes, Any], runtime: dict[str, Any]) -> Any:
-    """Call the task's function with fresh copies of its arguments, dependencies and run-time markers
-    replaced by their values."""
-    task.verify_unchanged()
-    sig = signature_of(task.fn)
-    args = {}
-    for name, value in task.arguments.items():
-        if type(value) is RuntimeArgument:
-            value = runtime[value.name]
-        else:
-            value = substitute(value, values)
-        args[name] = value
-    positional = [args.pop(n) for n in sig.positional if n in args]
-    if sig.var_positional and sig.var_positional in args:
-        positional.extend(args.pop(sig.var_positional))
-    return task.fn(*positional, **args)
 
 
 def environment_digest(session: Session | None = None) -> str:
@@ -532,20 +510,6 @@ def _run_tasks(
 def _record(ws: Workspace, task: Task[Any], status: str, error: str, log: str | None, **extra: Any) -> None:
     with contextlib.suppress(Exception):
         cache.record_failure(ws, task, status=status, error=error, log=log, **extra)
-
-
-def runtime_values(task: Task[Any], ws: Workspace, assigned: AssignedResources | None) -> dict[str, Any]:
-    runtime: dict[str, Any] = {}
-    for value in task.arguments.values():
-        if type(value) is Task:
-            continue
-        if value is WORK_DIR:
-            runtime["WORK_DIR"] = ws.work_dir(task.hash, persistent=task.cacheable)
-        elif value is ASSIGNED_RESOURCES or value is ASSIGNED_RESOURCES_PER_NODE:
-            res = assigned or AssignedResources.from_process(task.resources.gpu_runtime)
-            runtime["ASSIGNED_RESOURCES"] = res
-            runtime["ASSIGNED_RESOURCES_PER_NODE"] = [res]
-    return runtime
 
 
 def main(argv: list[str] | None = None) -> int:

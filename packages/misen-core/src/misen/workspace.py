@@ -17,10 +17,11 @@ from typing import Any, ClassVar
 
 import attrs
 
-from misen.session import current_session
+from misen.errors import MisenError
+from misen.session import Session, current_session
 from misen.settings import structure_settings, unstructure_settings
 
-__all__ = ["LockHolder", "LogEntry", "Workspace", "WorkspaceSettings", "hostname"]
+__all__ = ["LockHolder", "LogEntry", "Workspace", "WorkspaceSettings", "hostname", "resolve_workspace"]
 
 @functools.cache
 def hostname() -> str:
@@ -225,3 +226,15 @@ class Workspace:
         again from the source; return whether there was such a copy (then misen tries the load once more).
         Workspaces without local copies of remote results keep the default (``False``)."""
         return False
+
+
+def resolve_workspace(workspace: Workspace | str | None = None, session: Session | None = None) -> Workspace:
+    """A `Workspace` from an instance, a type name (``"disk"``), or the configuration (``None``); opened once
+    per session."""
+    if isinstance(workspace, Workspace):
+        return workspace
+    if workspace is not None and not isinstance(workspace, str):
+        raise MisenError(f"workspace= must be a Workspace or a type name, got {type(workspace).__name__}")
+    session = session or current_session()
+    cls, ws_settings, _ = session.backend("workspace", workspace)
+    return session.open_workspace({"type": cls.PLUGIN_NAME, "settings": unstructure_settings(ws_settings)})

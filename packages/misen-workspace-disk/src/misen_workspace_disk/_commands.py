@@ -26,7 +26,8 @@ def open_workspace(directory: str | None) -> Any:
     if directory is not None:
         return DiskWorkspace(DiskWorkspaceSettings(directory=directory))
     try:
-        from misen.settings import load_settings, structure_settings
+        from misen.session import load_settings
+        from misen.settings import structure_settings
     except ImportError:
         return DiskWorkspace(DiskWorkspaceSettings())
     section = dict(load_settings().workspace)

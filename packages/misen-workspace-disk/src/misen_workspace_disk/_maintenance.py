@@ -166,7 +166,7 @@ def load_object(spec: str) -> Any:
             f"--experiment {spec!r}: expected MODULE:NAME, like my_project.experiments.training:Exp"
         )
     with contextlib.suppress(ImportError):
-        from misen.settings import project_root
+        from misen.session import project_root
 
         root = project_root()
         for extra in (root / "src", root):

@@ -54,7 +54,7 @@ def _absolute(value: str | os.PathLike[str]) -> str:
     path = Path(os.path.expanduser(os.fspath(value)))
     if not path.is_absolute():
         try:
-            from misen.settings import project_root
+            from misen.session import project_root
 
             base = project_root()
         except ImportError:

@@ -2,7 +2,8 @@
 
 Plugin commands are collected (through the ``misen_add_commands`` hook) only when a command name is not one of
 the built-ins or the list of commands is needed (``misen --help``); a plugin whose hook raises is reported on
-standard error and skipped.
+standard error and skipped. ``experiment`` (which imports the whole engine) is loaded when it runs
+(`MisenGroup.LAZY`), so ``misen --help`` stays quick.
 """
 
 from __future__ import annotations
@@ -15,16 +16,25 @@ from typing import Any
 
 import click
 
+from misen._fill import duplicate_ids, fill_paths, project_files
 from misen.cli._errors import error_line, invoke
 from misen.errors import MisenError
+from misen.project_root import explain
+from misen.session import current_session, make_session, project_root, registry
+from misen.settings import unstructure_settings
 
-__all__ = ["cli", "load_target", "main"]
+__all__ = ["MisenGroup", "cli", "main"]
 
 CONTEXT = types.MappingProxyType({"help_option_names": ("-h", "--help"), "max_content_width": 110})
 
 
 class MisenGroup(click.Group):
-    """The top-level group; plugin commands are added on first need."""
+    """The top-level group; plugin commands are added on first need, and ``LAZY`` commands when they run."""
+
+    #: Built-in commands whose module is imported only when they run: name -> ("module:attribute", short help).
+    LAZY = types.MappingProxyType({
+        "experiment": ("misen.cli._target:experiment_command", "Run an experiment's command line (module:Class)."),
+    })
 
     _plugins_loaded = False
 
@@ -33,8 +43,6 @@ class MisenGroup(click.Group):
             return
         self._plugins_loaded = True
         try:
-            from misen.plugins import registry
-
             hook = registry().pm.hook.misen_add_commands
         except MisenError as exc:
             error_line(f"plugins could not be loaded: {exc}")
@@ -52,14 +60,34 @@ class MisenGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         self._load_plugins()
-        return super().list_commands(ctx)
+        return sorted({*super().list_commands(ctx), *self.LAZY})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        lazy = self.LAZY.get(cmd_name)
+        if lazy is not None and cmd_name not in self.commands:
+            module, _, attr = lazy[0].partition(":")
+            self.add_command(getattr(importlib.import_module(module), attr), cmd_name)
         found = super().get_command(ctx, cmd_name)
         if found is None and not self._plugins_loaded:
             self._load_plugins()
             found = super().get_command(ctx, cmd_name)
         return found
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The commands and their short help; a ``LAZY`` command's comes from the table, unloaded."""
+        rows: list[tuple[str, str]] = []
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max((len(n) for n in names), default=0)
+        for name in names:
+            if name in self.LAZY and name not in self.commands:
+                rows.append((name, self.LAZY[name][1]))
+                continue
+            cmd = self.get_command(ctx, name)
+            if cmd is not None and not cmd.hidden:
+                rows.append((name, cmd.get_short_help_str(limit)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
 
 @click.group(cls=MisenGroup, context_settings=CONTEXT)
@@ -74,99 +102,6 @@ def cli() -> None:
     """
 
 
-def _add_project_to_path() -> None:
-    # `python -m pkg.mod` finds the project from the current directory; the console script should too.
-    from misen.settings import project_root
-
-    root = project_root()
-    for candidate in (Path.cwd(), root, root / "src"):
-        text = str(candidate)
-        if candidate.is_dir() and text not in sys.path:
-            sys.path.append(text)
-
-
-def load_target(spec: str) -> tuple[type[Any], Any]:
-    """``(class, instance or None)`` for ``module:Class``, ``module:__config__`` or ``module`` (its ``__config__``)."""
-    from misen.experiment import Experiment
-
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not all(part.isidentifier() for part in module_name.split(".")):
-        raise MisenError(
-            f"{spec!r} is not a target: write module:Class (my_project.experiments.training:TrainingExperiment)"
-        )
-    _add_project_to_path()
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        missing = exc.name or ""
-        if missing and (module_name == missing or module_name.startswith(missing + ".")):
-            raise MisenError(
-                f"cannot import {module_name!r}: no module named {missing!r} "
-                "(install the project, or run misen from its root directory)"
-            ) from None
-        raise
-    if attr:
-        obj: Any = module
-        for part in attr.split("."):
-            if not hasattr(obj, part):
-                raise MisenError(f"module {module_name!r} has no attribute {attr!r}")
-            obj = getattr(obj, part)
-    elif hasattr(module, "__config__"):
-        obj = module.__config__
-    else:
-        found = [
-            v
-            for v in vars(module).values()
-            if isinstance(v, type) and issubclass(v, Experiment) and v.__module__ == module.__name__
-        ]
-        if len(found) != 1:
-            names = ", ".join(f"{module_name}:{c.__qualname__}" for c in found) or "none"
-            raise MisenError(
-                f"module {module_name!r} has no __config__; name the experiment as module:Class "
-                f"(experiments defined there: {names})"
-            )
-        obj = found[0]
-    if isinstance(obj, Experiment):
-        return type(obj), obj
-    if isinstance(obj, type) and issubclass(obj, Experiment):
-        return obj, None
-    raise MisenError(f"{spec} is a {type(obj).__name__}, not an Experiment class or instance")
-
-
-@cli.command(
-    "experiment",
-    short_help="Run an experiment's command line (module:Class).",
-    context_settings={
-        "ignore_unknown_options": True,
-        "allow_extra_args": True,
-        "allow_interspersed_args": False,
-    },
-    add_help_option=False,
-)
-@click.argument("target", required=False)
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-@click.pass_context
-def experiment_command(ctx: click.Context, target: str | None, args: tuple[str, ...]) -> int:
-    """Run an experiment's command line: TARGET is module:Class, module:__config__ or module.
-
-    \b
-    misen experiment my_project.experiments.training:TrainingExperiment run --lr 0.1
-    misen experiment my_project.configs.training list
-    misen experiment my_project.experiments.training:TrainingExperiment --help
-    """
-    if target is None or target in ("-h", "--help"):
-        click.echo(ctx.get_help())
-        return 0
-    if target.startswith("-"):
-        raise click.UsageError(f"TARGET (module:Class) must come before options, got {target!r}", ctx)
-    from misen.cli._experiment_cli import build_cli, pinned_project_root
-
-    cls, instance = load_target(target)
-    with pinned_project_root(cls):
-        group = build_cli(cls, instance)
-        return invoke(group, list(args), prog_name=f"{ctx.command_path} {target}")
-
-
 @cli.command("fill", short_help="Give @meta task functions fresh ids.")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option(
@@ -175,9 +110,6 @@ def experiment_command(ctx: click.Context, target: str | None, args: tuple[str, 
 @click.option("--dry-run", is_flag=True, help="Show what would change without writing.")
 def fill_command(paths: tuple[Path, ...], renew: tuple[str, ...], dry_run: bool) -> int:
     """Give every @meta task function without an id a fresh, unique one (default: the project's package files)."""
-    from misen._fill import fill_paths, project_files
-    from misen.settings import project_root
-
     targets = list(paths) or project_files(project_root())
     if not targets:
         raise MisenError(
@@ -194,8 +126,6 @@ def fill_command(paths: tuple[Path, ...], renew: tuple[str, ...], dry_run: bool)
         click.echo(f"{shown}:{change.line}: {change.function}: {verb} id={change.new_id!r}")
     if not changes:
         click.echo("every task function already has an id")
-    from misen._fill import duplicate_ids
-
     duplicates = duplicate_ids(targets)
     if duplicates:
         ident, places = next(iter(duplicates.items()))
@@ -218,8 +148,6 @@ def _shown_path(path: Path, cwd: Path) -> str:
 @cli.command("plugins", short_help="List installed backends, serializers and hashers.")
 def plugins_command() -> int:
     """The installed executors, workspaces, serializers and hashers, with their packages and versions."""
-    from misen.plugins import registry
-
     rows = [(i.kind, i.name, i.distribution, i.version, i.module) for i in registry().infos()]
     headers = ("KIND", "NAME", "PACKAGE", "VERSION", "MODULE")
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
@@ -234,17 +162,12 @@ def plugins_command() -> int:
 )
 def config_command(config_path: str | None) -> int:
     """The effective configuration, and the file each value came from."""
-    from misen.project_root import explain
-    from misen.runner import backend_settings
-    from misen.session import current_session, make_session
-    from misen.settings import unstructure_settings
-
     session = make_session(config=config_path) if config_path else current_session()
     settings = session.settings
     click.echo(explain(session.cwd))
     click.echo("files (lowest precedence first): " + (", ".join(settings.files) or "none"))
     for kind in ("executor", "workspace"):
-        cls, values, note = backend_settings(kind, None, session)
+        cls, values, note = session.backend(kind)
         click.echo(f"[{kind}]")
         click.echo(f"  type = {_toml_value(cls.PLUGIN_NAME)}    # {settings.source(kind, 'type')}")
         for key, value in unstructure_settings(values).items():

@@ -1,169 +1,48 @@
-"""The experiment subcommands. Each returns its exit status: 0 only when everything asked for succeeded."""
+"""The experiment subcommands: their names, help and options, and where each one's implementation lives.
+
+The table is light to import (click only), so an experiment's ``--help`` lists every command without importing
+what the commands use; a command's module is imported when it runs (`CommandSpec.load`). Each implementation
+takes the command line's `misen.cli._experiment_cli.State` and the command's own options, and returns its exit
+status: 0 only when everything asked for succeeded.
+"""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 import attrs
 import click
 
-from misen.cli._display import STATUS_MARKS, Output
-from misen.cli._inspect import Statuses, failure_lines, mark, render_list, render_tree
-from misen.cli._results import do_logs, do_result
-from misen.cli._run import do_run
-from misen.errors import MisenError
+from misen.cli._display import STATUS_MARKS
 
-if TYPE_CHECKING:
-    from misen.cli._experiment_cli import State
-
-__all__ = ["COMMANDS", "do_run"]
+__all__ = ["COMMANDS", "CommandSpec", "command_spec"]
 
 
 @attrs.frozen
 class CommandSpec:
+    """One subcommand: ``target`` is ``"module:function"`` of its implementation."""
+
     name: str
-    fn: Callable[..., int]
+    target: str
     help: str
     params: Callable[[], list[click.Parameter]] = list
+
+    def load(self) -> Callable[..., int]:
+        """The implementation (its module imported on first use)."""
+        module, _, attr = self.target.partition(":")
+        fn: Callable[..., int] = getattr(importlib.import_module(module), attr)
+        return fn
 
 
 def _names_arg() -> click.Argument:
     return click.Argument(["names"], nargs=-1, metavar="[NAMES]...")
 
 
-def do_list(state: State, show_all: bool) -> int:
-    named = state.named()
-    statuses = Statuses(named.values(), state.workspace())
-    render_list(Output(), named, statuses, show_all=show_all)
-    return 0
-
-
-def do_tree(state: State, level: int | None, names: tuple[str, ...], fmt: str = "text") -> int:
-    if fmt != "text":
-        from misen.report._cli import tree_command
-
-        return tree_command(state, fmt, names)
-    if level is not None and level < 1:
-        raise click.BadParameter("must be 1 or more", param_hint="'-L'")
-    named = state.named(names)
-    render_tree(Output(), named, Statuses(named.values(), state.workspace()), level)
-    return 0
-
-
-def do_incomplete(state: State) -> int:
-    named = state.named()
-    statuses = Statuses(named.values(), state.workspace())
-    out = Output()
-    tasks = statuses.counted()
-    todo = [t for t in tasks if statuses.of(t) != "done"]
-    names = {t._id_bytes: n for n, t in named.items()}
-    for task in todo:
-        label = f"{names[task._id_bytes]}: " if task._id_bytes in names else ""
-        out.line(mark(statuses.of(task)), " ", (label, "bold"), statuses.label(task))
-        if statuses.of(task) == "failed":
-            failure_lines(out, statuses, task, "    ")
-    if not todo:
-        out.line(mark("done"), f" all {len(tasks)} tasks are complete")
-    return 0
-
-
-def do_count(state: State) -> int:
-    named = state.named()
-    statuses = Statuses(named.values(), state.workspace())
-    tasks = statuses.counted()
-    by: dict[str, int] = {}
-    for t in tasks:
-        status = statuses.of(t)
-        if status == "failed" and statuses.blocked(t):
-            status = "skipped"  # it never ran: a dependency failed
-        by[status] = by.get(status, 0) + 1
-    out = Output()
-    out.line(f"Completed {by.get('done', 0)} of {len(tasks)} tasks")
-    words = {"skipped": "skipped (a dependency failed)"}
-    extra = [f"{by[s]} {words.get(s, s)}" for s in ("failed", "skipped", "stale", "pending") if by.get(s)]
-    if extra:
-        out.line((f"({', '.join(extra)})", "dim"))
-    return 0
-
-
-def _reproducibility() -> Any:
-    try:
-        from misen import reproducibility
-    except ImportError:
-        raise MisenError(
-            "this misen has no reproducibility support (misen.reproducibility is missing)"
-        ) from None
-    return reproducibility
-
-
-def do_why(state: State, name: str) -> int:
-    members = [(f"{name}[{label}]" if label else name, exp[name]) for label, exp in state.members()]
-    out = Output()
-    for shown, task in members:
-        if len(members) > 1:
-            out.line((f"{shown}:", "bold"))
-        for line in _reproducibility().explain(task, state.workspace()):
-            out.line(line)
-    return 0
-
-
-def do_accept(state: State, names: tuple[str, ...]) -> int:
-    from misen.labels import graph_labels
-
-    named = state.named(names)
-    labels = graph_labels(named.values())
-    linked = _reproducibility().accept(list(named.values()), state.workspace())
-    out = Output()
-    for task, message in linked:
-        out.line(mark("done"), f" {labels.get(task.hash, task.name)}: {message}")
-    if not linked:
-        out.line("nothing to accept: no task has a result of an earlier version of its code")
-    return 0
-
-
-def do_verify(state: State, names: tuple[str, ...], sample: int | None) -> int:
-    if sample is not None and sample < 1:
-        raise click.BadParameter("must be 1 or more", param_hint="'--sample'")
-    from misen.labels import graph_labels
-    from misen.verify_conditions import verify_as_recorded
-
-    named = state.named(names)
-    results = verify_as_recorded(list(named.values()), state.workspace(), sample=sample)
-    labels = graph_labels(named.values())
-    out = Output()
-    counts: dict[str, int] = {}
-    for res, note in results:
-        counts[res.status] = counts.get(res.status, 0) + 1
-        label = labels.get(res.task.hash, res.task.name)
-        if res.status == "same":
-            out.line(mark("done"), f" {label}: reproduced (result {str(res.stored)[:12]})")
-        elif res.status == "different":
-            out.line(
-                mark("failed"),
-                f" {label}: NOT reproduced: stored {str(res.stored)[:12]}, recomputed {str(res.recomputed)[:12]}"
-                " under the recorded conditions",
-            )
-            out.line("    ", (note, "dim"))
-        elif res.status == "error":
-            out.line(mark("failed"), f" {label}: recomputing failed: {res.error}")
-        else:
-            out.line(mark("pending"), f" {label}: {res.status}, nothing to verify")
-    nondet = [res.task.name for res, _ in results if res.status == "different"]
-    summary = f"Verified {counts.get('same', 0) + counts.get('different', 0)} task(s): {counts.get('same', 0)} reproduced"
-    summary += f", {counts.get('different', 0)} differ"
-    if counts.get("error"):
-        summary += f", {counts['error']} failed to recompute"
-    if nondet:
-        summary += f"; non-deterministic: {', '.join(dict.fromkeys(nondet))}"
-    out.line(summary)
-    return 0 if not counts.get("different") and not counts.get("error") else 1
-
-
-COMMANDS = (
+COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec(
         "run",
-        do_run,
+        "misen.cli._run:do_run",
         "Compute every named task (or NAMES) that is not cached yet (the default).",
         lambda: [
             _names_arg(),
@@ -201,7 +80,7 @@ COMMANDS = (
     ),
     CommandSpec(
         "list",
-        do_list,
+        "misen.cli._queries:do_list",
         f"The named tasks and their status ({STATUS_MARKS['done']} done, {STATUS_MARKS['stale']} stale, "
         f"{STATUS_MARKS['pending']} pending, {STATUS_MARKS['failed']} failed).",
         lambda: [
@@ -212,7 +91,7 @@ COMMANDS = (
     ),
     CommandSpec(
         "tree",
-        do_tree,
+        "misen.cli._queries:do_tree",
         "The workflow as a tree of tasks with their status.",
         lambda: [
             click.Option(
@@ -225,11 +104,11 @@ COMMANDS = (
             _names_arg(),
         ],
     ),
-    CommandSpec("incomplete", do_incomplete, "Only the tasks still to compute (stale, pending or failed)."),
-    CommandSpec("count", do_count, 'How much is done: "Completed 7 of 12 tasks".'),
+    CommandSpec("incomplete", "misen.cli._queries:do_incomplete", "Only the tasks still to compute (stale, pending or failed)."),
+    CommandSpec("count", "misen.cli._queries:do_count", 'How much is done: "Completed 7 of 12 tasks".'),
     CommandSpec(
         "logs",
-        do_logs,
+        "misen.cli._results:do_logs",
         "The newest log of task NAME (a named task, or every task of a function), or of every task of the workflow "
         "(listed when there are many; paged on a terminal).",
         lambda: [
@@ -245,7 +124,7 @@ COMMANDS = (
     ),
     CommandSpec(
         "result",
-        do_result,
+        "misen.cli._results:do_result",
         "Print the cached result of task NAME (of every sweep member; --table for one row each).",
         lambda: [
             click.Argument(["name"]),
@@ -263,19 +142,19 @@ COMMANDS = (
     ),
     CommandSpec(
         "why",
-        do_why,
+        "misen.cli._queries:do_why",
         "What enters task NAME's identity, and what changed if it is stale.",
         lambda: [click.Argument(["name"])],
     ),
     CommandSpec(
         "accept",
-        do_accept,
+        "misen.cli._queries:do_accept",
         "Declare that the current code produces the stale results of NAMES (all if none); runs nothing.",
         lambda: [_names_arg()],
     ),
     CommandSpec(
         "verify",
-        do_verify,
+        "misen.cli._queries:do_verify",
         "Recompute cached results into a scratch location and compare them with the stored ones.",
         lambda: [
             _names_arg(),
@@ -284,21 +163,18 @@ COMMANDS = (
             ),
         ],
     ),
-)
-
-
-def do_report(state: State, output: str | None) -> int:
-    from misen.report._cli import report_command
-
-    return report_command(state, output)
-
-
-COMMANDS = (
-    *COMMANDS,
     CommandSpec(
         "report",
-        do_report,
+        "misen.cli._queries:do_report",
         "Write one self-contained HTML file: the graph, every task's state, logs, timelines and results.",
         lambda: [click.Option(["-o", "--output", "output"], metavar="FILE", help="Where to write it.")],
     ),
 )
+
+
+def command_spec(name: str) -> CommandSpec:
+    """The subcommand called ``name``."""
+    for spec in COMMANDS:
+        if spec.name == name:
+            return spec
+    raise KeyError(name)

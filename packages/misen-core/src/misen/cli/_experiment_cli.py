@@ -8,27 +8,33 @@ subcommand (after wins).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import sys
 import types
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from typing import Any
 
 import attrs
 import click
 from click.core import ParameterSource
 
-from misen.cli._errors import invoke
-from misen.cli._params import ParamOption, options_for
-from misen.errors import MisenError
+from misen.cli._commands import COMMANDS, CommandSpec, command_spec
+from misen.cli._errors import error_line, invoke
+from misen.cli._params import ParamOption, SweepValues, options_for
+from misen.errors import MisenError, PluginNotFoundError
 from misen.experiment import Experiment, parameters
-
-if TYPE_CHECKING:
-    from misen.tasks import Task
-    from misen.workspace import Workspace
+from misen.labels import describe_value
+from misen.project_root import root_of_module_file
+from misen.results_table import sweep_members
+from misen.session import current_session, make_session, set_config_override, use_session
+from misen.tasks import Task
+from misen.workspace import Workspace, resolve_workspace
 
 __all__ = ["build_cli", "main_for"]
 
 CONTEXT = types.MappingProxyType({"help_option_names": ("-h", "--help"), "max_content_width": 110})
+#: Parameter types a command line cannot write: such parameters keep their defaults.
+_UNSETTABLE = (Experiment, Task)
 _COMMON_NAMES = frozenset({"--executor-type", "--workspace-type", "--config"})
 
 
@@ -75,8 +81,6 @@ class State:
         self._experiment = None
 
     def apply_config(self) -> None:
-        from misen.settings import set_config_override
-
         if self.common.get("config"):
             set_config_override(self.common["config"])
 
@@ -85,20 +89,15 @@ class State:
 
         An executor that is not installed is only an error for ``run``: inspecting results needs none.
         """
-        from misen.errors import PluginNotFoundError
-        from misen.runner import resolve_executor
-
         self.workspace()
         try:
-            resolve_executor(self.executor)
+            current_session().backend("executor", self.executor)
         except PluginNotFoundError:
             pass
 
     @property
     def swept(self) -> dict[str, list[Any]]:
         """The parameters given several values (``--lr 0.1,0.01``), in the order given."""
-        from misen.cli._params import SweepValues
-
         return {k: list(v) for k, v in self.given.items() if isinstance(v, SweepValues)}
 
     def _make(self, values: dict[str, Any]) -> Experiment:
@@ -118,10 +117,6 @@ class State:
 
     def members(self) -> list[tuple[str, Experiment]]:
         """``(label, experiment)`` for each member of a command-line sweep (one ``("", experiment)`` without)."""
-        import itertools
-
-        from misen.labels import describe_value
-
         swept = self.swept
         if not swept:
             return [("", self.experiment)]
@@ -138,8 +133,6 @@ class State:
         return self.common.get("executor_type")
 
     def workspace(self) -> Workspace:
-        from misen.runner import resolve_workspace
-
         return resolve_workspace(self.common.get("workspace_type"))
 
     def member_values(self, name: str | None = None) -> list[tuple[dict[str, Any], Experiment]]:
@@ -148,8 +141,6 @@ class State:
         if not swept:
             found = [({}, self.experiment)]
         else:
-            from misen.results_table import sweep_members
-
             fixed = self._make({k: v for k, v in self.given.items() if k not in swept})
             found = sweep_members(fixed, swept)
         if name is not None:
@@ -197,15 +188,13 @@ def build_cli(cls: type[Experiment], base: Experiment | None = None) -> click.Gr
         ctx.obj = state
         if ctx.invoked_subcommand is None:
             state.apply_config()
-            from misen.cli._commands import do_run
-
-            return do_run(state, ())
+            return command_spec("run").load()(state, ())
         return None
 
     group = _ExperimentGroup(
         name=cls.__qualname__,
         callback=group_callback,
-        params=[*options_for(params, defaults, _COMMON_NAMES, _helps(cls)), *_common_options()],
+        params=[*options_for(params, defaults, _COMMON_NAMES, _helps(cls), _UNSETTABLE), *_common_options()],
         invoke_without_command=True,
         context_settings=CONTEXT,
         help=f"{title}.\n\n{doc}\n\nWithout a command, runs the experiment (`run`).".replace(
@@ -213,8 +202,6 @@ def build_cli(cls: type[Experiment], base: Experiment | None = None) -> click.Gr
         ),
         no_args_is_help=False,
     )
-    from misen.cli._commands import COMMANDS
-
     for spec in COMMANDS:
         group.add_command(_command(spec, params, defaults, _helps(cls)))
     return group
@@ -225,14 +212,13 @@ def _helps(cls: type[Experiment]) -> dict[str, str]:
 
 
 def _command(
-    spec: Any, params: dict[str, Any], defaults: dict[str, Any], helps: dict[str, str]
+    spec: CommandSpec, params: dict[str, Any], defaults: dict[str, Any], helps: dict[str, str]
 ) -> click.Command:
     own: list[click.Parameter] = list(spec.params())
     reserved = set(_COMMON_NAMES)
     for p in own:
         reserved.update(getattr(p, "opts", ()))
         reserved.update(getattr(p, "secondary_opts", ()))
-    fn: Callable[..., int] = spec.fn
     own_names = [p.name for p in own]
 
     def callback(**kwargs: Any) -> int:
@@ -244,12 +230,12 @@ def _command(
         state.absorb(ctx)
         state.apply_config()
         state.check_config()
-        return fn(state, **{n: kwargs[n] for n in own_names if n is not None})
+        return spec.load()(state, **{n: kwargs[n] for n in own_names if n is not None})
 
     return click.Command(
         spec.name,
         callback=callback,
-        params=[*own, *options_for(params, defaults, reserved, helps), *_common_options()],
+        params=[*own, *options_for(params, defaults, reserved, helps, _UNSETTABLE), *_common_options()],
         help=spec.help,
         short_help=spec.help.splitlines()[0],
         context_settings=CONTEXT,
@@ -263,9 +249,6 @@ def pinned_project_root(cls: type[Experiment]) -> Iterator[None]:
     A session whose search starts there is current for the command (`misen.session.use_session`). Installed code
     (in ``site-packages``) pins nothing: the current directory's project is used, as before.
     """
-    from misen.project_root import root_of_module_file
-    from misen.session import make_session, use_session
-
     module = sys.modules.get(cls.__module__)
     root = root_of_module_file(getattr(module, "__file__", None))
     if root is None:
@@ -292,8 +275,6 @@ def main_for(
         try:
             group = build_cli(cls, base)
         except MisenError as exc:
-            from misen.cli._errors import error_line
-
             error_line(str(exc))
             code = 1
         else:

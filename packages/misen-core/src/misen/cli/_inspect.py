@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from misen import cache
 from misen.cli._display import STATUS_MARKS, STATUS_STYLES, Output
+from misen.labels import task_labels
 from misen.tasks import Task, iter_graph
 
 if TYPE_CHECKING:
@@ -34,8 +35,6 @@ class Statuses:
         self.order: list[Task[Any]] = list(iter_graph(self.roots))
         for task in self.order:
             self.status[task._id_bytes] = self._compute(task)
-        from misen.labels import task_labels
-
         self.labels = task_labels(self.order)
 
     def label(self, task: Task[Any]) -> str:

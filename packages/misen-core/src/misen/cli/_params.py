@@ -11,6 +11,8 @@ from typing import Any
 
 import click
 
+from misen.argtypes import type_name
+
 __all__ = ["ParamOption", "SweepValues", "options_for", "show_value"]
 
 
@@ -212,11 +214,16 @@ def _ident(name: str) -> str:
 
 
 def options_for(
-    params: dict[str, Any], defaults: dict[str, Any], reserved: set[str], helps: dict[str, str] | None = None
+    params: dict[str, Any],
+    defaults: dict[str, Any],
+    reserved: set[str],
+    helps: dict[str, str] | None = None,
+    unsettable: tuple[type, ...] = (),
 ) -> list[ParamOption]:
     """One `ParamOption` per parameter that can be given as text; ``reserved`` option names are skipped.
 
-    ``helps`` holds each parameter's help text (from ``attrs.field(metadata={"help": ...})``).
+    ``helps`` holds each parameter's help text (from ``attrs.field(metadata={"help": ...})``); parameters of the
+    ``unsettable`` types (experiments, tasks: not writable on a command line) keep their defaults.
     """
     out: list[ParamOption] = []
     helps = helps or {}
@@ -245,14 +252,14 @@ def options_for(
                     type=_Listed(elem_type),
                     multiple=True,
                     listed=True,
-                    help=f"{_describe(tp)}, comma-separated or repeated; {shown}",
+                    help=f"{type_name(tp)}, comma-separated or repeated; {shown}",
                     **common,
                 )
             )
             continue
         ctype = _scalar_type(tp)
         if ctype is None:
-            if isinstance(bare, type) and _is_unsettable(bare):
+            if isinstance(bare, type) and issubclass(bare, unsettable):
                 continue
             ctype = _PyLiteral()
         extra = " ('none' for None)" if _optional else ""
@@ -261,17 +268,3 @@ def options_for(
             extra += "; comma-separated values sweep over each"
         out.append(ParamOption([*names, _ident(name)], type=ctype, help=f"{shown}{extra}", **common))
     return out
-
-
-def _is_unsettable(tp: type) -> bool:
-    # Experiments and tasks cannot be written on a command line; they keep their defaults.
-    from misen.experiment import Experiment
-    from misen.tasks import Task
-
-    return issubclass(tp, (Experiment, Task))
-
-
-def _describe(tp: Any) -> str:
-    from misen.experiment import type_name
-
-    return type_name(tp)

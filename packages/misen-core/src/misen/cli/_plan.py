@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from misen import cache
 from misen.errors import MisenError
+from misen.fingerprint import Fingerprint
+from misen.runner import build_plan
 from misen.tasks import Task, iter_graph
 
 if TYPE_CHECKING:
@@ -77,8 +79,6 @@ def force(tasks: list[Task[Any]], workspace: Workspace) -> int:
 
 
 def _reasons(task: Task[Any], workspace: Workspace, planned: set[str], labels: dict[str, str]) -> list[str]:
-    from misen.fingerprint import Fingerprint
-
     reasons: list[str] = []
     failure = cache.failure(workspace, task) if task.cacheable else None
     if failure:
@@ -109,8 +109,6 @@ def dry_run_lines(
     roots: list[Task[Any]], workspace: Workspace, labels: dict[str, str], forced: list[Task[Any]]
 ) -> tuple[list[tuple[str, str]], int, int]:
     """``([(label, reasons)], tasks that would run, tasks in the graph)`` for ``run --dry-run``."""
-    from misen.runner import build_plan
-
     plan, _cached, total = build_plan(roots, workspace)
     forced_ids = {t.hash for t in forced}
     downstream = {t.hash for t in dependents(forced, roots) if t.cacheable}

@@ -9,7 +9,13 @@ import click
 
 from misen import cache
 from misen.cli._display import Output, is_terminal
+from misen.cli._inspect import Statuses
 from misen.errors import MisenError, NotCachedError
+from misen.experiment import UnknownTaskError
+from misen.labels import graph_labels
+from misen.results_table import columns, results_rows
+from misen.runner import resolve_workspace
+from misen.tasks import iter_graph
 
 if TYPE_CHECKING:
     from misen.cli._experiment_cli import State
@@ -27,8 +33,6 @@ def _members_named(state: State, name: str) -> list[tuple[str, Task[Any]]]:
 
 
 def _why_missing(task: Task[Any], shown: str, workspace: Workspace) -> str | None:
-    from misen.cli._inspect import Statuses
-
     statuses = Statuses([task], workspace)
     found = statuses.failure_of(task) if statuses.of(task) == "failed" else None
     if found is not None:
@@ -49,8 +53,6 @@ def _why_missing(task: Task[Any], shown: str, workspace: Workspace) -> str | Non
 def do_result(
     state: State, name: str, provenance: bool, table: bool, csv_out: bool, json_out: bool
 ) -> int:
-    from misen.runner import resolve_workspace
-
     if sum((table, csv_out, json_out, provenance)) > 1:
         raise click.UsageError("choose one of --table, --csv, --json and --provenance")
     ws = resolve_workspace(state.common.get("workspace_type"))
@@ -81,8 +83,6 @@ def do_result(
 
 
 def _table(state: State, name: str, ws: Workspace, fmt: str) -> int:
-    from misen.results_table import columns, results_rows
-
     rows = results_rows(state.member_values(name), name, ws)
     cols = columns(rows)
     if fmt == "json":
@@ -136,16 +136,10 @@ def _show_provenance(key: str, value: Any) -> str:
 
 
 def do_logs(state: State, name: str | None, job: bool, path_only: bool, list_only: bool) -> int:
-    from misen.labels import graph_labels
-    from misen.runner import resolve_workspace
-    from misen.tasks import iter_graph
-
     ws = resolve_workspace(state.common.get("workspace_type"))
     named = state.named()
     labels = graph_labels(named.values())
     if name:
-        from misen.experiment import UnknownTaskError
-
         try:
             tasks = [t for _, t in _members_named(state, name)]
         except UnknownTaskError:

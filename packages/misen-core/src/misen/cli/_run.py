@@ -13,8 +13,13 @@ import attrs
 
 from misen import cache
 from misen.cli._display import Output, reporter_for
+from misen.cli._plan import dependents, dry_run_lines, forced_tasks
+from misen.cli._plan import force as set_aside
 from misen.errors import MisenError
+from misen.labels import graph_labels
 from misen.reporting import Reporter
+from misen.results_table import scalar_fields
+from misen.runner import resolve_executor, resolve_workspace, run
 
 if TYPE_CHECKING:
     from misen.cli._experiment_cli import State
@@ -171,17 +176,12 @@ def do_run(
     verbose: bool = False,
     wait: bool = False,
 ) -> int:
-    from misen.labels import graph_labels
-    from misen.runner import resolve_executor, resolve_workspace, run
-
     named = state.named(names)  # an unknown name fails before anything runs
     roots = list(dict.fromkeys(named.values()))
     labels = graph_labels(roots)
     workspace: Any = resolve_workspace(state.common.get("workspace_type"))
     forced: list[Task[Any]] = []
     if force:
-        from misen.cli._plan import forced_tasks
-
         forced = forced_tasks(force, named, roots)
     if dry_run:
         return _dry_run(roots, workspace, labels, forced)
@@ -199,9 +199,6 @@ def do_run(
             )
         executor.settings = attrs.evolve(executor.settings, detach=True)
     if forced:
-        from misen.cli._plan import dependents
-        from misen.cli._plan import force as set_aside
-
         moved = set_aside(dependents(forced, roots), workspace)
         print(
             f"misen: forcing {len(forced)} task(s) and what depends on them: {moved} current result(s) set aside "
@@ -220,8 +217,6 @@ def do_run(
 
 
 def _dry_run(roots: list[Task[Any]], workspace: Workspace, labels: dict[str, str], forced: list[Task[Any]]) -> int:
-    from misen.cli._plan import dry_run_lines
-
     lines, would, total = dry_run_lines(roots, workspace, labels, forced)
     out = Output()
     width = min(max((len(label) for label, _ in lines), default=0), 48)
@@ -261,8 +256,6 @@ def _short_text(value: Any) -> str | None:
     elif isinstance(value, dict | list | tuple):
         text = repr(value)
         if len(text) > SHORT_RESULT and isinstance(value, dict):
-            from misen.results_table import scalar_fields
-
             fields = scalar_fields(value)
             text = ", ".join(f"{k}={v!r}" for k, v in fields.items()) if fields else text
     else:

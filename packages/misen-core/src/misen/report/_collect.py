@@ -20,10 +20,9 @@ from misen import cache
 from misen.code_text import code_changes
 from misen.errors import NotCachedError
 from misen.labels import task_labels
-from misen.preview import preview_value
 from misen.report._runs import failure_bar, lane_of, ordered_runs, stale_provenance, worker_of
 from misen.report._tables import plain_args, scalars, sweep_tables
-from misen.serializer import load_result, read_manifest
+from misen.serializer import load_result, preview_value, read_manifest
 from misen.tasks import Task, iter_graph
 
 if TYPE_CHECKING:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+import misen.testing.tasks as T
 from misen import cache
 from misen._builtin.memory import MemoryWorkspace
 from misen.errors import NotCachedError, ResultCorruptedError, TaskLockedError
@@ -16,7 +17,6 @@ from misen.reporting import PlainReporter
 from misen.runner import run
 from misen.serializer import Serializer, load_result, read_manifest, save_result, serializer_for
 from misen.tasks import Task
-from misen.testing import tasks as T
 from misen.workspace import LockHolder, Workspace
 
 __all__ = ["ExecutorContract", "SerializerContract", "WorkspaceContract"]
