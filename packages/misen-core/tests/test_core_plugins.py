@@ -78,3 +78,47 @@ def test_importtime_has_no_heavy_modules() -> None:
     for heavy in ("numpy", "torch", "s3fs", "rich.live"):
         assert heavy not in imported
     assert "misen" in imported
+
+
+class _Moved:
+    """Stands for a library class that a new version moved to another module."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class _MovedAgain(_Moved):
+    pass
+
+
+def _hasher_plugin(tag: str | None) -> types.ModuleType:
+    from misen.hashing import Hasher
+
+    class MovedHasher(Hasher):
+        PLUGIN_NAME = "test.moved"
+        TYPES = (f"{_Moved.__module__}.{_Moved.__qualname__}",)
+        TYPE_TAG = tag
+
+        def reduce(self, value: object) -> object:
+            return ("moved", value.name)  # type: ignore[attr-defined]
+
+    mod = types.ModuleType("moved_hasher_plugin")
+
+    @hookimpl
+    def misen_add_hashers() -> list[Hasher]:
+        return [MovedHasher()]
+
+    mod.misen_add_hashers = misen_add_hashers  # type: ignore[attr-defined]
+    return mod
+
+
+def test_a_hasher_type_tag_keeps_identities_when_the_class_moves() -> None:
+    from misen.hashing import hash_value
+
+    start_session(_hasher_plugin(None))
+    # by default the identity names the argument's concrete type: another class is another identity
+    assert hash_value(_Moved("a")) != hash_value(_MovedAgain("a"))
+    start_session(_hasher_plugin("acme"))
+    # with a TYPE_TAG, the tag names the type, so the same value from a moved class keeps its identity
+    assert hash_value(_Moved("a")) == hash_value(_MovedAgain("a"))
+    assert hash_value(_Moved("a")) != hash_value(_Moved("b"))

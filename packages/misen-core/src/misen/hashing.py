@@ -25,6 +25,11 @@ class Hasher:
     PLUGIN_NAME: str = ""
     #: Fully qualified names of the types this hasher handles.
     TYPES: tuple[str, ...] = ()
+    #: What names the argument's type in task identities, instead of the type's qualified name (``"jax"``). Set it
+    #: when the library moves its classes between modules from one version to the next (private paths such as
+    #: ``jax._src...``), so identities survive an upgrade; `reduce` must then tell apart the types it handles.
+    #: ``None``: the qualified name of the argument's type.
+    TYPE_TAG: str | None = None
 
     def reduce(self, value: Any) -> Any:
         """A value of built-in types that stands for ``value`` in task identities (deterministic across

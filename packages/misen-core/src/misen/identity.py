@@ -483,14 +483,14 @@ def resolve_encoder(tp: type, hashers: Mapping[str, Any]) -> Encoder:
     """The encoder for a type misen has no built-in encoder for.
 
     Enums by class and value; then a registered `misen.Hasher` claiming the type or a base (``hashers``: qualified
-    type name → hasher); then dataclasses and attrs classes by their fields; then path subclasses.
+    type name → hasher), under the hasher's ``TYPE_TAG`` when it sets one, else the type's qualified name; then dataclasses and attrs classes by their fields; then path subclasses.
     """
     if issubclass(tp, enum.Enum):
         return typed_encoder(qualified_name(tp), lambda v: v.value)
     for mro_type in tp.__mro__:
         hasher = hashers.get(f"{mro_type.__module__}.{mro_type.__qualname__}")
         if hasher is not None:
-            return typed_encoder(qualified_name(tp), hasher.reduce)
+            return typed_encoder(getattr(hasher, "TYPE_TAG", None) or qualified_name(tp), hasher.reduce)
     names = _record_fields(tp)
     if names is not None:
         return typed_encoder(qualified_name(tp), lambda v: {n: getattr(v, n) for n in names})

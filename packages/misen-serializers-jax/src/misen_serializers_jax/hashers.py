@@ -1,7 +1,8 @@
 """Hasher for JAX values as task arguments: dtypes given as JAX's scalar types (``jnp.bfloat16``) and small arrays.
 
 ``jnp.float32`` is not a NumPy dtype but a class of JAX's own; it hashes as the dtype it stands for, so
-``dtype=jnp.bfloat16`` is a stable argument. Small arrays (up to `MAX_ARRAY_BYTES`) hash by dtype, shape and
+``dtype=jnp.bfloat16`` is a stable argument. Identities name these types by the tag ``"jax"`` (`Hasher.TYPE_TAG`),
+never by JAX's private class paths, so they survive a JAX upgrade that moves its classes. Small arrays (up to `MAX_ARRAY_BYTES`) hash by dtype, shape and
 bytes, like misen-serializers-numpy's arrays; larger ones are refused with the advice to compute them in a task.
 """
 
@@ -24,6 +25,8 @@ class JaxHasher(Hasher):
     """JAX's scalar types (``jnp.float32``, ``jnp.bfloat16``…) by dtype name, and small `jax.Array` arguments."""
 
     PLUGIN_NAME = "jax"
+    #: JAX's classes live under private, moving paths (``jax._src...``): identities name them by this tag instead.
+    TYPE_TAG = "jax"
     TYPES = (
         "jax._src.numpy.scalar_types._ScalarMeta",
         "jax._src.numpy.lax_numpy._ScalarMeta",
