@@ -82,3 +82,22 @@ def test_siblings_nothing_tells_apart_get_a_short_hash() -> None:
 def test_every_task_counts_once() -> None:
     t = Task(split, seed=3)
     assert task_labels([t, t, Task(split, seed=3)]) == {t.hash: "split"}
+
+
+def test_a_run_from_python_shows_each_unit_by_its_label() -> None:
+    import io
+
+    from misen import MemoryWorkspace, run
+    from misen.reporting import PlainReporter
+
+    metrics = grid([0.3, 1.0], [0.01, 0.1])
+    out = io.StringIO()
+    report = run(
+        Task(best, metrics=metrics), executor="in-process", workspace=MemoryWorkspace(), reporter=PlainReporter(out)
+    )
+    assert report.ok
+    text = out.getvalue()
+    for c in (0.3, 1.0):
+        for g in (0.01, 0.1):
+            assert f"evaluate[c={c}, gamma={g}]" in text
+    assert "Task(" not in text

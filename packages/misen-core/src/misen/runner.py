@@ -19,6 +19,7 @@ from misen.executor import SUCCESS_STATUSES, Executor, Plan, RunEvents, UnitOutc
 from misen.fingerprint import Fingerprint
 from misen.gitignore import ignore_directory
 from misen.idcheck import check_unique_ids
+from misen.labels import task_labels
 from misen.reporting import PlainReporter, Reporter, ReporterPlugin
 from misen.session import Session, current_session
 from misen.snapshot import load_env_files, take_snapshot
@@ -159,6 +160,7 @@ def build_plan(
             if task._id_bytes not in needed and any(d._id_bytes in needed for d in task.dependencies):
                 needed[task._id_bytes] = task
     root_ids = {t._id_bytes for t in roots}
+    labels = task_labels(order) if needed else {}  # each unit labelled among its siblings: fit[lr=0.1, dim=256]
     units: dict[str, WorkUnit] = {}
     for task in order:
         if task._id_bytes not in needed:
@@ -184,7 +186,7 @@ def build_plan(
             tasks=(*inline_order, task),
             resources=task.resources,
             deps=tuple(deps),
-            label=repr(task),
+            label=labels.get(task.hash) or repr(task),
         )
     # Everything the run does not need to touch is up to date (a cached task's own inputs are never checked).
     n_cached = len(order) - len(needed)

@@ -3,6 +3,7 @@ and the short named results printed after a successful run."""
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import threading
@@ -37,15 +38,16 @@ SHORT_RESULT = 120
 class LabelledReporter(Reporter):
     """Passes a run's events on with each unit labelled among its siblings, and follows task output (``-v``)."""
 
-    def __init__(self, inner: Reporter, labels: dict[str, str], *, follow: bool = False) -> None:
+    def __init__(self, inner: Reporter, roots: list[Task[Any]], *, follow: bool = False) -> None:
         self.inner = inner
-        self.labels = labels
+        self.roots = roots
         self.follow = follow
         self._follower: LogFollower | None = None
 
-    def _unit(self, unit: WorkUnit) -> WorkUnit:
-        label = self.labels.get(unit.id)
-        return attrs.evolve(unit, label=label) if label else unit
+    @functools.cached_property
+    def labels(self) -> dict[str, str]:
+        """Every task's label (the planned units carry theirs already; this is for the stale list)."""
+        return graph_labels(self.roots)
 
     def stale(self, stale: list[tuple[Task[Any], list[str]]]) -> None:
         stream = getattr(self.inner, "stream", None) or getattr(getattr(self.inner, "console", None), "file", None)
@@ -81,13 +83,11 @@ class LabelledReporter(Reporter):
             print(f"{label} │ {line}", file=stream, flush=True)
 
     def unit_started(self, unit: WorkUnit, where: str) -> None:
-        unit = self._unit(unit)
         if self._follower is not None:
             self._follower.add(unit)
         self.inner.unit_started(unit, where)
 
     def unit_finished(self, unit: WorkUnit, outcome: UnitOutcome) -> None:
-        unit = self._unit(unit)
         if self._follower is not None:
             self._follower.remove(unit)
         self.inner.unit_finished(unit, outcome)
@@ -178,13 +178,12 @@ def do_run(
 ) -> int:
     named = state.named(names)  # an unknown name fails before anything runs
     roots = list(dict.fromkeys(named.values()))
-    labels = graph_labels(roots)
     workspace: Any = resolve_workspace(state.common.get("workspace_type"))
     forced: list[Task[Any]] = []
     if force:
         forced = forced_tasks(force, named, roots)
     if dry_run:
-        return _dry_run(roots, workspace, labels, forced)
+        return _dry_run(roots, workspace, graph_labels(roots), forced)
     if retries is not None:
         if retries < 0:
             raise MisenError(f"--retries must be 0 or more, got {retries}")
@@ -206,7 +205,7 @@ def do_run(
             file=sys.stderr,
             flush=True,
         )
-    reporter = LabelledReporter(reporter_for(sys.stderr), labels, follow=verbose)
+    reporter = LabelledReporter(reporter_for(sys.stderr), roots, follow=verbose)
     try:
         report = run(roots, executor, workspace, reporter=reporter, wait=wait)
     finally:
