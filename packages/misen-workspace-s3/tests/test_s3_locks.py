@@ -168,12 +168,14 @@ ws.close()
 def test_a_held_lease_is_refreshed_past_its_lifetime(
     make_ws: Callable[..., S3Workspace], popen_child: Callable[..., Any], tmp_path: Path
 ) -> None:
-    ws = make_ws(lease_seconds=0.6)
+    # A lifetime long enough that a refresh (every third of it) is not missed on a loaded machine, short enough
+    # that the loop below outlives it three times over.
+    ws = make_ws(lease_seconds=1.5)
     proc = popen_child(HOLDER, json.dumps(ws.spec()), str(tmp_path))
     wait_for("the lock to be held", lambda: (tmp_path / "held").exists())
     started = time.monotonic()
     attempts = 0
-    while time.monotonic() - started < 3.0:  # five lease lifetimes: only refreshing keeps it
+    while time.monotonic() - started < 4.5:  # three lease lifetimes: only refreshing keeps it
         with pytest.raises(TaskLockedError, match=f"pid {proc.pid}"):
             with ws.lock("long", LockHolder.current()):
                 pass
