@@ -95,6 +95,25 @@ def test_why_prints_the_code_diff_of_a_stale_task(demo: Project) -> None:
     assert "-    return v + 1" in why.stdout and "+    return v + 2" in why.stdout
 
 
+def test_siblings_whose_code_changed_each_show_the_diff_and_their_earlier_run(demo: Project) -> None:
+    assert demo.run("-m", STEPS).returncode == 1
+    path = demo.root / "src/demo_project/steps.py"
+    path.write_text(path.read_text().replace('"value": x * 10 + y', '"value": x * 10 + y + 0'))
+    out = demo.root / "stale.html"
+    proc = demo.run("-m", STEPS, "report", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    data = _data(out.read_text())
+    stale = [t for t in data["tasks"] if t["fn"] == "score" and t["state"] == "stale"]
+    assert len(stale) == 5  # the five that had a result; the failed one has none to be stale against
+    for t in stale:
+        (item,) = t["diff"]["items"]
+        assert item["name"] == "demo_project.steps.score" and item["change"] == "changed"
+        assert "+    return {'value': x * 10 + y + 0, 'ratio': x / y}" in item["lines"]
+        assert item == stale[0]["diff"]["items"][0]
+    bars = [b for run in data["runs"] for b in run["bars"] if b["state"] == "stale"]
+    assert sorted(b["task"] for b in bars) == sorted(t["id"] for t in stale)
+
+
 def test_the_workspace_keeps_normalized_code_text(tmp_path: Path) -> None:
     from misen import MemoryWorkspace
     from misen.code_text import item_text, keep_code_text

@@ -9,6 +9,7 @@ results and from failure records.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import time
 from collections.abc import Iterable
@@ -20,9 +21,9 @@ from misen import cache
 from misen.code_text import code_changes
 from misen.errors import NotCachedError
 from misen.labels import task_labels
-from misen.report._runs import failure_bar, lane_of, ordered_runs, stale_provenance, worker_of
+from misen.report._runs import failure_bar, ordered_runs, placement, stale_provenance, worker_of
 from misen.report._tables import plain_args, scalars, sweep_tables
-from misen.serializer import load_result, preview_value, read_manifest
+from misen.serializer import MANIFEST, load_result, preview_value
 from misen.tasks import Task, iter_graph
 
 if TYPE_CHECKING:
@@ -101,16 +102,23 @@ def _tail(text: str, limit: int) -> tuple[str, bool]:
 
 
 def _read_log(path: str | None, ws: Workspace, task: Task[Any], limit: int) -> dict[str, Any] | None:
+    """The end of a task's log: from ``path`` (its provenance names it), else the newest the workspace lists."""
     text = None
     if path:
         try:
-            with open(path, errors="replace") as f:
-                f.seek(0, os.SEEK_END)
-                size = f.tell()
-                f.seek(max(0, size - limit - 1024))
-                text = f.read()
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                size = os.fstat(fd).st_size
+                start = max(0, size - limit - 1024)  # a little more than kept: _tail cuts at a line
+                data = os.pread(fd, size - start, start)
+            finally:
+                os.close(fd)
         except OSError:
             text = None
+        else:
+            text = data.decode("utf-8", errors="replace")
+            if "\r" in text:  # as text mode reads it: universal newlines
+                text = text.replace("\r\n", "\n").replace("\r", "\n")
     if text is None:
         entries = ws.list_logs("task", task.hash)
         if not entries:
@@ -121,11 +129,19 @@ def _read_log(path: str | None, ws: Workspace, task: Task[Any], limit: int) -> d
 
 
 def _result_size(directory: Any) -> int | None:
-    """A stored result's size in bytes, from the manifest in its local directory."""
+    """A stored result's size in bytes, from the manifest in its local directory (one raw read, no checks: the
+    size is for display; a result that is loaded is checked in full)."""
     if directory is None:
         return None
     try:
-        return sum(int(f.get("size", 0)) for f in read_manifest(directory)["files"].values())
+        fd = os.open(os.path.join(directory, MANIFEST), os.O_RDONLY)
+        try:
+            chunks = [os.read(fd, 65536)]
+            while len(chunks[-1]) == 65536:
+                chunks.append(os.read(fd, 65536))
+        finally:
+            os.close(fd)
+        return sum(int(f.get("size", 0)) for f in json.loads(b"".join(chunks))["files"].values())
     except Exception:
         return None
 
@@ -162,101 +178,91 @@ def _preview_json(value: Any, task: Task[Any], limits: Limits) -> dict[str, Any]
 def collect(
     named: dict[str, Task[Any]], ws: Workspace, *, title: str = "", limits: Limits | None = None
 ) -> dict[str, Any]:
-    """The report's data for the named tasks of an experiment and everything they depend on."""
+    """The report's data for the named tasks of an experiment and everything they depend on.
+
+    The workspace is read in bulk (every ``task`` record, then the ``resolved`` records of the done tasks), each
+    result's manifest once for its size, and what siblings share is worked out once per function: resources
+    asked, the sweep table's arguments, the code diff of stale tasks and where a run's bars go.
+    """
     limits = limits or Limits()
     tasks = list(iter_graph(named.values()))
     labels = task_labels(tasks)
     names: dict[str, list[str]] = {}
     for name, task in named.items():
         names.setdefault(task.hash, []).append(name)
-    cacheable = [t.hash for t in tasks if t.cacheable]
-    records = ws.get_records("task", cacheable)
+    records = ws.get_records("task", [t.hash for t in tasks if t.cacheable])
     opened: dict[str, Any] = {}
     states = task_states(tasks, ws, records, opened)
-    resolved = ws.get_records("resolved", sorted({str(r.get("resolved")) for r in records.values()}))
+    resolved = ws.get_records("resolved", sorted({str(records[h].get("resolved")) for h in opened}))
+    fns = [t.name for t in tasks]
     siblings: dict[str, int] = {}
-    for task in tasks:
-        siblings[task.name] = siblings.get(task.name, 0) + 1
+    for fn in fns:
+        siblings[fn] = siblings.get(fn, 0) + 1
     # Results to load: named tasks first for previews, then the rest; sweep rows for functions with siblings.
     named_first = [t for t in tasks if t.hash in names] + [t for t in tasks if t.hash not in names]
-    done = [t.hash for t in named_first if t.cacheable and states[t.hash] == "done"]
+    done = [t.hash for t in named_first if t.hash in opened and states[t.hash] == "done"]
     preview_ids = set(done[: limits.previews])
     args_memo: dict[str, dict[str, Any]] = {}
     asked_memo: dict[str, dict[str, Any]] = {}
+    places: dict[tuple[Any, ...], tuple[str, str, str]] = {}
+    diffs: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     tables: dict[str, list[dict[str, Any]]] = {}
     loaded_rows = logs_read = 0
     out_tasks: list[dict[str, Any]] = []
     runs: dict[str, dict[str, Any]] = {}
     failures: list[dict[str, Any]] = []
-    for task in tasks:
+    for task, fn in zip(tasks, fns, strict=True):
         h = task.hash
         state = states[h]
+        cacheable = task.cacheable
         entry: dict[str, Any] = {
             "id": h,
-            "label": labels.get(h, task.name),
-            "fn": task.name,
+            "label": labels.get(h, fn),
+            "fn": fn,
             "state": state,
             "names": names.get(h, []),
             "deps": [d.hash for d in task.dependencies],
-            "cacheable": task.cacheable,
+            "cacheable": cacheable,
             "repr": repr(task),
-            "resources": _resources(task, asked_memo) if task.cacheable else {},
+            "resources": _resources(task, asked_memo) if cacheable else {},
         }
-        rec = records.get(h)
         prov: dict[str, Any] = {}
-        where = None
-        if rec is not None and state == "done":
-            prov = dict((resolved.get(str(rec.get("resolved"))) or {}).get("provenance") or {})
+        where = opened.get(h) if state == "done" else None
+        if where is not None:
+            rec = records[h]
+            res = resolved.get(str(rec.get("resolved")))
+            found = res.get("provenance") if res is not None else None
+            prov = found if isinstance(found, dict) else {}
             entry["computed"] = prov.get("end") or (
                 prov["start"] + prov.get("duration", 0) if "start" in prov else rec.get("time")
             )
-            where = opened.get(h)
             entry["size"] = _result_size(where)
             if rec.get("accepted_from"):
                 entry["accepted"] = True
         if prov:
-            lane, bound = lane_of(prov)
+            lane, worker, bound = _placement(prov, places)
             entry.update(
-                duration=prov.get("duration"), host=prov.get("host"), worker=worker_of(prov)[0], bound=bound,
+                duration=prov.get("duration"), host=prov.get("host"), worker=worker, bound=bound,
                 job=prov.get("job_id"), executor=prov.get("executor"), run=prov.get("run"),
             )
-            if isinstance(prov.get("start"), int | float):
-                run_id = str(prov.get("run") or "?")
-                bar = {"task": h, "lane": lane, "start": prov["start"],
-                       "end": prov["start"] + float(prov.get("duration") or 0), "state": "done"}
-                runs.setdefault(run_id, {"id": run_id, "bars": []})["bars"].append(bar)
+            start = prov.get("start")
+            if isinstance(start, int | float):
+                bar = {"task": h, "lane": lane, "start": start, "end": start + float(prov.get("duration") or 0),
+                       "state": "done"}
+                _add_bar(runs, prov.get("run"), bar)
         log_path = prov.get("log")
-        if state in ("failed", "skipped"):
-            culprit = _culprit(task, states, ws)
-            if culprit is not None:
-                ctask, frec = culprit
-                entry["error"] = str(frec.get("error") or frec.get("status") or "failed")
-                if ctask is not task:
-                    entry["error_of"] = ctask.hash
-                if ctask is task:
-                    log_path = frec.get("log")
-                    attempt = failure_bar(h, frec)
-                    if attempt is not None:
-                        failures.append(attempt)
-                        worker, bound = worker_of(frec)
-                        entry.update(duration=attempt["end"] - attempt["start"], host=frec.get("host"), worker=worker,
-                                     bound=bound, job=frec.get("job_id"), run=frec.get("run"))
+        if state in _BAD:
+            log_path = _explain_failure(entry, task, states, ws, failures, log_path)
         if state not in ("pending", "skipped") and (state == "failed" or logs_read < limits.logs):
-            log = _read_log(log_path, ws, task, limits.log_chars) if task.cacheable or log_path else None
+            log = _read_log(log_path, ws, task, limits.log_chars) if cacheable or log_path else None
             if log is not None:
                 entry["log"] = log
                 logs_read += state != "failed"
         elif log_path:
             entry["log"] = {"path": log_path, "text": None, "truncated": False}
         if state == "stale":
-            entry["diff"] = _diff(task, ws)
-            old = stale_provenance(task, ws)  # the earlier version's run still belongs on its timeline
-            if isinstance(old.get("start"), int | float):
-                lane, _ = lane_of(old)
-                bar = {"task": h, "lane": lane, "start": old["start"],
-                       "end": old["start"] + float(old.get("duration") or 0), "state": "stale"}
-                runs.setdefault(str(old.get("run") or "?"), {"id": str(old.get("run") or "?"), "bars": []})["bars"].append(bar)
-        sweep = task.cacheable and siblings[task.name] > 1 and state == "done"
+            _explain_stale(entry, task, ws, states, diffs, runs, places)
+        sweep = cacheable and state == "done" and siblings[fn] > 1
         if h in preview_ids or (sweep and loaded_rows < limits.table_rows):
             try:
                 if where is None:
@@ -272,7 +278,7 @@ def collect(
                     if cells is not None:
                         loaded_rows += 1
                         row = {"task": h, "args": plain_args(task, args_memo), "cells": cells}
-                        tables.setdefault(task.name, []).append(row)
+                        tables.setdefault(fn, []).append(row)
                 del value
         out_tasks.append(entry)
     return {
@@ -284,6 +290,70 @@ def collect(
         "runs": ordered_runs(runs, failures),
         "tables": sweep_tables(tables),
     }
+
+
+def _placement(prov: dict[str, Any], memo: dict[tuple[Any, ...], tuple[str, str, str]]) -> tuple[str, str, str]:
+    """(lane, worker, bound) of a provenance record; siblings that ran in the same place share one answer."""
+    key = (prov.get("host"), prov.get("where"), prov.get("pid"), prov.get("job_id"))
+    hit = memo.get(key)
+    if hit is None:
+        hit = memo[key] = placement(prov)
+    return hit
+
+
+def _add_bar(runs: dict[str, dict[str, Any]], run: Any, bar: dict[str, Any]) -> None:
+    run_id = str(run or "?")
+    home = runs.get(run_id)
+    if home is None:
+        home = runs[run_id] = {"id": run_id, "bars": []}
+    home["bars"].append(bar)
+
+
+def _explain_failure(
+    entry: dict[str, Any],
+    task: Task[Any],
+    states: dict[str, str],
+    ws: Workspace,
+    failures: list[dict[str, Any]],
+    log_path: Any,
+) -> Any:
+    """Add the error (its own or the failed dependency's) to a failed or skipped task; return its log's path."""
+    culprit = _culprit(task, states, ws)
+    if culprit is None:
+        return log_path
+    ctask, frec = culprit
+    entry["error"] = str(frec.get("error") or frec.get("status") or "failed")
+    if ctask is not task:
+        entry["error_of"] = ctask.hash
+        return log_path
+    attempt = failure_bar(task.hash, frec)
+    if attempt is not None:
+        failures.append(attempt)
+        worker, bound = worker_of(frec)
+        entry.update(duration=attempt["end"] - attempt["start"], host=frec.get("host"), worker=worker,
+                     bound=bound, job=frec.get("job_id"), run=frec.get("run"))
+    return frec.get("log")
+
+
+def _explain_stale(
+    entry: dict[str, Any],
+    task: Task[Any],
+    ws: Workspace,
+    states: dict[str, str],
+    diffs: dict[tuple[Any, ...], list[dict[str, Any]]],
+    runs: dict[str, dict[str, Any]],
+    places: dict[tuple[Any, ...], tuple[str, str, str]],
+) -> None:
+    """A stale task's code diff, and its earlier version's bar (that run still belongs on its timeline)."""
+    rec = cache.stale_record(ws, task)
+    entry["diff"] = _diff(task, ws, rec, states, diffs)
+    old = stale_provenance(ws, rec)
+    start = old.get("start")
+    if isinstance(start, int | float):
+        lane = _placement(old, places)[0]
+        bar = {"task": task.hash, "lane": lane, "start": start, "end": start + float(old.get("duration") or 0),
+               "state": "stale"}
+        _add_bar(runs, old.get("run"), bar)
 
 
 def _culprit(task: Task[Any], states: dict[str, str], ws: Workspace) -> tuple[Task[Any], dict[str, Any]] | None:
@@ -304,16 +374,35 @@ def _culprit(task: Task[Any], states: dict[str, str], ws: Workspace) -> tuple[Ta
     return own
 
 
-def _diff(task: Task[Any], ws: Workspace) -> dict[str, Any]:
-    changes = code_changes(task, ws)
-    if changes:
-        return {
-            "items": [
+def _diff(
+    task: Task[Any],
+    ws: Workspace,
+    rec: dict[str, Any] | None,
+    states: dict[str, str],
+    memo: dict[tuple[Any, ...], list[dict[str, Any]]],
+) -> dict[str, Any]:
+    """What changed in a stale task's code (``rec``: its stale ``key`` record), else its dependencies not done.
+
+    The diff depends only on the code fingerprints before and after, so siblings of one function whose code
+    changed share it: the sources are read, normalized and compared once per function, not once per task.
+    """
+    fp = task.fingerprint
+    if rec is not None and fp is not None:
+        before = (rec.get("fingerprint") or {}).get("items", {})
+        key = (
+            json.dumps(before, sort_keys=True, default=str),
+            tuple((i.name, i.kind, i.file, i.line, i.digest) for i in fp.items),
+        )
+        items = memo.get(key)
+        if items is None:
+            items = memo[key] = [
                 {"name": c.name, "kind": c.kind, "change": c.change, "where": c.where, "lines": c.unified()}
-                for c in changes
+                for c in code_changes(task, ws)
             ]
-        }
-    stale_deps = [d.hash for d in task.dependencies if d.cacheable and not cache.is_cached(ws, d)]
+        if items:
+            return {"items": items}
+    # Not cacheable dependencies are as done as theirs; a cacheable one is done when its result is current.
+    stale_deps = [d.hash for d in task.dependencies if d.cacheable and states.get(d.hash) != "done"]
     return {"items": [], "deps": stale_deps}
 
 
@@ -322,5 +411,3 @@ def _counts(states: Iterable[str]) -> dict[str, int]:
     for s in states:
         counts[s] = counts.get(s, 0) + 1
     return counts
-
-

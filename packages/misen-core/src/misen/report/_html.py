@@ -27,11 +27,10 @@ def _inline_script(code: str) -> str:
     return code.replace("</script", "<\\/script").replace("</SCRIPT", "<\\/SCRIPT")
 
 
-def render_html(data: dict[str, Any]) -> str:
-    """The complete HTML page for collected report data."""
+def _page_parts(data: dict[str, Any]) -> list[str]:
+    """The page in pieces (template text, inlined assets, the data), to be joined or written one after another."""
     payload = json.dumps(data, separators=(",", ":"), default=str, allow_nan=False)
     payload = payload.replace("<", "\\u003c")  # no "</script>" or "<!--" can end or hide the data block
-    page = _asset("template.html")
     parts = {
         "{{TITLE}}": html.escape(data.get("title") or "misen report"),
         "{{STYLE}}": _asset("report.css"),
@@ -39,9 +38,22 @@ def render_html(data: dict[str, Any]) -> str:
         "{{SCRIPT}}": _inline_script(_asset("report.js")),
         "{{DATA}}": payload,
     }
-    for key, value in parts.items():
-        page = page.replace(key, value, 1)
-    return page
+    out: list[str] = []
+    rest = _asset("template.html")
+    while True:  # each placeholder once, in the order the template has them; nothing inserted is searched again
+        found = [(rest.find(key), key) for key in parts if key in rest]
+        if not found:
+            break
+        at, key = min(found)
+        out.extend((rest[:at], parts.pop(key)))
+        rest = rest[at + len(key) :]
+    out.append(rest)
+    return out
+
+
+def render_html(data: dict[str, Any]) -> str:
+    """The complete HTML page for collected report data."""
+    return "".join(_page_parts(data))
 
 
 def _finite(value: Any) -> Any:
@@ -77,6 +89,11 @@ def write_report(
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
-    tmp.write_text(render_html(data), encoding="utf-8")
-    os.replace(tmp, target)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:  # piece by piece: the data is never copied into a whole page
+            f.writelines(_page_parts(data))
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return target

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from misen import cache
-
 if TYPE_CHECKING:
-    from misen.tasks import Task
     from misen.workspace import Workspace
 
-__all__ = ["failure_bar", "lane_of", "ordered_runs", "stale_provenance", "worker_of"]
+__all__ = ["failure_bar", "lane_of", "ordered_runs", "placement", "stale_provenance", "worker_of"]
 
 
 def worker_of(prov: dict[str, Any]) -> tuple[str, str]:
@@ -21,11 +18,17 @@ def worker_of(prov: dict[str, Any]) -> tuple[str, str]:
 
 def lane_of(prov: dict[str, Any]) -> tuple[str, str]:
     """(timeline lane, resources bound): the job id, else the host and the worker that ran it."""
+    lane, _, bound = placement(prov)
+    return lane, bound
+
+
+def placement(prov: dict[str, Any]) -> tuple[str, str, str]:
+    """(timeline lane, worker, resources bound) of provenance or a failure record (see `lane_of`, `worker_of`)."""
     worker, bound = worker_of(prov)
     host = str(prov.get("host") or "")
     if prov.get("job_id"):
-        return f"job {prov['job_id']}", bound
-    return (f"{host} · {worker}" if host and worker else host or worker or "?"), bound
+        return f"job {prov['job_id']}", worker, bound
+    return (f"{host} · {worker}" if host and worker else host or worker or "?"), worker, bound
 
 
 def failure_bar(task_hash: str, rec: dict[str, Any]) -> dict[str, Any] | None:
@@ -38,12 +41,15 @@ def failure_bar(task_hash: str, rec: dict[str, Any]) -> dict[str, Any] | None:
             "run": str(rec.get("run") or "")}
 
 
-def stale_provenance(task: Task[Any], ws: Workspace) -> dict[str, Any]:
-    """The provenance of the earlier code version's result of a stale task (its run stays on the timeline)."""
-    rec = cache.stale_record(ws, task) or {}
+def stale_provenance(ws: Workspace, rec: dict[str, Any] | None) -> dict[str, Any]:
+    """The provenance of the earlier code version's result of a stale task, from its stale ``key`` record
+    (`misen.cache.stale_record`): that run stays on the timeline."""
+    if rec is None:
+        return {}
     old = ws.get_record("task", str(rec.get("task"))) or {}
     res = ws.get_record("resolved", str(old.get("resolved") or rec.get("resolved")))
-    return dict((res or {}).get("provenance") or {})
+    found = (res or {}).get("provenance")
+    return found if isinstance(found, dict) else {}
 
 
 def ordered_runs(runs: dict[str, dict[str, Any]], failures: list[dict[str, Any]]) -> list[dict[str, Any]]:
