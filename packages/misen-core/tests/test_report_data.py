@@ -95,7 +95,7 @@ def test_why_prints_the_code_diff_of_a_stale_task(demo: Project) -> None:
     assert "-    return v + 1" in why.stdout and "+    return v + 2" in why.stdout
 
 
-def test_siblings_whose_code_changed_each_show_the_diff_and_their_earlier_run(demo: Project) -> None:
+def test_siblings_whose_code_changed_each_show_the_diff_and_their_earlier_run_and_log(demo: Project) -> None:
     assert demo.run("-m", STEPS).returncode == 1
     path = demo.root / "src/demo_project/steps.py"
     path.write_text(path.read_text().replace('"value": x * 10 + y', '"value": x * 10 + y + 0'))
@@ -110,6 +110,8 @@ def test_siblings_whose_code_changed_each_show_the_diff_and_their_earlier_run(de
         assert item["name"] == "demo_project.steps.score" and item["change"] == "changed"
         assert "+    return {'value': x * 10 + y + 0, 'ratio': x / y}" in item["lines"]
         assert item == stale[0]["diff"]["items"][0]
+        x, y = (int(v.split("=")[1]) for v in t["label"][len("score[") : -1].split(", "))
+        assert f"scoring x={x} y={y}" in t["log"]["text"]  # the log of the run that computed the earlier result
     bars = [b for run in data["runs"] for b in run["bars"] if b["state"] == "stale"]
     assert sorted(b["task"] for b in bars) == sorted(t["id"] for t in stale)
 

@@ -1,9 +1,9 @@
 """What a report shows, gathered from an experiment's task graph and its workspace into one JSON-able dict.
 
 Every task gets its state, label, dependencies, provenance (duration, host, worker or job, resources asked and
-bound, when computed), result size, the tail of its newest log, and, where there is one, its error, its code
-diff (stale tasks) and a preview of its result. Runs become timelines built from the provenance of stored
-results and from failure records.
+bound, when computed), result size, the tail of its newest log (a stale task: the log of the run that computed
+its earlier version's result), and, where there is one, its error, its code diff (stale tasks) and a preview of
+its result. Runs become timelines built from the provenance of stored results and from failure records.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from misen import cache
 from misen.code_text import code_changes
 from misen.errors import NotCachedError
 from misen.labels import task_labels
-from misen.report._runs import failure_bar, ordered_runs, placement, stale_provenance, worker_of
+from misen.report._runs import earlier_versions, failure_bar, ordered_runs, placement, worker_of
 from misen.report._tables import plain_args, scalars, sweep_tables
 from misen.serializer import MANIFEST, load_result, preview_value
 from misen.tasks import Task, iter_graph
@@ -194,6 +194,7 @@ def collect(
     opened: dict[str, Any] = {}
     states = task_states(tasks, ws, records, opened)
     resolved = ws.get_records("resolved", sorted({str(records[h].get("resolved")) for h in opened}))
+    earlier = earlier_versions(ws, [t for t in tasks if states[t.hash] == "stale"])
     fns = [t.name for t in tasks]
     siblings: dict[str, int] = {}
     for fn in fns:
@@ -253,6 +254,8 @@ def collect(
         log_path = prov.get("log")
         if state in _BAD:
             log_path = _explain_failure(entry, task, states, ws, failures, log_path)
+        elif state == "stale":
+            log_path = _explain_stale(entry, task, earlier[h], ws, states, diffs, runs, places)
         if state not in ("pending", "skipped") and (state == "failed" or logs_read < limits.logs):
             log = _read_log(log_path, ws, task, limits.log_chars) if cacheable or log_path else None
             if log is not None:
@@ -260,8 +263,6 @@ def collect(
                 logs_read += state != "failed"
         elif log_path:
             entry["log"] = {"path": log_path, "text": None, "truncated": False}
-        if state == "stale":
-            _explain_stale(entry, task, ws, states, diffs, runs, places)
         sweep = cacheable and state == "done" and siblings[fn] > 1
         if h in preview_ids or (sweep and loaded_rows < limits.table_rows):
             try:
@@ -338,22 +339,24 @@ def _explain_failure(
 def _explain_stale(
     entry: dict[str, Any],
     task: Task[Any],
+    earlier: tuple[dict[str, Any] | None, dict[str, Any]],
     ws: Workspace,
     states: dict[str, str],
     diffs: dict[tuple[Any, ...], list[dict[str, Any]]],
     runs: dict[str, dict[str, Any]],
     places: dict[tuple[Any, ...], tuple[str, str, str]],
-) -> None:
-    """A stale task's code diff, and its earlier version's bar (that run still belongs on its timeline)."""
-    rec = cache.stale_record(ws, task)
+) -> Any:
+    """A stale task's code diff, and its earlier version's bar (that run still belongs on its timeline); return
+    the path of that run's log, the log the task shows (`earlier_versions` gives the records)."""
+    rec, old = earlier
     entry["diff"] = _diff(task, ws, rec, states, diffs)
-    old = stale_provenance(ws, rec)
     start = old.get("start")
     if isinstance(start, int | float):
         lane = _placement(old, places)[0]
         bar = {"task": task.hash, "lane": lane, "start": start, "end": start + float(old.get("duration") or 0),
                "state": "stale"}
         _add_bar(runs, old.get("run"), bar)
+    return old.get("log")
 
 
 def _culprit(task: Task[Any], states: dict[str, str], ws: Workspace) -> tuple[Task[Any], dict[str, Any]] | None:
@@ -388,9 +391,9 @@ def _diff(
     """
     fp = task.fingerprint
     if rec is not None and fp is not None:
-        before = (rec.get("fingerprint") or {}).get("items", {})
+        before = (rec.get("fingerprint") or {}).get("items") or {}
         key = (
-            json.dumps(before, sort_keys=True, default=str),
+            tuple(sorted((str(n), repr(i)) for n, i in before.items())),
             tuple((i.name, i.kind, i.file, i.line, i.digest) for i in fp.items),
         )
         items = memo.get(key)

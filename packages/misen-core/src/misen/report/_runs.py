@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from misen import cache
+
 if TYPE_CHECKING:
+    from misen.tasks import Task
     from misen.workspace import Workspace
 
-__all__ = ["failure_bar", "lane_of", "ordered_runs", "placement", "stale_provenance", "worker_of"]
+__all__ = ["earlier_versions", "failure_bar", "lane_of", "ordered_runs", "placement", "worker_of"]
 
 
 def worker_of(prov: dict[str, Any]) -> tuple[str, str]:
@@ -41,15 +44,22 @@ def failure_bar(task_hash: str, rec: dict[str, Any]) -> dict[str, Any] | None:
             "run": str(rec.get("run") or "")}
 
 
-def stale_provenance(ws: Workspace, rec: dict[str, Any] | None) -> dict[str, Any]:
-    """The provenance of the earlier code version's result of a stale task, from its stale ``key`` record
-    (`misen.cache.stale_record`): that run stays on the timeline."""
-    if rec is None:
-        return {}
-    old = ws.get_record("task", str(rec.get("task"))) or {}
-    res = ws.get_record("resolved", str(old.get("resolved") or rec.get("resolved")))
-    found = (res or {}).get("provenance")
-    return found if isinstance(found, dict) else {}
+def earlier_versions(ws: Workspace, stale: list[Task[Any]]) -> dict[str, tuple[dict[str, Any] | None, dict[str, Any]]]:
+    """For each stale task, by hash: its stale ``key`` record (`misen.cache.stale_record`) and the provenance
+    of the earlier code version's result (that run stays on the timeline). The records behind the provenance
+    are read in bulk (`Workspace.get_records`)."""
+    keys = {t.hash: cache.stale_record(ws, t) for t in stale}
+    olds = ws.get_records("task", sorted({str(r.get("task")) for r in keys.values() if r is not None}))
+
+    def resolved_of(rec: dict[str, Any]) -> str:
+        return str((olds.get(str(rec.get("task"))) or {}).get("resolved") or rec.get("resolved"))
+
+    res = ws.get_records("resolved", sorted({resolved_of(r) for r in keys.values() if r is not None}))
+    out: dict[str, tuple[dict[str, Any] | None, dict[str, Any]]] = {}
+    for h, rec in keys.items():
+        found = (res.get(resolved_of(rec)) or {}).get("provenance") if rec is not None else None
+        out[h] = (rec, found if isinstance(found, dict) else {})
+    return out
 
 
 def ordered_runs(runs: dict[str, dict[str, Any]], failures: list[dict[str, Any]]) -> list[dict[str, Any]]:
