@@ -9,8 +9,6 @@ its result. Runs become timelines built from the provenance of stored results an
 from __future__ import annotations
 
 import base64
-import json
-import os
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -21,9 +19,10 @@ from misen import cache
 from misen.code_text import code_changes
 from misen.errors import NotCachedError
 from misen.labels import task_labels
+from misen.report._files import read_log, result_size
 from misen.report._runs import earlier_versions, failure_bar, ordered_runs, placement, worker_of
 from misen.report._tables import plain_args, scalars, sweep_tables
-from misen.serializer import MANIFEST, load_result, preview_value
+from misen.serializer import load_result, preview_value
 from misen.tasks import Task, iter_graph
 
 if TYPE_CHECKING:
@@ -91,59 +90,6 @@ def task_states(
             state = next((s for s in order if s in deps), "done")
         states[task.hash] = state
     return states
-
-
-def _tail(text: str, limit: int) -> tuple[str, bool]:
-    if len(text) <= limit:
-        return text, False
-    cut = text[-limit:]
-    newline = cut.find("\n")
-    return (cut[newline + 1 :] if 0 <= newline < 200 else cut), True
-
-
-def _read_log(path: str | None, ws: Workspace, task: Task[Any], limit: int) -> dict[str, Any] | None:
-    """The end of a task's log: from ``path`` (its provenance names it), else the newest the workspace lists."""
-    text = None
-    if path:
-        try:
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                size = os.fstat(fd).st_size
-                start = max(0, size - limit - 1024)  # a little more than kept: _tail cuts at a line
-                data = os.pread(fd, size - start, start)
-            finally:
-                os.close(fd)
-        except OSError:
-            text = None
-        else:
-            text = data.decode("utf-8", errors="replace")
-            if "\r" in text:  # as text mode reads it: universal newlines
-                text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if text is None:
-        entries = ws.list_logs("task", task.hash)
-        if not entries:
-            return None
-        path, text = str(entries[0].path), entries[0].read()
-    shown, cut = _tail(text, limit)
-    return {"path": path, "text": shown, "truncated": cut}
-
-
-def _result_size(directory: Any) -> int | None:
-    """A stored result's size in bytes, from the manifest in its local directory (one raw read, no checks: the
-    size is for display; a result that is loaded is checked in full)."""
-    if directory is None:
-        return None
-    try:
-        fd = os.open(os.path.join(directory, MANIFEST), os.O_RDONLY)
-        try:
-            chunks = [os.read(fd, 65536)]
-            while len(chunks[-1]) == 65536:
-                chunks.append(os.read(fd, 65536))
-        finally:
-            os.close(fd)
-        return sum(int(f.get("size", 0)) for f in json.loads(b"".join(chunks))["files"].values())
-    except Exception:
-        return None
 
 
 def _resources(task: Task[Any], memo: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -237,7 +183,7 @@ def collect(
             entry["computed"] = prov.get("end") or (
                 prov["start"] + prov.get("duration", 0) if "start" in prov else rec.get("time")
             )
-            entry["size"] = _result_size(where)
+            entry["size"] = result_size(where)
             if rec.get("accepted_from"):
                 entry["accepted"] = True
         if prov:
@@ -257,7 +203,7 @@ def collect(
         elif state == "stale":
             log_path = _explain_stale(entry, task, earlier[h], ws, states, diffs, runs, places)
         if state not in ("pending", "skipped") and (state == "failed" or logs_read < limits.logs):
-            log = _read_log(log_path, ws, task, limits.log_chars) if cacheable or log_path else None
+            log = read_log(log_path, ws, task, limits.log_chars) if cacheable or log_path else None
             if log is not None:
                 entry["log"] = log
                 logs_read += state != "failed"
