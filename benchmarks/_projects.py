@@ -1,11 +1,26 @@
-"""Throw-away projects the benchmarks run in: a package of cheap tasks and an experiment over many of them."""
+"""What the benchmarks share: throw-away projects to run in (a package of cheap tasks and an experiment over many
+of them), a fresh interpreter per measured step, dropping the page cache, and best-of-N rounds.
+
+The store/load benchmarks of large results (``bench_numpy``, ``bench_xarray``, ``bench_heavy``) are one shape:
+each round, in a fresh temporary folder, the library saves the value, misen stores it, the page cache is dropped,
+the library loads its file, the page cache is dropped, misen loads its result; every step in its own
+interpreter (its peak memory is its own, nothing is cached in-process between steps). Rounds alternate the two
+so that a shared disk's slow minutes fall on both, and the best round of each step is kept.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import tempfile
 import textwrap
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-__all__ = ["make_project"]
+__all__ = ["alternating_rounds", "best", "drop_caches", "fresh_python", "make_project"]
 
 _TASKS = '''
 from misen import Experiment, Task, meta
@@ -47,3 +62,72 @@ def make_project(root: Path, *, code_changes: str = "track", executor: str = "in
         f'[cache]\ncode_changes = "{code_changes}"\n'
     )
     return root
+
+
+def fresh_python(
+    code: str, *args: str, cwd: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Run ``code`` (dedented) in a fresh interpreter; it prints one JSON object as its last line, returned.
+
+    ``env`` defaults to this process's environment without ``MISEN_*`` variables. A failing step raises
+    ``RuntimeError`` with the end of its output.
+    """
+    if env is None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MISEN_")}
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *args], cwd=cwd, env=dict(env), capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"benchmark step {args[:2]} failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def drop_caches() -> bool:
+    """Write back and drop the page cache (root only), so that the next read comes from the disk; whether it could."""
+    try:
+        os.sync()
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+        return True
+    except OSError:
+        return False
+
+
+def best(rounds: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The fastest of a step's rounds (by its ``"s"``)."""
+    return min(rounds, key=lambda r: r["s"])
+
+
+def alternating_rounds(
+    step: Callable[[str, str, dict[str, dict[str, Any]]], dict[str, Any]],
+    plan: Sequence[tuple[str, bool]],
+    *,
+    repeat: int,
+    directory: str | None = None,
+    cold: bool = True,
+) -> tuple[dict[str, list[dict[str, Any]]], bool]:
+    """Run ``plan`` ``repeat`` times, each round in a fresh temporary folder; return every step's rounds.
+
+    Args:
+        step: ``step(name, folder, earlier)`` measures one step (in a fresh interpreter, e.g. with
+            `fresh_python`) and returns its figures; ``earlier`` holds this round's finished steps by name (a load
+            needs the hash its store returned).
+        plan: ``(name, drop)`` pairs in order; ``drop``: drop the page cache before the step (when ``cold``).
+        repeat: Rounds.
+        directory: Where the temporary folders go (default: the system's).
+        cold: Drop the page cache where the plan says so; ``False`` measures with the files still cached.
+
+    Returns:
+        ``({name: [figures of each round]}, whether the page cache could be dropped)``.
+    """
+    rounds: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in plan}
+    dropped = False
+    for _ in range(repeat):
+        with tempfile.TemporaryDirectory(prefix="misen-bench-", dir=directory) as tmp:
+            earlier: dict[str, dict[str, Any]] = {}
+            for name, drop in plan:
+                if cold and drop:
+                    dropped = drop_caches() or dropped
+                earlier[name] = step(name, tmp, earlier)
+                rounds[name].append(earlier[name])
+    return rounds, dropped

@@ -2,7 +2,8 @@
 a disk workspace, beside the library's own save and load on the same machine.
 
 Run ``python benchmarks/bench_heavy.py [jax] [dataset] [--gib 1] [--repeat 3] [--dir PATH]``; prints one JSON object
-per benchmark. Each measurement runs in its own interpreter (the value is built before the clock starts):
+per benchmark. Each measurement runs in its own interpreter (the value is built, and the library warmed up with a
+tiny value of the same kind, before the clock starts):
 
 - ``jax``: a float32 ``jax.Array``. Library's own: ``np.save(np.asarray(x))`` + fsync (JAX has no array file format
   of its own; NumPy's is what it documents), and ``jax.device_put(np.load(...))``; misen: ``misen.cache.store`` and
@@ -20,10 +21,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import tempfile
 from typing import Any
+
+from _projects import alternating_rounds, best, fresh_python
 
 __all__ = ["bench_heavy"]
 
@@ -59,7 +60,18 @@ else:
     def total(ds):
         return float(pc.sum(ds.data.column("x")).as_py())
 
+def warm():
+    # what a library does once per process (backend start, lazy imports) is paid before every step's clock starts
+    if kind == "jax":
+        jax.block_until_ready(jax.device_put(np.zeros(1, dtype=np.float32)))
+        return
+    path = os.path.join(root, "warm")
+    if not os.path.exists(path):
+        datasets.Dataset.from_dict({"x": [1.0]}).save_to_disk(path)
+    datasets.load_from_disk(path)
+
 out = {}
+warm()
 if what == "lib_save":
     x = value(); t = time.perf_counter()
     if kind == "jax":
@@ -96,43 +108,23 @@ print(json.dumps(out))
 """
 
 
-def _drop_caches() -> bool:
-    try:
-        os.sync()
-        with open("/proc/sys/vm/drop_caches", "w") as f:
-            f.write("3\n")
-        return True
-    except OSError:
-        return False
-
-
-def _step(*args: str) -> dict[str, Any]:
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-c", _STEP, *args], capture_output=True, text=True, env=env)
-    if proc.returncode:
-        raise RuntimeError(f"step {args[:2]} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
-
-
-def _best(rounds: list[dict[str, Any]]) -> dict[str, Any]:
-    return min(rounds, key=lambda r: r["s"])
+_ENV = {"JAX_PLATFORMS": "cpu", "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
 
 
 def bench_heavy(kind: str, gib: float = 1.0, directory: str | None = None, repeat: int = 3) -> dict[str, Any]:
     """Store and load a ``gib`` GiB value of ``kind`` (``"jax"`` or ``"dataset"``), against the library's own save
     and load (best of ``repeat`` rounds each, alternating, since a shared virtual disk varies from second to second)."""
-    saves, stores, lib_loads, loads = [], [], [], []
-    cold = False
     g = str(gib)
-    for _ in range(repeat):
-        with tempfile.TemporaryDirectory(dir=directory) as tmp:
-            saves.append(_step("lib_save", kind, tmp, g))
-            stores.append(_step("store", kind, tmp, g))
-            cold = _drop_caches()
-            lib_loads.append(_step("lib_load", kind, tmp, g))
-            _drop_caches()
-            loads.append(_step("load", kind, tmp, g, stores[-1]["hash"]))
-    save, store, lib_load, load = _best(saves), _best(stores), _best(lib_loads), _best(loads)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MISEN_")}, **_ENV}
+
+    def step(name: str, tmp: str, earlier: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        extra = [earlier["store"]["hash"]] if name == "load" else []
+        return fresh_python(_STEP, name, kind, tmp, g, *extra, env=env)
+
+    plan = [("lib_save", False), ("store", False), ("lib_load", True), ("load", True)]
+    rounds, cold = alternating_rounds(step, plan, repeat=repeat, directory=directory)
+    saves, stores, lib_loads, loads = (rounds[name] for name, _ in plan)
+    save, store, lib_load, load = best(saves), best(stores), best(lib_loads), best(loads)
     assert load["sum"] == lib_load["sum"], (load["sum"], lib_load["sum"])
     return {
         "bench": kind,
@@ -147,6 +139,7 @@ def bench_heavy(kind: str, gib: float = 1.0, directory: str | None = None, repea
         "lib_load_peak_mib": round(lib_load["peak_mib"]),
         "load_peak_mib": round(load["peak_mib"]),
         "loaded_type": load["type"],
+        "rounds_s": {name: [round(r["s"], 2) for r in found] for name, found in rounds.items()},
         "cold_cache": cold,
     }
 

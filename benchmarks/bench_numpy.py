@@ -3,8 +3,8 @@
 Run ``python benchmarks/bench_numpy.py [--gib 1] [--dir PATH]``; prints one JSON object. Each measurement runs in
 its own interpreter so its peak memory (``ru_maxrss``) is its own:
 
-- ``np.save`` + fsync of the array, against ``DiskWorkspace.store`` (serialize, checksum, fsync, rename);
-- ``np.load`` of that ``.npy`` (then a sum, touching every page), against ``DiskWorkspace.load_hash`` (manifest
+- ``np.save`` + fsync of the array, against ``misen.cache.store`` on a disk workspace (serialize, checksum, fsync, rename);
+- ``np.load`` of that ``.npy`` (then a sum, touching every page), against ``misen.cache.load_hash`` (manifest
   check, memory-mapped load, same sum). Page cache is dropped before each load where allowed (root).
 - the same load once the record of the store's checksum is gone (``load_unrecorded``): the first load after
   the file changed, which checksums every byte before mapping it.
@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-import tempfile
 from typing import Any
+
+from _projects import alternating_rounds, best, fresh_python
 
 __all__ = ["bench_numpy"]
 
@@ -44,15 +43,17 @@ if what == "np_save":
         np.save(f, a); f.flush(); os.fsync(f.fileno())
     out = {"s": time.perf_counter() - t, "extra_mib": rss_mib() - base}
 elif what == "store":
+    from misen import cache
     from misen_workspace_disk import DiskWorkspace, DiskWorkspaceSettings
     ws = DiskWorkspace(DiskWorkspaceSettings(directory=os.path.join(root, "ws")))
-    a = array(); ws.store(np.zeros(1)); base = rss_mib(); t = time.perf_counter()
-    h = ws.store(a)
+    a = array(); cache.store(ws, np.zeros(1)); base = rss_mib(); t = time.perf_counter()
+    h = cache.store(ws, a)
     out = {"s": time.perf_counter() - t, "extra_mib": rss_mib() - base, "hash": h}
 elif what == "np_load":
     t = time.perf_counter(); a = np.load(os.path.join(root, "plain.npy")); s = float(a.sum())
     out = {"s": time.perf_counter() - t, "peak_mib": rss_mib(), "sum": s}
 elif what in ("load", "load_unrecorded"):
+    from misen import cache
     from misen_workspace_disk import DiskWorkspace, DiskWorkspaceSettings
     ws = DiskWorkspace(DiskWorkspaceSettings(directory=os.path.join(root, "ws")))
     if what == "load_unrecorded":  # no record of an earlier verification: every byte is checksummed first
@@ -61,48 +62,24 @@ elif what in ("load", "load_unrecorded"):
         if record.exists():
             record.unlink()
     from misen.serializer import serializer_named; serializer_named("numpy.ndarray")  # plugins found, as in a run
-    t = time.perf_counter(); a = ws.load_hash(sys.argv[4]); s = float(a.sum())
+    t = time.perf_counter(); a = cache.load_hash(ws, sys.argv[4]); s = float(a.sum())
     out = {"s": time.perf_counter() - t, "peak_mib": rss_mib(), "sum": s, "type": type(a).__name__}
 print(json.dumps(out))
 """
-
-
-def _drop_caches() -> bool:
-    try:
-        os.sync()
-        with open("/proc/sys/vm/drop_caches", "w") as f:
-            f.write("3\n")
-        return True
-    except OSError:
-        return False
-
-
-def _step(*args: str) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, "-c", _STEP, *args], capture_output=True, text=True, check=True)
-    return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
-
-
-def _best(rounds: list[dict[str, Any]]) -> dict[str, Any]:
-    return min(rounds, key=lambda r: r["s"])
 
 
 def bench_numpy(gib: float = 1.0, directory: str | None = None, repeat: int = 3) -> dict[str, Any]:
     """Store and load a ``gib`` GiB float64 array, against ``np.save``+fsync and ``np.load`` (best of
     ``repeat`` rounds each, alternating, since a shared virtual disk varies a lot from one second to the next)."""
     n = str(int(gib * 2**30) // 8)
-    saves, stores, np_loads, loads, unrecorded = [], [], [], [], []
-    cold = False
-    for _ in range(repeat):
-        with tempfile.TemporaryDirectory(dir=directory) as tmp:
-            saves.append(_step("np_save", tmp, n))
-            stores.append(_step("store", tmp, n))
-            cold = _drop_caches()
-            np_loads.append(_step("np_load", tmp, n))
-            _drop_caches()
-            loads.append(_step("load", tmp, n, stores[-1]["hash"]))
-            _drop_caches()
-            unrecorded.append(_step("load_unrecorded", tmp, n, stores[-1]["hash"]))
-    save, store, np_load, load = _best(saves), _best(stores), _best(np_loads), _best(loads)
+
+    def step(name: str, tmp: str, earlier: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        return fresh_python(_STEP, name, tmp, n, *([earlier["store"]["hash"]] if name.startswith("load") else []))
+
+    plan = [("np_save", False), ("store", False), ("np_load", True), ("load", True), ("load_unrecorded", True)]
+    rounds, cold = alternating_rounds(step, plan, repeat=repeat, directory=directory)
+    saves, stores, np_loads, loads, unrecorded = (rounds[name] for name, _ in plan)
+    save, store, np_load, load = best(saves), best(stores), best(np_loads), best(loads)
     mib = int(gib * 1024)
     return {
         "bench": "numpy.ndarray",
@@ -115,8 +92,8 @@ def bench_numpy(gib: float = 1.0, directory: str | None = None, repeat: int = 3)
         "np_load_s": round(np_load["s"], 3),
         "load_s": round(load["s"], 3),
         "load_ratio": round(load["s"] / np_load["s"], 2),
-        "load_unrecorded_s": round(_best(unrecorded)["s"], 3),
-        "load_unrecorded_ratio": round(_best(unrecorded)["s"] / np_load["s"], 2),
+        "load_unrecorded_s": round(best(unrecorded)["s"], 3),
+        "load_unrecorded_ratio": round(best(unrecorded)["s"] / np_load["s"], 2),
         "np_load_peak_mib": round(np_load["peak_mib"]),
         "load_peak_mib": round(load["peak_mib"]),
         "array_mib": mib,

@@ -18,14 +18,15 @@ task) is computed once with the in-process executor into a disk workspace. Then:
 from __future__ import annotations
 
 import json
+import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import textwrap
 import time
 from pathlib import Path
 from typing import Any
+
+from _projects import fresh_python
 
 __all__ = ["bench_report"]
 
@@ -80,6 +81,7 @@ import sys
 from benchsweep.sweep import Sweep
 report = Sweep(rows=int(sys.argv[1]), cols=int(sys.argv[2])).run(executor="in-process")
 assert report.ok, report.failed
+print("{}")
 """
 
 
@@ -95,18 +97,6 @@ def _project(root: Path) -> None:
     (pkg / "sweep.py").write_text(textwrap.dedent(_SWEEP))
     (root / "pyproject.toml").write_text('[project]\nname = "benchsweep"\nversion = "0"\n')
     (root / ".misen.toml").write_text('[executor]\ntype = "in-process"\n\n[workspace]\ntype = "disk"\ndirectory = ".misen"\n')
-
-
-def _python(code: str, *args: str, cwd: Path) -> str:
-    import os
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MISEN_")}
-    env["PYTHONPATH"] = str(cwd / "src")
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"benchmark step failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    return done.stdout
 
 
 def _render(html: Path) -> dict[str, Any]:
@@ -154,10 +144,11 @@ def bench_report(n: int = 10_000, directory: str | None = None) -> dict[str, Any
         _project(root)
         rows, cols = _grid(n)
         t0 = time.perf_counter()
-        _python(_RUN, str(rows), str(cols), cwd=root)
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("MISEN_")}, "PYTHONPATH": str(root / "src")}
+        fresh_python(_RUN, str(rows), str(cols), cwd=root, env=env)
         setup = time.perf_counter() - t0
         html = root / "report.html"
-        figures = json.loads(_python(_WRITE, str(rows), str(cols), str(html), cwd=root).strip().splitlines()[-1])
+        figures = fresh_python(_WRITE, str(rows), str(cols), str(html), cwd=root, env=env)
         figures.update(_render(html))
         figures.update(tasks=rows * cols + 1, setup_s=round(setup, 1))
         return figures

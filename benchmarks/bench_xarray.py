@@ -2,11 +2,12 @@
 workspace, beside xarray's own NetCDF save and load on the same machine.
 
 Run ``python benchmarks/bench_xarray.py [--gib 1] [--dir PATH] [--repeat 3]``; prints one JSON object. Each
-measurement runs in its own interpreter:
+measurement runs in its own interpreter, xarray's NetCDF backend loaded (a tiny file written and read) before the
+clock starts:
 
-- ``Dataset.to_netcdf`` (engine netcdf4) + fsync, against ``DiskWorkspace.store`` (to_netcdf, checksum, fsync,
+- ``Dataset.to_netcdf`` (engine netcdf4) + fsync, against ``misen.cache.store`` (to_netcdf, checksum, fsync,
   rename);
-- ``xarray.load_dataset`` of that file (then a sum), against ``DiskWorkspace.load_hash`` (manifest check, the
+- ``xarray.load_dataset`` of that file (then a sum), against ``misen.cache.load_hash`` (manifest check, the
   same ``load_dataset``, the same sum). The page cache is dropped before each load where allowed (root), unless
   ``--warm``.
 
@@ -17,11 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-import tempfile
 from typing import Any
+
+from _projects import alternating_rounds, best, fresh_python
 
 __all__ = ["bench_xarray"]
 
@@ -48,7 +48,15 @@ def rss_mib():
 def total(ds):
     return float(ds["t2m"].values.sum() + ds["precip"].values.sum())
 
+def warm():
+    # xarray imports its NetCDF backend on first use: every step pays that before its clock starts
+    path = os.path.join(root, "warm.nc")
+    if not os.path.exists(path):
+        xr.Dataset({"x": ("x", [1.0])}).to_netcdf(path, engine="netcdf4", format="NETCDF4")
+    xr.load_dataset(path, engine="netcdf4")
+
 out = {}
+warm()
 if what == "xr_save":
     ds = dataset(); t = time.perf_counter()
     path = os.path.join(root, "plain.nc")
@@ -56,41 +64,24 @@ if what == "xr_save":
     fd = os.open(path, os.O_RDONLY); os.fsync(fd); os.close(fd)
     out = {"s": time.perf_counter() - t, "bytes": os.path.getsize(path)}
 elif what == "store":
+    from misen import cache
     from misen_workspace_disk import DiskWorkspace, DiskWorkspaceSettings
     ws = DiskWorkspace(DiskWorkspaceSettings(directory=os.path.join(root, "ws")))
-    ds = dataset(); ws.store(xr.Dataset({"x": ("x", [1.0])})); t = time.perf_counter()
-    h = ws.store(ds)
+    ds = dataset(); cache.store(ws, xr.Dataset({"x": ("x", [1.0])})); t = time.perf_counter()
+    h = cache.store(ws, ds)
     out = {"s": time.perf_counter() - t, "hash": h}
 elif what == "xr_load":
     t = time.perf_counter(); ds = xr.load_dataset(os.path.join(root, "plain.nc"), engine="netcdf4"); s = total(ds)
     out = {"s": time.perf_counter() - t, "peak_mib": rss_mib(), "sum": s}
 elif what == "load":
+    from misen import cache
     from misen_workspace_disk import DiskWorkspace, DiskWorkspaceSettings
     ws = DiskWorkspace(DiskWorkspaceSettings(directory=os.path.join(root, "ws")))
     from misen.serializer import serializer_named; serializer_named("xarray")  # plugins found, as in a run
-    t = time.perf_counter(); ds = ws.load_hash(sys.argv[4]); s = total(ds)
+    t = time.perf_counter(); ds = cache.load_hash(ws, sys.argv[4]); s = total(ds)
     out = {"s": time.perf_counter() - t, "peak_mib": rss_mib(), "sum": s, "type": type(ds).__name__}
 print(json.dumps(out))
 """
-
-
-def _drop_caches() -> bool:
-    try:
-        os.sync()
-        with open("/proc/sys/vm/drop_caches", "w") as f:
-            f.write("3\n")
-        return True
-    except OSError:
-        return False
-
-
-def _step(*args: str) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, "-c", _STEP, *args], capture_output=True, text=True, check=True)
-    return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
-
-
-def _best(rounds: list[dict[str, Any]]) -> dict[str, Any]:
-    return min(rounds, key=lambda r: r["s"])
 
 
 def bench_xarray(
@@ -102,20 +93,16 @@ def bench_xarray(
     With ``cold`` the page cache is dropped before each load (where allowed); without it both loads read files
     still in the page cache, which measures decoding and misen's own work without the disk's noise."""
     n = str(int(gib * 2**30) // 8)
-    saves, stores, xr_loads, loads = [], [], [], []
-    dropped = False
-    for _ in range(repeat):
-        with tempfile.TemporaryDirectory(dir=directory) as tmp:
-            saves.append(_step("xr_save", tmp, n))
-            stores.append(_step("store", tmp, n))
-            if cold:
-                dropped = _drop_caches()
-            xr_loads.append(_step("xr_load", tmp, n))
-            if cold:
-                _drop_caches()
-            loads.append(_step("load", tmp, n, stores[-1]["hash"]))
-            assert loads[-1]["sum"] == xr_loads[-1]["sum"]
-    save, store, xr_load, load = _best(saves), _best(stores), _best(xr_loads), _best(loads)
+
+    def step(name: str, tmp: str, earlier: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        return fresh_python(_STEP, name, tmp, n, *([earlier["store"]["hash"]] if name == "load" else []))
+
+    plan = [("xr_save", False), ("store", False), ("xr_load", True), ("load", True)]
+    rounds, dropped = alternating_rounds(step, plan, repeat=repeat, directory=directory, cold=cold)
+    saves, stores, xr_loads, loads = (rounds[name] for name, _ in plan)
+    for mine, theirs in zip(loads, xr_loads, strict=True):
+        assert mine["sum"] == theirs["sum"], (mine["sum"], theirs["sum"])
+    save, store, xr_load, load = best(saves), best(stores), best(xr_loads), best(loads)
     return {
         "bench": "xarray.Dataset",
         "gib": gib,
