@@ -5,9 +5,6 @@ by the libraries alone, containers, and the hasher. The libraries are imported i
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,19 +12,9 @@ import pytest
 from misen.hashing import hash_value
 from misen.serializer import Serializer, load_result, save_result, serializer_for
 from misen.testing import SerializerContract
+from misen.testing.processes import only_plugins, run_python
 
 PLUGINS = "serializers-boosting"
-
-
-def only_plugins(keep: str, tmp_path: Path) -> dict[str, str]:
-    """The environment of a fresh process in which only the entry points named in ``keep`` are loaded."""
-    from importlib import metadata
-
-    others = sorted({ep.name for ep in metadata.entry_points(group="misen")} - set(keep.split(",")))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MISEN_")}
-    env["MISEN_DISABLE_PLUGINS"] = ",".join(others)
-    env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg")
-    return env
 
 
 @pytest.fixture(scope="session")
@@ -216,15 +203,8 @@ def test_models_load_in_a_fresh_process_with_only_this_plugin(
 
     save_result(dict(models), tmp_path / "r")
     np.save(tmp_path / "x.npy", data[0])
-    proc = subprocess.run(
-        [sys.executable, "-c", _LOAD, str(tmp_path / "r"), str(tmp_path / "x.npy")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=only_plugins(PLUGINS, tmp_path),
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    stdout = run_python(_LOAD, str(tmp_path / "r"), str(tmp_path / "x.npy"), env=only_plugins(PLUGINS, tmp_path), timeout=300)
+    out = json.loads(stdout.strip().splitlines()[-1])
     assert set(out) == set(models)
     for name, model in models.items():
         expected = predictions(model, data[0])[0]
@@ -292,14 +272,7 @@ def test_registering_imports_no_boosting_library(tmp_path: Path) -> None:
         "bad = [m for m in ('xgboost', 'lightgbm', 'catboost', 'numpy') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=only_plugins(PLUGINS, tmp_path),
-    )
-    assert proc.returncode == 0, proc.stderr
+    run_python(code, env=only_plugins(PLUGINS, tmp_path), timeout=120)
 
 
 def test_unfitted_models_hash_as_arguments_and_fitted_ones_are_refused(models: dict[str, Any]) -> None:
@@ -336,12 +309,5 @@ def test_without_this_plugin_a_stored_result_names_the_extra_to_install(
     extras = [f'pip install "misen[{name}]"' for name in ("xgboost", "lightgbm", "catboost")]
     for i, value in enumerate(values):
         save_result(value, tmp_path / str(i))
-        proc = subprocess.run(
-            [sys.executable, "-c", _MISSING, str(tmp_path / str(i))],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=only_plugins("", tmp_path),
-        )
-        assert "which is not installed" in proc.stdout, proc.stdout + proc.stderr
-        assert extras[i] in proc.stdout, proc.stdout
+        out = run_python(_MISSING, str(tmp_path / str(i)), env=only_plugins("", tmp_path), timeout=120)
+        assert "which is not installed" in out and extras[i] in out, out

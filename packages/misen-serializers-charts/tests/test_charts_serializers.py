@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from misen.serializer import load_result, save_result, serializer_for
 from misen.testing import SerializerContract
+from misen.testing.processes import run_python, run_without_misen
 from misen_serializers_charts import write_html
 
 
@@ -53,6 +52,8 @@ def test_plotly_figures_round_trip_as_their_json(tmp_path: Path) -> None:
     import plotly.io as pio
 
     assert spec(pio.read_json(tmp_path / "r" / "figure.json")) == spec(fig)  # Plotly alone reads it
+    code = "import sys, plotly.io as pio; f = pio.read_json(sys.argv[1]); print(f.layout.title.text, len(f.data))"
+    assert run_without_misen(code, str(tmp_path / "r" / "figure.json")).split() == ["training", str(len(fig.data))]
 
 
 @pytest.mark.parametrize("index", range(4))
@@ -100,10 +101,8 @@ def test_loads_in_a_fresh_process_with_only_this_plugin(tmp_path: Path) -> None:
         f"chart = load_result(Path({str(tmp_path / 'a')!r}))\n"
         "print(type(fig).__name__, fig.layout.title.text, type(chart).__name__)\n"
     )
-    env = {**os.environ, "MISEN_NO_ENTRY_POINTS": "1"}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180, env=env)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == ["Figure", "training", "LayerChart"]
+    stdout = run_python(code, env={**os.environ, "MISEN_NO_ENTRY_POINTS": "1"}, timeout=180)
+    assert stdout.split() == ["Figure", "training", "LayerChart"]
 
 
 def test_registering_imports_neither_library() -> None:
@@ -114,8 +113,7 @@ def test_registering_imports_neither_library() -> None:
         "bad = [m for m in ('plotly', 'altair') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
+    run_python(code, timeout=120)
 
 
 class TestPlotlyContract(SerializerContract):

@@ -4,14 +4,13 @@ containers, in a fresh process, readable by GeoPandas alone; pyproj CRS as task 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from misen.serializer import load_result, save_result, serializer_for
 from misen.testing import SerializerContract
+from misen.testing.processes import run_python, run_without_misen
 
 gpd = pytest.importorskip("geopandas")
 shapely = pytest.importorskip("shapely")
@@ -48,6 +47,8 @@ def test_geodataframes_round_trip_with_crs_index_and_dtypes(tmp_path: Path) -> N
     gpd.testing.assert_geodataframe_equal(out, gdf, check_dtype=True, check_index_type=True)
     back = gpd.read_parquet(tmp_path / "r" / "frame.parquet")  # GeoPandas alone reads it
     gpd.testing.assert_geodataframe_equal(back, gdf)
+    code = "import sys, geopandas as gpd; g = gpd.read_parquet(sys.argv[1]); print(g.crs.to_epsg(), list(g.index))"
+    assert run_without_misen(code, str(tmp_path / "r" / "frame.parquet")).strip() == "3035 [10, 20, 30]"
 
 
 def test_a_second_geometry_column_and_the_active_one(tmp_path: Path) -> None:
@@ -94,10 +95,8 @@ def test_loads_in_a_fresh_process_with_only_this_plugin(tmp_path: Path) -> None:
         f"g = load_result(Path({str(tmp_path / 'r')!r}))\n"
         "print(type(g).__name__, g.crs.to_epsg(), list(g.index), g.geometry.iloc[1].wkt)\n"
     )
-    env = {**os.environ, "MISEN_NO_ENTRY_POINTS": "1"}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180, env=env)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "GeoDataFrame 3035 [10, 20, 30] LINESTRING (0 0, 1 1)"
+    stdout = run_python(code, env={**os.environ, "MISEN_NO_ENTRY_POINTS": "1"}, timeout=180)
+    assert stdout.strip() == "GeoDataFrame 3035 [10, 20, 30] LINESTRING (0 0, 1 1)"
 
 
 def test_crs_as_task_arguments() -> None:
@@ -116,8 +115,7 @@ def test_registering_imports_no_geopandas() -> None:
         "bad = [m for m in ('geopandas', 'shapely', 'pyproj', 'pandas') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
+    run_python(code, timeout=120)
 
 
 class TestGeoContract(SerializerContract):

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ import pytest
 from misen.hashing import hash_value
 from misen.serializer import Serializer, load_result, save_result, serializer_for, serializer_named
 from misen.testing import SerializerContract
+from misen.testing.processes import only_plugins, run_python
 
 PLUGINS = "serializers-huggingface"
 TEXTS = ["hello world", "misen caches results", "unknown words here", ""]
@@ -37,17 +36,6 @@ def offline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
-
-
-def only_plugins(keep: str, tmp_path: Path) -> dict[str, str]:
-    """The environment of a fresh process in which only the entry points named in ``keep`` are loaded."""
-    from importlib import metadata
-
-    others = sorted({ep.name for ep in metadata.entry_points(group="misen")} - set(keep.split(",")))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MISEN_")}
-    env["MISEN_DISABLE_PLUGINS"] = ",".join(others)
-    env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg")
-    return env
 
 
 @pytest.fixture(scope="session")
@@ -277,15 +265,8 @@ def test_results_load_in_a_fresh_process_with_only_this_plugin(
     except ImportError:
         pass
     save_result(value, tmp_path / "r")
-    proc = subprocess.run(
-        [sys.executable, "-c", _LOAD, str(tmp_path / "r"), "|".join(TEXTS)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=only_plugins(PLUGINS, tmp_path),
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    stdout = run_python(_LOAD, str(tmp_path / "r"), "|".join(TEXTS), env=only_plugins(PLUGINS, tmp_path), timeout=300)
+    out = json.loads(stdout.strip().splitlines()[-1])
     assert out["data"] == dataset.to_dict()
     assert out["ids"] == tokenizer(TEXTS)["input_ids"]
     if "model" in value:
@@ -313,14 +294,7 @@ def test_registering_imports_no_hugging_face_library(tmp_path: Path) -> None:
         "bad = [m for m in ('datasets', 'transformers', 'torch', 'pyarrow') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=only_plugins(PLUGINS, tmp_path),
-    )
-    assert proc.returncode == 0, proc.stderr
+    run_python(code, env=only_plugins(PLUGINS, tmp_path), timeout=120)
 
 
 def test_configs_and_features_hash_as_arguments(config: Any, dataset: Any) -> None:
@@ -353,12 +327,5 @@ def test_without_this_plugin_a_stored_result_names_the_extra_to_install(
     values, extras = [dataset, config], ['pip install "misen[huggingface]"'] * 2
     for i, value in enumerate(values):
         save_result(value, tmp_path / str(i))
-        proc = subprocess.run(
-            [sys.executable, "-c", _MISSING, str(tmp_path / str(i))],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=only_plugins("", tmp_path),
-        )
-        assert "which is not installed" in proc.stdout, proc.stdout + proc.stderr
-        assert extras[i] in proc.stdout, proc.stdout
+        out = run_python(_MISSING, str(tmp_path / str(i)), env=only_plugins("", tmp_path), timeout=120)
+        assert "which is not installed" in out and extras[i] in out, out

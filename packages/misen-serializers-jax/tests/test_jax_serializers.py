@@ -4,9 +4,6 @@ the files read back with NumPy alone, and the hasher. jax is imported inside the
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,26 +11,9 @@ import pytest
 from misen.hashing import hash_value
 from misen.serializer import Serializer, load_result, save_result, serializer_for
 from misen.testing import SerializerContract
+from misen.testing.processes import only_plugins, run_python, run_without_misen
 
 PLUGINS = "serializers-jax,serializers-numpy"
-
-
-def only_plugins(keep: str, tmp_path: Path) -> dict[str, str]:
-    """The environment of a fresh process in which only the entry points named in ``keep`` are loaded."""
-    from importlib import metadata
-
-    keep_set = set(keep.split(","))
-    others = sorted({ep.name for ep in metadata.entry_points(group="misen")} - keep_set)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MISEN_")}
-    env["MISEN_DISABLE_PLUGINS"] = ",".join(others)
-    env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg")
-    return env
-
-
-def run_python(code: str, env: dict[str, str]) -> str:
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout
 
 
 def assert_same_array(a: Any, b: Any) -> None:
@@ -139,8 +119,20 @@ def test_pytree_is_json_and_plain_npy_files(params: dict[str, Any], tmp_path: Pa
     leaf = stored["leaves"][kernel["leaf"]]
     assert leaf["dtype"] == "bfloat16" and leaf["stored_as"] == "uint16" and leaf["shape"] == [8, 2]
     # without misen: NumPy reads the bits, ml_dtypes gives them their dtype back
-    raw = np.load(tmp_path / "r" / "leaves" / str(kernel["leaf"]) / "array.npy").view(ml_dtypes.bfloat16)
-    np.testing.assert_array_equal(raw, np.asarray(params["params"]["params"]["Dense_1"]["kernel"]))
+    path = tmp_path / "r" / "leaves" / str(kernel["leaf"]) / "array.npy"
+    raw = np.load(path).view(ml_dtypes.bfloat16)
+    expected = np.asarray(params["params"]["params"]["Dense_1"]["kernel"])
+    np.testing.assert_array_equal(raw, expected)
+    out = json.loads(run_without_misen(_READ_BFLOAT16, str(path)))
+    assert out == ["bfloat16", [8, 2], expected.astype("float32").ravel().tolist()]
+
+
+_READ_BFLOAT16 = """
+import json, sys
+import ml_dtypes, numpy as np
+raw = np.load(sys.argv[1]).view(ml_dtypes.bfloat16)
+print(json.dumps([str(raw.dtype), list(raw.shape), raw.astype("float32").ravel().tolist()]))
+"""
 
 
 def test_a_dict_of_models_and_metrics_keeps_each_array(
@@ -199,24 +191,10 @@ print(json.dumps([str(out["w"].dtype), np.asarray(out["w"]).astype("f4").tolist(
 def test_a_sharded_array_is_stored_whole_and_loads_in_a_fresh_process(tmp_path: Path) -> None:
     env = only_plugins(PLUGINS, tmp_path)
     save_env = {**env, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
-    out = subprocess.run(
-        [sys.executable, "-c", _SAVE, str(tmp_path / "r")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=save_env,
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["jax.pytree"]
-    proc = subprocess.run(
-        [sys.executable, "-c", _LOAD, str(tmp_path / "r")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
-    assert proc.returncode == 0, proc.stderr
-    dtype, values, ndevices, warned = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = run_python(_SAVE, str(tmp_path / "r"), env=save_env)
+    assert out.split() == ["jax.pytree"]
+    stdout = run_python(_LOAD, str(tmp_path / "r"), env=env)
+    dtype, values, ndevices, warned = json.loads(stdout.strip().splitlines()[-1])
     assert (dtype, values, ndevices) == ("bfloat16", [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0], 1)
     assert any("sharding is not stored" in w for w in warned), warned
 
@@ -230,7 +208,7 @@ def test_registering_imports_no_jax(tmp_path: Path) -> None:
         "bad = [m for m in ('jax', 'jaxlib', 'ml_dtypes') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )
-    run_python(code, only_plugins(PLUGINS, tmp_path))
+    run_python(code, env=only_plugins(PLUGINS, tmp_path))
 
 
 def test_jax_dtypes_and_small_arrays_hash_as_arguments(jnp: Any) -> None:
@@ -264,12 +242,5 @@ def test_without_this_plugin_a_stored_result_names_the_extra_to_install(jnp: Any
     values, extras = [jnp.ones(2)], ['pip install "misen[jax]"']
     for i, value in enumerate(values):
         save_result(value, tmp_path / str(i))
-        proc = subprocess.run(
-            [sys.executable, "-c", _MISSING, str(tmp_path / str(i))],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=only_plugins("", tmp_path),
-        )
-        assert "which is not installed" in proc.stdout, proc.stdout + proc.stderr
-        assert extras[i] in proc.stdout, proc.stdout
+        out = run_python(_MISSING, str(tmp_path / str(i)), env=only_plugins("", tmp_path), timeout=120)
+        assert "which is not installed" in out and extras[i] in out, out

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 from misen.hashing import hash_value
 from misen.serializer import Serializer, load_result, save_result, serializer_for
 from misen.testing import SerializerContract
+from misen.testing.processes import only_plugins, run_python
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -41,17 +41,6 @@ class TwoLayer(keras.Model):
     def get_config(self):
         return {**super().get_config(), "units": self.units}
 '''
-
-
-def only_plugins(keep: str, tmp_path: Path) -> dict[str, str]:
-    """The environment of a fresh process in which only the entry points named in ``keep`` are loaded."""
-    from importlib import metadata
-
-    others = sorted({ep.name for ep in metadata.entry_points(group="misen")} - set(keep.split(",")))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MISEN_")}
-    env["MISEN_DISABLE_PLUGINS"] = ",".join(others)
-    env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg")
-    return env
 
 
 @pytest.fixture(scope="session")
@@ -209,15 +198,8 @@ def test_models_load_in_a_fresh_process_with_only_this_plugin(
     np.save(tmp_path / "x.npy", x)
     env = only_plugins(PLUGINS, tmp_path)
     env["PYTHONPATH"] = os.pathsep.join([str(custom_dir), env.get("PYTHONPATH", "")])
-    proc = subprocess.run(
-        [sys.executable, "-c", _LOAD, str(tmp_path / "r"), str(tmp_path / "x.npy")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    stdout = run_python(_LOAD, str(tmp_path / "r"), str(tmp_path / "x.npy"), env=env, timeout=300)
+    out = json.loads(stdout.strip().splitlines()[-1])
     for name, model in models.items():
         assert out[name][0] == type(model).__name__
         np.testing.assert_array_equal(np.array(out[name][1], dtype="float32"), np.asarray(model(x)))
@@ -262,14 +244,7 @@ def test_registering_imports_no_tensorflow(tmp_path: Path) -> None:
         "bad = [m for m in ('keras', 'tensorflow') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=only_plugins(PLUGINS, tmp_path),
-    )
-    assert proc.returncode == 0, proc.stderr
+    run_python(code, env=only_plugins(PLUGINS, tmp_path), timeout=120)
 
 
 def test_dtypes_and_shapes_hash_as_arguments() -> None:
@@ -301,12 +276,5 @@ def test_without_this_plugin_a_stored_result_names_the_extra_to_install(
     extras = ['pip install "misen[keras]"'] * 2
     for i, value in enumerate(values):
         save_result(value, tmp_path / str(i))
-        proc = subprocess.run(
-            [sys.executable, "-c", _MISSING, str(tmp_path / str(i))],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=only_plugins("", tmp_path),
-        )
-        assert "which is not installed" in proc.stdout, proc.stdout + proc.stderr
-        assert extras[i] in proc.stdout, proc.stdout
+        out = run_python(_MISSING, str(tmp_path / str(i)), env=only_plugins("", tmp_path), timeout=120)
+        assert "which is not installed" in out and extras[i] in out, out

@@ -4,14 +4,13 @@ in a fresh process, readable by onnx alone."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from misen.serializer import load_result, save_result, serializer_for
 from misen.testing import SerializerContract
+from misen.testing.processes import run_python, run_without_misen
 
 onnx = pytest.importorskip("onnx")
 np = pytest.importorskip("numpy")
@@ -68,6 +67,8 @@ def test_the_file_opens_with_onnx_and_onnxruntime_alone(tmp_path: Path) -> None:
     save_result(linear_model(), tmp_path / "r")
     path = tmp_path / "r" / "model.onnx"
     assert onnx.load(str(path)).producer_name == "misen-tests"
+    code = "import sys, onnx; m = onnx.load(sys.argv[1]); onnx.checker.check_model(m); print(m.graph.name, m.producer_name)"
+    assert run_without_misen(code, str(path)).split() == ["linear", "misen-tests"]
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     np.testing.assert_array_equal(session.run(None, {"x": X})[0], predict(linear_model()))
 
@@ -90,10 +91,8 @@ def test_loads_in_a_fresh_process_with_only_this_plugin(tmp_path: Path) -> None:
         f"m = load_result(Path({str(tmp_path / 'r')!r}))\n"
         "print(type(m).__name__, m.graph.name, [n.op_type for n in m.graph.node])\n"
     )
-    env = {**os.environ, "MISEN_NO_ENTRY_POINTS": "1"}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "ModelProto linear ['MatMul', 'Add', 'Relu']"
+    stdout = run_python(code, env={**os.environ, "MISEN_NO_ENTRY_POINTS": "1"}, timeout=120)
+    assert stdout.strip() == "ModelProto linear ['MatMul', 'Add', 'Relu']"
 
 
 def test_large_models_keep_their_weights_in_external_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

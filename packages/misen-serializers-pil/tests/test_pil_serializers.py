@@ -4,14 +4,13 @@ readable by Pillow alone, and as task arguments."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from misen.serializer import load_result, save_result, serializer_for
 from misen.testing import SerializerContract
+from misen.testing.processes import run_python, run_without_misen
 
 Image = pytest.importorskip("PIL.Image")
 
@@ -88,10 +87,11 @@ def test_loads_in_a_fresh_process_with_only_this_plugin(tmp_path: Path) -> None:
         f"im = load_result(Path({str(tmp_path / 'r')!r}))\n"
         "print(im.mode, im.size, im.tobytes().hex())\n"
     )
-    env = {**os.environ, "MISEN_NO_ENTRY_POINTS": "1"}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == ["RGBA", "(7,", "5)", image.tobytes().hex()]
+    stdout = run_python(code, env={**os.environ, "MISEN_NO_ENTRY_POINTS": "1"}, timeout=120)
+    assert stdout.split() == ["RGBA", "(7,", "5)", image.tobytes().hex()]
+    # and with Pillow alone, misen not even importable
+    code = "import sys; from PIL import Image; im = Image.open(sys.argv[1]); print(im.format, im.mode, im.tobytes().hex())"
+    assert run_without_misen(code, str(tmp_path / "r" / "image.png")).split() == ["PNG", "RGBA", image.tobytes().hex()]
 
 
 def test_images_as_task_arguments() -> None:
@@ -114,8 +114,7 @@ def test_registering_imports_no_pillow() -> None:
         "p.registry().serializers()\n"
         "assert 'PIL' not in sys.modules\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
+    run_python(code, timeout=120)
 
 
 class TestImageContract(SerializerContract):

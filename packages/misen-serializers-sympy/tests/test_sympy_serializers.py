@@ -4,8 +4,6 @@ by SymPy alone, and as task arguments."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +11,7 @@ import pytest
 from misen.hashing import hash_value
 from misen.serializer import load_result, save_result, serializer_for
 from misen.testing import SerializerContract
+from misen.testing.processes import run_python, run_without_misen
 
 sp = pytest.importorskip("sympy")
 
@@ -46,6 +45,8 @@ def test_expressions_round_trip_as_srepr(index: int, tmp_path: Path) -> None:
     assert sp.srepr(out) == sp.srepr(value)  # assumptions and precision too
     text = (tmp_path / "r" / "expr.txt").read_text()
     assert sp.sympify(text) == value  # SymPy alone reads it
+    code = "import sys, sympy; print(sympy.srepr(sympy.sympify(open(sys.argv[1]).read())))"
+    assert run_without_misen(code, str(tmp_path / "r" / "expr.txt")).strip() == sp.srepr(value)
 
 
 def test_assumptions_are_kept(tmp_path: Path) -> None:
@@ -82,10 +83,8 @@ def test_loads_in_a_fresh_process_with_only_this_plugin(tmp_path: Path) -> None:
         "from misen.serializer import load_result\n"
         f"print(load_result(Path({str(tmp_path / 'r')!r})))\n"
     )
-    env = {**os.environ, "MISEN_NO_ENTRY_POINTS": "1"}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == str(samples()[0])
+    stdout = run_python(code, env={**os.environ, "MISEN_NO_ENTRY_POINTS": "1"}, timeout=120)
+    assert stdout.strip() == str(samples()[0])
 
 
 def test_expressions_as_task_arguments() -> None:

@@ -4,14 +4,13 @@ containers, in a fresh process, readable by xarray alone."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from misen.serializer import load_result, save_result, serializer_for
 from misen.testing import SerializerContract
+from misen.testing.processes import run_python, run_without_misen
 
 xr = pytest.importorskip("xarray")
 pytest.importorskip("netCDF4")
@@ -64,6 +63,9 @@ def test_datasets_round_trip_identical_with_encodings(tmp_path: Path) -> None:
     assert out["time"].encoding["units"] == "hours since 2000-01-01"
     np.testing.assert_array_equal(out.attrs["weights"], [0.5, 0.25])
     xr.testing.assert_identical(xr.load_dataset(tmp_path / "r" / "data.nc"), ds)  # xarray alone reads it
+    code = "import sys, xarray as xr; ds = xr.load_dataset(sys.argv[1]); print(dict(ds.sizes), ds.attrs['title'])"
+    out_text = run_without_misen(code, str(tmp_path / "r" / "data.nc"))  # misen not even importable
+    assert out_text.strip() == "{'time': 4, 'lat': 3, 'lon': 2} test run"
 
 
 @pytest.mark.parametrize("name", ["temperature", None])
@@ -101,10 +103,8 @@ def test_loads_in_a_fresh_process_with_only_this_plugin(tmp_path: Path) -> None:
         f"ds = load_result(Path({str(tmp_path / 'r')!r}))\n"
         "print(type(ds).__name__, dict(ds.sizes), ds.attrs['title'].replace(' ', '_'), ds.temperature.attrs['units'])\n"
     )
-    env = {**os.environ, "MISEN_NO_ENTRY_POINTS": "1"}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180, env=env)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "Dataset {'time': 4, 'lat': 3, 'lon': 2} test_run K"
+    stdout = run_python(code, env={**os.environ, "MISEN_NO_ENTRY_POINTS": "1"}, timeout=180)
+    assert stdout.strip() == "Dataset {'time': 4, 'lat': 3, 'lon': 2} test_run K"
 
 
 def test_registering_imports_no_xarray() -> None:
@@ -115,8 +115,7 @@ def test_registering_imports_no_xarray() -> None:
         "bad = [m for m in ('xarray', 'netCDF4', 'numpy') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
+    run_python(code, timeout=120)
 
 
 class TestXarrayContract(SerializerContract):
@@ -163,11 +162,8 @@ def test_tasks_returning_datasets_run_and_store_netcdf(tmp_path: Path) -> None:
     (tmp_path / "sim.py").write_text(_PROJECT_SCRIPT)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MISEN_")}
     env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg")
-    proc = subprocess.run(
-        [sys.executable, "sim.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    kind, steps, mean, biggest = json.loads(proc.stdout.strip().splitlines()[-1])
+    stdout = run_python((tmp_path / "sim.py").read_text(), cwd=tmp_path, env=env)
+    kind, steps, mean, biggest = json.loads(stdout.strip().splitlines()[-1])
     assert (kind, steps, mean, biggest) == ("Dataset", 4, [4.5, 5.5, 6.5], 11.0)
     serializers = sorted(
         json.loads(p.read_text())["serializer"] for p in (tmp_path / ".misen").rglob("manifest.json")
