@@ -59,7 +59,7 @@ _WRITE = """
 import json, sys, time
 t0 = time.perf_counter()
 from misen.report import write_report
-from misen.runner import resolve_workspace
+from misen.workspace import resolve_workspace
 from benchsweep.sweep import Sweep
 t1 = time.perf_counter()
 exp = Sweep(rows=int(sys.argv[1]), cols=int(sys.argv[2]))
