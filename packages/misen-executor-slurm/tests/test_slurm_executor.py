@@ -124,7 +124,7 @@ def project(slurm_cluster: SlurmTestCluster, tmp_path: Path, monkeypatch: pytest
 
 
 def statuses(report: RunReport) -> dict[str, str]:
-    return {report.units[u].label: o.status for u, o in report.outcomes.items()}
+    return {repr(report.units[u].root): o.status for u, o in report.outcomes.items()}
 
 
 class TestSlurmContract(ExecutorContract):

@@ -64,7 +64,7 @@ def _executor(root: Path) -> SlurmExecutor:
 
 
 def _outcomes(report: Any) -> dict[str, Any]:
-    return {report.units[u].label: o for u, o in report.outcomes.items()}
+    return {repr(report.units[u].root): o for u, o in report.outcomes.items()}
 
 
 def test_a_full_disk_fails_the_unit_in_one_line(fault_project: tuple[Path, Any]) -> None:
