@@ -12,6 +12,7 @@ from typing import Any
 
 from misen_executor_local._machine import Allocation
 from misen_executor_local._worker import HEADER, PARENT_VARIABLE
+from misen_executor_local.unit_process import describe_exit
 
 __all__ = ["Busy", "WorkerProcess"]
 
@@ -125,16 +126,7 @@ class WorkerProcess:
         return code
 
     def describe_exit(self, code: int) -> str:
-        if code < 0:
-            try:
-                name = signal.Signals(-code).name
-            except ValueError:
-                name = f"signal {-code}"
-            text = f"the worker process (pid {self.pid}) was killed by {name}"
-            if -code == signal.SIGKILL:
-                text += " (out of memory, or killed from outside)"
-            return text
-        return f"the worker process (pid {self.pid}) exited with code {code} while running the task"
+        return describe_exit("the worker process", self.pid, code)
 
 
 def stop_all(workers: list[WorkerProcess], grace: float) -> None:
