@@ -60,8 +60,10 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _interrupt)
     _watch_parent(int(os.environ.get("MISEN_DASK_PARENT", os.getppid())))
     from misen.resources import AssignedResources
+    from misen.session import current_session
     from misen.worker import execute_payload
 
+    current_session().registry  # noqa: B018  (misen's plugins load here, not in the first unit's time)
     write_message(replies, {"ready": os.getpid()})  # the worker starts the first unit's clock on this
     try:
         while True:

@@ -7,8 +7,8 @@ task that runs them one after the other in the same unit process. Which units ar
 run, as the local executor learns it: a task function whose runs all took less than `CHEAP` seconds is cheap.
 
 Until a function is known, only a few of its units (one per worker thread) go out alone, as probes; the others,
-and the units that depend on them, wait in the client. The first unit of a fresh unit process teaches nothing
-(its time includes loading misen's plugins and importing the project): another probe follows it. A probe that
+and the units that depend on them, wait in the client. A slow first unit of a fresh unit process teaches nothing
+(its time includes importing the project): another probe follows it. A probe that
 runs longer than `CHEAP` (`FIRST_CHEAP` for a fresh process's first unit) makes its function slow at once,
 without waiting for its end, so units that wait for each other never wait long. Every unit of a slow function
 is one Dask task, as without parcels, so long tasks keep Dask's balancing (work stealing) unit by unit.
@@ -61,14 +61,16 @@ class Packer:
             running[unit.id] = time.time() - (CHEAP - FIRST_CHEAP if first else 0.0)
 
     def ended(self, unit: WorkUnit, outcome: UnitOutcome, first: bool = False) -> None:
-        """Learn from a unit's outcome how long its function takes (not from the ``first`` unit of a fresh
-        process: another probe goes out instead)."""
+        """Learn from a unit's outcome how long its function takes (not from a slow ``first`` unit of a fresh
+        process, slow perhaps only for importing the project: another probe goes out instead)."""
         name = unit.root.name
         running = self.probes.get(name)
         if running is not None and unit.id in running:
             del running[unit.id]
             self.changed = True
-        if outcome.status in ("done", "failed") and outcome.duration is not None and not first:
+        # A fresh process's first unit counts only when quick all the same.
+        quick = outcome.duration is not None and outcome.duration <= CHEAP
+        if outcome.status in ("done", "failed") and outcome.duration is not None and (quick or not first):
             if name not in self.slowest:
                 self.changed = True
             self.slowest[name] = max(self.slowest.get(name, 0.0), outcome.duration)
