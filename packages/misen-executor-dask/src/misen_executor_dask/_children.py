@@ -13,11 +13,10 @@ import pickle
 import select
 import signal
 import subprocess
-import sys
 import threading
 from typing import Any
 
-from misen_executor_local.unit_process import HEADER, describe_exit
+from misen_executor_local.unit_process import HEADER, describe_exit, start
 
 from misen_executor_dask._binding import CPU, GPU_RESOURCES, format_indices, usable_cpus, visible_devices
 
@@ -52,18 +51,7 @@ class Child:
 
     def __init__(self, key: tuple[Any, ...], env: dict[str, str]) -> None:
         self.key = key
-        full = dict(os.environ)
-        full.update(env)
-        full["MISEN_DASK_PARENT"] = str(os.getpid())
-        # -P: the current directory must not shadow the snapshot the child imports the project from.
-        self.proc = subprocess.Popen(
-            [sys.executable, "-P", "-m", "misen_executor_dask._child"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=full,
-            start_new_session=True,
-            close_fds=True,
-        )
+        self.proc = start("misen_executor_dask._child", env, "MISEN_DASK_PARENT")
         self.pid = self.proc.pid
         assert self.proc.stdout is not None
         self.fd = self.proc.stdout.fileno()

@@ -5,14 +5,12 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
-import sys
 import time
 from typing import Any
 
 from misen_executor_local._machine import Allocation
 from misen_executor_local._worker import HEADER, PARENT_VARIABLE
-from misen_executor_local.unit_process import describe_exit
+from misen_executor_local.unit_process import describe_exit, start
 
 __all__ = ["Busy", "WorkerProcess"]
 
@@ -41,18 +39,7 @@ class WorkerProcess:
     def __init__(self, index: int, key: tuple[Any, ...], env: dict[str, str]) -> None:
         self.index = index
         self.key = key
-        full = dict(os.environ)
-        full.update(env)
-        full[PARENT_VARIABLE] = str(os.getpid())
-        # -P: the current directory must not shadow the snapshot the worker imports the project from.
-        self.proc = subprocess.Popen(
-            [sys.executable, "-P", "-m", "misen_executor_local._worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=full,
-            start_new_session=True,
-            close_fds=True,
-        )
+        self.proc = start("misen_executor_local._worker", env, PARENT_VARIABLE)
         self.pid = self.proc.pid
         assert self.proc.stdout is not None and self.proc.stdin is not None
         self.fd = self.proc.stdout.fileno()

@@ -8,12 +8,15 @@ endian). Requests and outcomes only ever pass between processes of one run, on o
 
 from __future__ import annotations
 
+import os
 import pickle
 import signal
 import struct
+import subprocess
+import sys
 from typing import Any, BinaryIO
 
-__all__ = ["HEADER", "describe_exit", "read_message", "write_message"]
+__all__ = ["HEADER", "describe_exit", "read_message", "start", "write_message"]
 
 #: The length prefix of each message.
 HEADER = struct.Struct(">Q")
@@ -50,3 +53,21 @@ def describe_exit(what: str, pid: int, code: int) -> str:
             text += " (out of memory, or killed from outside)"
         return text
     return f"{what} (pid {pid}) exited with code {code} while running the task"
+
+
+def start(module: str, env: dict[str, str], parent_variable: str) -> subprocess.Popen[bytes]:
+    """Start ``python -P -m module`` with pipes on its stdin and stdout, in a session of its own (so a signal to
+    its process group reaches what its task starts), ``env`` added to this process's environment and
+    ``parent_variable`` naming this process (for the child to end when it is gone)."""
+    full = dict(os.environ)
+    full.update(env)
+    full[parent_variable] = str(os.getpid())
+    # -P: the current directory must not shadow the snapshot the process imports the project from.
+    return subprocess.Popen(
+        [sys.executable, "-P", "-m", module],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=full,
+        start_new_session=True,
+        close_fds=True,
+    )
