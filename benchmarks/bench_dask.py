@@ -7,8 +7,11 @@ Run ``python benchmarks/bench_dask.py [--n 1000]``; prints one JSON object. `ben
 - ``dask_alone_s``: the floor: ``client.map`` of the same task bodies on that cluster and ``gather`` of the
   results, no caching, no workspace.
 - ``misen_dask_s``: the ``run()`` call with ``DaskExecutor(address=...)`` on the same, already started cluster:
-  planning, the snapshot, one Dask task per unit, each run through misen's worker path in a bound child
-  process, results and provenance written to the workspace. The budget: within 2× Dask alone.
+  planning, the snapshot, probes of the task function, then the units in parcels (a few Dask tasks, each running
+  many units one after the other in a bound unit process through misen's worker path), results and provenance
+  written to the workspace. The budget: within 2× Dask alone.
+- ``dask_alone_cpu_s``, ``misen_dask_cpu_s``: CPU seconds used meanwhile by this process (client and scheduler),
+  the workers and the unit processes: what the two cost, read apart from other work on a shared machine.
 - ``local_s``: the local executor on the same tasks with 2 CPUs, in another fresh project (for comparison).
 """
 
@@ -32,6 +35,7 @@ __all__ = ["bench_dask"]
 
 _DASK = """
 import json, sys, time
+import psutil
 from distributed import Client
 from benchpkg.exp import Cells, leaf
 from misen.reporting import PlainReporter
@@ -43,26 +47,40 @@ from misen_executor_dask.executor import DaskExecutorSettings
 def body(i):
     return leaf(i)  # the task function, called directly: the same body misen runs
 
+def cpu():
+    # CPU seconds of this process and of every process under it: the cluster's, the units'.
+    total = 0.0
+    for p in [psutil.Process(), *psutil.Process().children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
 if __name__ == "__main__":
     n = int(sys.argv[1])
     t0 = time.perf_counter()
     cluster = _start_local(DaskExecutorSettings(workers=2))
     client = Client(cluster)
     client.wait_for_workers(2)
-    t1 = time.perf_counter()
+    c1, t1 = cpu(), time.perf_counter()
     futures = client.map(body, range(n), pure=False)
     values = client.gather(futures)
-    t2 = time.perf_counter()
+    t2, c2 = time.perf_counter(), cpu()
     assert values == list(range(n))
     del futures
     tasks = list(Cells(n=n).tasks().values())
-    t3 = time.perf_counter()
+    c3, t3 = cpu(), time.perf_counter()
     report = run(tasks, executor=DaskExecutor(address=cluster.scheduler_address), reporter=PlainReporter(verbose=False))
-    t4 = time.perf_counter()
+    t4, c4 = time.perf_counter(), cpu()
     assert report.ok and len(report.outcomes) == n, report.failed
     client.close()
     cluster.close()
-    print(json.dumps({"cluster_s": t1 - t0, "dask_alone_s": t2 - t1, "misen_dask_s": t4 - t3}))
+    print(json.dumps({
+        "cluster_s": t1 - t0, "dask_alone_s": t2 - t1, "misen_dask_s": t4 - t3,
+        "dask_alone_cpu_s": c2 - c1, "misen_dask_cpu_s": c4 - c3,
+    }))
 """
 
 _LOCAL = """
@@ -113,6 +131,8 @@ def bench_dask(n: int = 1000, repeat: int = 1) -> dict[str, Any]:
     for key in rounds[0]:
         out[key] = min(r[key] for r in rounds)
     out["ratio"] = round(out["misen_dask_s"] / out["dask_alone_s"], 1)
+    out["cpu_ratio"] = round(out["misen_dask_cpu_s"] / out["dask_alone_cpu_s"], 1)
+    out["rounds"] = rounds
     return out
 
 
@@ -126,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"misen on Dask: {r['misen_dask_s']:.2f}s for {args.n} cold tasks on 2 workers ({r['ratio']}× Dask alone, "
         f"budget 2×); Dask alone {r['dask_alone_s']:.2f}s; local executor {r['local_s']:.2f}s; "
-        f"starting the cluster {r['cluster_s']:.2f}s",
+        f"starting the cluster {r['cluster_s']:.2f}s; CPU {r['misen_dask_cpu_s']:.2f}s against "
+        f"{r['dask_alone_cpu_s']:.2f}s ({r['cpu_ratio']}×)",
         file=sys.stderr,
     )
     return 0

@@ -130,3 +130,29 @@ def _time_limit(minutes: float = 0.0, **_: Any) -> dict[str, Any]:
 def hang(minutes: float, seconds: float = 600.0) -> str:
     time.sleep(seconds)
     return "woke up"
+
+
+@meta(id="DK-FLAKY", cache=True)
+def flaky(x: int, marks: str) -> int:
+    """Quick; fails when ``x`` ends in 3."""
+    _mark(marks, f"flaky-{x}")
+    if x % 10 == 3:
+        raise ValueError(f"flaky {x}")
+    return x
+
+
+@meta(id="DK-KILL-AT", cache=True)
+def kill_worker_at(x: int, at: int, marks: str) -> int:
+    """Quick, except the first run with ``x == at``: it kills the Dask worker it runs under and hangs."""
+    _mark(marks, f"kill-at-{x}")
+    if x == at and not Path(marks, "killed").exists():
+        Path(marks, "killed").write_text(str(os.getppid()))
+        os.kill(os.getppid(), signal.SIGKILL)
+        time.sleep(60)
+    return x
+
+
+@meta(id="DK-NAP", cache=True)
+def nap(x: int, seconds: float) -> int:
+    time.sleep(seconds)
+    return x

@@ -7,7 +7,8 @@ project from the run's snapshot, has its thread-pool and device variables set be
 is pinned to the unit's CPUs, and runs the unit through `misen.worker.execute_payload` (task lock, cache
 re-check, logs captured at the file descriptors, provenance, the result written to the workspace).
 
-Requests come on stdin and outcomes go to stdout, each a pickle prefixed by its 8-byte length. SIGTERM
+Requests come on stdin and outcomes go to stdout, framed as the local executor frames them
+(`misen_executor_local.unit_process`). SIGTERM
 interrupts the running task the way Ctrl-C would (recorded as cancelled, lock released) and ends the process.
 When the Dask worker dies (killed, out of its job's walltime), the child notices within a fraction of a second
 and ends with the processes its task started, which frees the task lock for the unit's next attempt.
@@ -17,37 +18,18 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pickle
 import signal
-import struct
 import sys
 import threading
 import time
-from typing import Any, BinaryIO
+from typing import Any
+
+from misen_executor_local.unit_process import HEADER, read_message, write_message
 
 __all__ = ["HEADER", "main", "read_message", "write_message"]
 
-HEADER = struct.Struct(">Q")
 #: How often the child checks that the Dask worker that started it is still alive (seconds).
 PARENT_POLL = 0.05
-
-
-def write_message(stream: BinaryIO, message: Any) -> None:
-    data = pickle.dumps(message, protocol=5)
-    stream.write(HEADER.pack(len(data)) + data)
-    stream.flush()
-
-
-def read_message(stream: BinaryIO) -> Any:
-    """The next message, or ``None`` at end of input."""
-    header = stream.read(HEADER.size)
-    if len(header) < HEADER.size:
-        return None
-    (size,) = HEADER.unpack(header)
-    data = stream.read(size)
-    if len(data) < size:
-        return None
-    return pickle.loads(data)
 
 
 def _watch_parent(parent: int) -> None:
@@ -78,8 +60,11 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _interrupt)
     _watch_parent(int(os.environ.get("MISEN_DASK_PARENT", os.getppid())))
     from misen.resources import AssignedResources
+    from misen.session import current_session
     from misen.worker import execute_payload
 
+    current_session().registry  # noqa: B018  (misen's plugins load here, not in the first unit's time)
+    write_message(replies, {"ready": os.getpid()})  # the worker starts the first unit's clock on this
     try:
         while True:
             request = read_message(requests)

@@ -19,7 +19,7 @@ import attrs
 from misen.errors import ConfigError, MisenError
 
 from misen_executor_dask._binding import CPU, GPU_RESOURCES, MEMORY, usable_cpus, visible_devices
-from misen_executor_dask._on_worker import LAYOUT_VARIABLE
+from misen_executor_dask._children import LAYOUT_VARIABLE
 from misen_executor_dask.executor import CLUSTERS, DaskExecutorSettings
 
 __all__ = ["Connection", "connect", "local_layout", "planned_capacity"]

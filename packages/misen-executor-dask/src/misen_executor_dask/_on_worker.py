@@ -1,243 +1,48 @@
-"""What runs inside a Dask worker: the Dask task of one misen unit, and the worker's share of CPUs and GPUs.
+"""What runs inside a Dask worker: the Dask task of one or more misen units.
 
-`run_unit` is the function the executor submits, once per unit. The Dask scheduler only starts it where the
-unit's resources (``CPU``, ``MEMORY``, ``GPU``...) fit; here it picks which of the worker's CPU cores and GPU
-devices the unit gets, hands the unit to a child process bound to them (`misen_executor_dask._child`), and
-returns the unit's outcome: a small dict. The result itself is written to the workspace by the child.
+`run_units` is the function the executor submits: once per unit, or once per parcel of cheap units of one
+shape (see `misen_executor_dask._parcels`). The Dask scheduler only starts it where the units' resources
+(``CPU``, ``MEMORY``, ``GPU``...) fit; here it picks which of the worker's CPU cores and GPU devices the units
+get, hands the units one after the other to a child process bound to them (`misen_executor_dask._child`), writes
+each unit's log, and returns the units' outcomes: small dicts. Results are written to the workspace by the child.
 
-A unit's failure is an outcome, never an exception, so Dask never retries it. An exception out of `run_unit`
-only means the worker could not run the unit at all. When the worker itself dies mid-unit, the scheduler
-reruns the task elsewhere; that attempt first waits for the dead attempt's task lock to be released.
+A unit's failure is an outcome, never an exception, so Dask never retries it. An exception out of `run_units`
+only means the worker could not run the units at all. When the worker itself dies mid-unit, the scheduler
+reruns the task elsewhere; that attempt first waits for the dead attempt's task lock to be released, and finds
+the units the dead attempt finished already cached.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import itertools
 import os
 import select
 import signal
 import socket
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from misen_executor_dask._binding import (
-    CPU,
-    GPU_RESOURCES,
-    binding_env,
-    format_indices,
-    usable_cpus,
-    visible_devices,
-)
-from misen_executor_dask._child import HEADER
+from misen.session import current_session
 
-__all__ = ["LAYOUT_VARIABLE", "cancel_run", "run_unit", "worker_slot"]
+from misen_executor_dask._binding import binding_variables, format_indices
+from misen_executor_dask._children import Child, WorkerState, current_state, worker_state
 
-#: Set by misen on the workers of a cluster it starts on this machine: a JSON list of slots, one per worker
-#: (``{"cpus": [0, 1], "cuda": [0]}``); worker ``n`` owns slot ``n % len(slots)``. Without it a worker hands out
-#: the cores its process may run on and the first devices of its GPU resource count.
-LAYOUT_VARIABLE = "MISEN_DASK_LAYOUT"
+__all__ = ["cancel_run", "run_units"]
+
 #: Variables naming the batch job a worker runs in, recorded as the job id in a result's provenance.
 _JOB_VARIABLES = ("SLURM_JOB_ID", "PBS_JOBID", "LSB_JOBID", "JOB_ID", "CONDOR_JOBID")
-#: Idle child processes a worker keeps for later units, beyond which the oldest is ended.
-_SPARE_CHILDREN = 4
 #: How long a rerun waits for the task lock of its previous, dead attempt (seconds).
 _STALE_LOCK_WAIT = 120.0
 _TICK = 0.1
-
-
-def worker_slot(name: Any) -> dict[str, list[int]] | None:
-    """This worker's slot of the layout in `LAYOUT_VARIABLE` (``None`` without a layout)."""
-    import json
-
-    raw = os.environ.get(LAYOUT_VARIABLE)
-    if not raw:
-        return None
-    slots = json.loads(raw)
-    try:
-        index = int(name)
-    except (TypeError, ValueError):
-        index = 0
-    slot: dict[str, list[int]] = slots[index % len(slots)]
-    return slot
-
-
-class _Child:
-    """One child process, bound for its whole life to a thread count and a device set."""
-
-    def __init__(self, key: tuple[Any, ...], env: dict[str, str]) -> None:
-        self.key = key
-        full = dict(os.environ)
-        full.update(env)
-        full["MISEN_DASK_PARENT"] = str(os.getpid())
-        # -P: the current directory must not shadow the snapshot the child imports the project from.
-        self.proc = subprocess.Popen(
-            [sys.executable, "-P", "-m", "misen_executor_dask._child"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=full,
-            start_new_session=True,
-            close_fds=True,
-        )
-        self.pid = self.proc.pid
-        assert self.proc.stdout is not None
-        self.fd = self.proc.stdout.fileno()
-        self.buffer = bytearray()
-
-    def send(self, request: dict[str, Any]) -> bool:
-        import pickle
-
-        data = pickle.dumps(request, protocol=5)
-        try:
-            assert self.proc.stdin is not None
-            self.proc.stdin.write(HEADER.pack(len(data)) + data)
-            self.proc.stdin.flush()
-            return True
-        except (BrokenPipeError, OSError):
-            return False
-
-    def read(self) -> tuple[dict[str, Any] | None, bool]:
-        """(the outcome if it is complete, whether the output ended); call when the pipe is readable."""
-        import pickle
-
-        try:
-            chunk = os.read(self.fd, 1 << 16)
-        except OSError:
-            chunk = b""
-        if not chunk:
-            return None, True
-        self.buffer += chunk
-        if len(self.buffer) >= HEADER.size:
-            (size,) = HEADER.unpack_from(self.buffer)
-            if len(self.buffer) >= HEADER.size + size:
-                message = pickle.loads(bytes(self.buffer[HEADER.size : HEADER.size + size]))
-                del self.buffer[: HEADER.size + size]
-                return message, False
-        return None, False
-
-    def signal(self, sig: int) -> None:
-        """Signal the child's process group: the child and what its task started."""
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, sig)
-
-    def close(self) -> None:
-        """End an idle child (end of input), and make sure nothing it started is left."""
-        with contextlib.suppress(Exception):
-            assert self.proc.stdin is not None
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=1.0)
-        except subprocess.TimeoutExpired:
-            self.signal(signal.SIGKILL)
-            self.proc.wait()
-        self.signal(signal.SIGKILL)
-        with contextlib.suppress(Exception):
-            assert self.proc.stdout is not None
-            self.proc.stdout.close()
-
-    def describe_exit(self) -> str:
-        code = self.proc.wait()
-        if code < 0:
-            try:
-                name = signal.Signals(-code).name
-            except ValueError:
-                name = f"signal {-code}"
-            text = f"the unit's process (pid {self.pid}) was killed by {name}"
-            if -code == signal.SIGKILL:
-                text += " (out of memory, or killed from outside)"
-            return text
-        return f"the unit's process (pid {self.pid}) exited with code {code} while running the task"
-
-
-class _WorkerState:
-    """Per worker process: its cores and devices, what is handed out, its child processes, cancelled runs."""
-
-    def __init__(self, total: dict[str, float], name: Any) -> None:
-        self.lock = threading.Lock()
-        slot = worker_slot(name)
-        self.cpus = list(slot["cpus"]) if slot and slot.get("cpus") else usable_cpus()
-        # Cores are handed out (and units pinned to them) only when they are this worker's own: given by misen's
-        # layout, or as many as the worker declares (a batch job confined to its cores). Workers sharing a
-        # machine's cores without a layout (a LocalCluster started by hand) leave their units on all of them.
-        self.exclusive = bool(slot and slot.get("cpus")) or int(total.get(CPU, 0)) >= len(self.cpus)
-        self.busy_cpus: dict[int, int] = dict.fromkeys(self.cpus, 0)
-        self.gpus: dict[str, list[int]] = {}
-        for rt, name in GPU_RESOURCES.items():
-            count = int(total.get(name, 0))
-            own = list(slot[rt]) if slot and rt in slot else None
-            if own is None:
-                visible = visible_devices(rt)
-                own = visible[:count] if visible is not None else list(range(count))
-            self.gpus[rt] = own[:count] if count else []
-        self.free_gpus = {rt: list(v) for rt, v in self.gpus.items()}
-        self.idle: list[_Child] = []
-        self.running: dict[str, list[_Child]] = {}
-        self.cancelled: set[str] = set()
-
-    def take(self, ncpus: int, ngpus: int, runtime: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        """The least used of the worker's own cores (Dask's resources keep them free unless the worker's count
-        oversubscribes its cores), or all its cores when it has none of its own; and free devices of ``runtime``
-        (free whenever the worker's ``GPU`` count is right)."""
-        with self.lock:
-            if self.exclusive:
-                order = sorted(self.cpus, key=lambda c: (self.busy_cpus[c], self.cpus.index(c)))
-                cpus = tuple(sorted(order[: max(1, min(ncpus, len(order)))]))
-            else:
-                cpus = tuple(self.cpus)
-            for c in cpus:
-                self.busy_cpus[c] += 1
-            free = self.free_gpus[runtime]
-            if ngpus > len(free):
-                for c in cpus:
-                    self.busy_cpus[c] -= 1
-                raise RuntimeError(
-                    f"this Dask worker has {len(self.gpus[runtime])} {runtime} device(s) "
-                    f"({format_indices(self.gpus[runtime]) or 'none'}), {len(free)} free, but the unit needs {ngpus}"
-                )
-            gpus = tuple(free[:ngpus])
-            del free[:ngpus]
-            return cpus, gpus
-
-    def give_back(self, cpus: tuple[int, ...], gpus: tuple[int, ...], runtime: str) -> None:
-        with self.lock:
-            for c in cpus:
-                self.busy_cpus[c] -= 1
-            if gpus:
-                self.free_gpus[runtime] = sorted({*self.free_gpus[runtime], *gpus})
-
-    def child_for(self, key: tuple[Any, ...], env: dict[str, str]) -> _Child:
-        with self.lock:
-            for child in self.idle:
-                if child.key == key and child.proc.poll() is None:
-                    self.idle.remove(child)
-                    return child
-            old = self.idle[: max(0, len(self.idle) - _SPARE_CHILDREN + 1)]
-            del self.idle[: len(old)]
-        for child in old:
-            child.close()
-        return _Child(key, env)
-
-    def done_with(self, child: _Child, reusable: bool) -> None:
-        if reusable and child.proc.poll() is None:
-            with self.lock:
-                self.idle.append(child)
-        else:
-            child.close()
-
-
-_state: _WorkerState | None = None
-_state_lock = threading.Lock()
-
-
-def _worker_state(worker: Any) -> _WorkerState:
-    global _state
-    with _state_lock:
-        if _state is None:
-            _state = _WorkerState(dict(worker.state.total_resources), worker.name)
-        return _state
+#: Outcomes of a parcel's units are sent to the executor together, at most this many seconds apart.
+_FLUSH = 0.1
+#: Largest request that may wait in a child's input behind the running unit (well inside a pipe's 64 KiB).
+_QUEUE_MAX_BYTES = 32 * 1024
+_OK = ("done", "cached")
+_attempts = itertools.count()
 
 
 def cancel_run(run_id: str) -> int:
@@ -245,7 +50,7 @@ def cancel_run(run_id: str) -> int:
 
     Called on every worker through ``Client.run`` when a run is interrupted; returns how many units it stopped.
     """
-    state = _state
+    state = current_state()
     if state is None:
         return 0
     with state.lock:
@@ -254,6 +59,33 @@ def cancel_run(run_id: str) -> int:
     for child in children:
         child.signal(signal.SIGTERM)
     return len(children)
+
+
+class _Events:
+    """The run's event topic on the scheduler: a unit's start at once, outcomes gathered for `_FLUSH` seconds."""
+
+    def __init__(self, worker: Any, topic: str) -> None:
+        self.worker = worker
+        self.topic = topic
+        self.pending: dict[str, dict[str, Any]] = {}
+        self.last = time.time()
+
+    def start(self, uid: str, where: str, first: bool) -> None:
+        self.flush()
+        with contextlib.suppress(Exception):
+            self.worker.log_event(self.topic, {"unit": uid, "where": where, "first": first})
+
+    def end(self, uid: str, outcome: dict[str, Any]) -> None:
+        self.pending[uid] = outcome
+        if time.time() - self.last >= _FLUSH:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            with contextlib.suppress(Exception):
+                self.worker.log_event(self.topic, {"outcomes": self.pending})
+            self.pending = {}
+        self.last = time.time()
 
 
 def _wait_for_dead_attempt(request: dict[str, Any]) -> None:
@@ -265,8 +97,6 @@ def _wait_for_dead_attempt(request: dict[str, Any]) -> None:
     key = request["lock_key"]
     if key is None:
         return
-    from misen.session import current_session
-
     ws = current_session().open_workspace(request["workspace"])
     deadline = time.time() + _STALE_LOCK_WAIT
     while time.time() < deadline:
@@ -276,82 +106,145 @@ def _wait_for_dead_attempt(request: dict[str, Any]) -> None:
         time.sleep(_TICK)
 
 
-def run_unit(request: dict[str, Any], *deps: dict[str, Any]) -> dict[str, Any]:
-    """The Dask task of one misen unit: run it in a bound child process; return its outcome as a dict.
+def _unit_log(request: dict[str, Any], outcome: dict[str, Any], start: float) -> None:
+    """A short record of where the unit ran and how it ended (``misen logs --job``); marks the outcome logged."""
+    uid = request["unit"]
+    with contextlib.suppress(Exception):
+        ws = current_session().open_workspace(request["workspace"])
+        attempt = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{next(_attempts)}"
+        path = ws.log_path("unit", uid, attempt)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        error = outcome.get("error")
+        lines = [
+            request["title"],
+            f"run {request['run']} on {request['on']}, {outcome.get('where', '')}",
+            f"started {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(start))}",
+            f"ended {outcome['status']} after {time.time() - start:.2f}s" + (f": {error}" if error else ""),
+        ]
+        if outcome.get("log"):
+            lines.append(f"task log: {outcome['log']}")
+        path.write_text("\n".join(lines) + "\n")
+        ws.publish_log("unit", uid, attempt, path, final=True)
+        outcome["logged"] = True
 
-    ``deps`` are the outcomes of the units it waits for (Dask dependencies); if one did not succeed the unit is
-    skipped without running. An outcome with ``"record": True`` is one the child could not record itself (its
-    process died, passed its time limit or was cancelled): the executor records it in the workspace.
+
+def run_units(requests: list[dict[str, Any]], *deps: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The Dask task of one unit or one parcel: run each unit in turn in a bound child process.
+
+    ``requests`` share one shape (resources, snapshot) and are in dependency order. ``deps`` are the outcomes
+    of the Dask tasks these units wait for (Dask dependencies); a unit whose dependency did not succeed is
+    skipped without running. Returns each unit's outcome as a dict, and sends them as events too. An outcome
+    with ``"record": True`` is one the child could not record itself (its process died, passed its time limit
+    or was cancelled): the executor records it in the workspace.
     """
-    for dep in deps:
-        if dep.get("status") not in ("done", "cached"):
-            return {"status": "skipped", "error": "a dependency did not succeed"}
     from distributed import get_worker
 
+    known: dict[str, dict[str, Any]] = {}
+    for dep in deps:
+        known.update(dep)
     worker = get_worker()
-    state = _worker_state(worker)
-    run_id = request["run"]
-    if run_id in state.cancelled:
-        return {"status": "cancelled", "error": "run interrupted"}
-    _wait_for_dead_attempt(request)
-    runtime = request["gpu_runtime"]
-    cpus, gpus = state.take(request["cpus"], request["gpus"], runtime)
-    node = socket.gethostname()
+    state = worker_state(worker)
+    first = requests[0]
+    run_id, runtime = first["run"], first["gpu_runtime"]
+    events = _Events(worker, first["topic"])
+    outcomes: dict[str, dict[str, Any]] = {}
+    cpus, gpus = state.take(first["cpus"], first["gpus"], runtime)
+    ncpus = min(first["cpus"], len(cpus))
+    env = binding_variables(ncpus, gpus, runtime, frozenset(first["keep"]))
+    key = (first["snapshot"], ncpus, runtime if gpus else "", gpus)
     where = f"dask worker {worker.name} ({worker.address}), cpus {format_indices(cpus)}"
     if gpus:
         where += f", {runtime} {format_indices(gpus)}"
-    ncpus = min(request["cpus"], len(cpus))
-    env = binding_env(ncpus, gpus, runtime, frozenset(request["keep"]))
-    key = (request["snapshot"], ncpus, runtime if gpus else "", gpus)
-    child = state.child_for(key, env)
-    with state.lock:
-        state.running.setdefault(run_id, []).append(child)
-    reusable = False
+    common = {
+        "job_id": next((os.environ[v] for v in _JOB_VARIABLES if os.environ.get(v)), None),
+        "cpus": cpus,
+        "gpus": gpus,
+        "gpu_runtime": runtime,
+        "env": env,
+        "node": socket.gethostname(),
+    }
+    todo: list[dict[str, Any]] = []
+    for request in requests:
+        if any(known.get(d, {}).get("status") not in _OK for d in request["deps"]):
+            skipped: dict[str, Any] = {"status": "skipped", "error": "a dependency did not succeed"}
+            outcomes[request["unit"]] = skipped
+            events.end(request["unit"], skipped)
+        else:
+            todo.append(request)
+    child: Child | None = None
+    queued = False  # todo[i] already waits in the child's input
+    ahead: bytes | None = None  # todo[i] packed, but too large to wait in the input
     try:
-        where = f"{where}, pid {child.pid}"
-
-        def announce() -> None:
-            with contextlib.suppress(Exception):
-                worker.log_event(request["topic"], {"unit": request["unit"], "where": where})
-
-        message = {
-            "payload": request["payload"],
-            "where": where,
-            "job_id": next((os.environ[v] for v in _JOB_VARIABLES if os.environ.get(v)), None),
-            "cpus": cpus,
-            "gpus": gpus,
-            "gpu_runtime": runtime,
-            "memory": request["memory"],
-            "env": env,
-            "node": node,
-        }
-        start = time.time()
-        outcome, reusable = _supervise(child, message, request, state, start, announce)
-        outcome.setdefault("where", where)
-        # The outcome travels as an event too: the executor reads it there, without fetching the task's value.
-        with contextlib.suppress(Exception):
-            worker.log_event(request["topic"], {"unit": request["unit"], "outcome": outcome})
-        return outcome
+        for i, request in enumerate(todo):
+            uid = request["unit"]
+            if run_id in state.cancelled:
+                queued, ahead = False, None
+                outcomes[uid] = {"status": "cancelled", "error": "run interrupted"}
+                events.end(uid, outcomes[uid])
+                continue
+            if child is None:
+                child, queued = state.child_for(key, env), False
+                with state.lock:
+                    state.running.setdefault(run_id, []).append(child)
+            # The first unit of a fresh process loads misen's plugins and imports the project: its time says
+            # little about its task function's (see `misen_executor_dask._parcels`).
+            fresh = not child.ready
+            child.wait_ready()
+            here = f"{where}, pid {child.pid}"
+            sent = queued or child.send(ahead or _pack(request, common, here))
+            start = time.time()
+            queued, ahead = False, None
+            if sent and i + 1 < len(todo):
+                # The next unit waits in the child's input, so the child goes straight on to it while this
+                # process reports this one; only small requests, which never block the pipe.
+                ahead = _pack(todo[i + 1], common, here)
+                if len(ahead) <= _QUEUE_MAX_BYTES:
+                    queued, ahead = child.send(ahead), None
+            announce = functools.partial(events.start, uid, here, fresh)
+            outcome, reusable = _supervise(child, sent, request, state, start, announce)
+            outcome.setdefault("where", here)
+            if fresh:
+                outcome["first"] = True
+            _unit_log(request, outcome, start)
+            outcomes[uid] = outcome
+            events.end(uid, outcome)
+            if not reusable:
+                _release(state, run_id, child, False)
+                # A request waiting in a stopped child's input goes to the next one.
+                child, queued, ahead = None, False, None
+        events.flush()
+        return outcomes
     finally:
-        with state.lock:
-            running = state.running.get(run_id, [])
-            if child in running:
-                running.remove(child)
-            if not running:
-                state.running.pop(run_id, None)
-        state.done_with(child, reusable)
+        if child is not None:
+            _release(state, run_id, child, True)
         state.give_back(cpus, gpus, runtime)
 
 
+def _pack(request: dict[str, Any], common: dict[str, Any], where: str) -> bytes:
+    _wait_for_dead_attempt(request)
+    return Child.pack({**common, "payload": request["payload"], "where": where, "memory": request["memory"]})
+
+
+def _release(state: WorkerState, run_id: str, child: Child, reusable: bool) -> None:
+    with state.lock:
+        running = state.running.get(run_id, [])
+        if child in running:
+            running.remove(child)
+        if not running:
+            state.running.pop(run_id, None)
+    state.done_with(child, reusable)
+
+
 def _supervise(
-    child: _Child,
-    message: dict[str, Any],
+    child: Child,
+    sent: bool,
     request: dict[str, Any],
-    state: _WorkerState,
+    state: WorkerState,
     start: float,
     announce: Callable[[], None],
 ) -> tuple[dict[str, Any], bool]:
-    """Send the unit to ``child`` and wait for its outcome, enforcing the time limit and run cancellation.
+    """Wait for the outcome of the unit sent to ``child`` (``sent``: it could be), enforcing the time limit and
+    run cancellation.
 
     ``announce`` (the unit's start event) is called once the unit has run for a tick without ending: a quick
     unit is reported by its end event alone, which halves the messages of a sweep of cheap tasks.
@@ -363,23 +256,29 @@ def _supervise(
     term_sent = 0.0
     killed = False
     reported: dict[str, Any] | None = None
-    ended = not child.send(message)
+    ended = not sent
     announced = False
     while not ended:
-        readable = select.select([child.fd], [], [], _TICK)[0]
+        got = child.buffered()
+        readable = got is not None or select.select([child.fd], [], [], _TICK)[0]
         if not readable and not announced:
             announced = True
             announce()
         if readable:
-            got, ended = child.read()
+            if got is None:
+                got, ended = child.read()
             if got is not None:
                 if stopping is None:
                     return got, True
                 reported = got
         if not ended and child.proc.poll() is not None:
             # A process the task started may hold the pipe open after the child died: read what is left.
-            while select.select([child.fd], [], [], 0)[0]:
-                got, ended = child.read()
+            while child.buffer or select.select([child.fd], [], [], 0)[0]:
+                got = child.buffered()
+                if got is None:
+                    if not select.select([child.fd], [], [], 0)[0]:
+                        break
+                    got, ended = child.read()
                 if got is not None:
                     reported = got
                 if ended:
@@ -399,7 +298,7 @@ def _supervise(
             child.signal(signal.SIGKILL)
     child.signal(signal.SIGKILL)  # what the task started goes with it
     duration = time.time() - start
-    if reported is not None and reported.get("status") in ("done", "cached"):
+    if reported is not None and reported.get("status") in _OK:
         return reported, False
     if stopping == "timeout":
         error = f"passed its time limit of {limit / 60:g} min and was stopped (SIGTERM"
@@ -408,4 +307,3 @@ def _supervise(
     if stopping == "cancelled":
         return {"status": "cancelled", "error": "run interrupted", "duration": duration, "record": True}, False
     return {"status": "failed", "error": child.describe_exit(), "duration": duration, "record": True}, False
-

@@ -1,5 +1,6 @@
-"""One run on Dask, seen from the process that runs the experiment: submit every unit as a Dask task with its
-dependencies, follow starts and ends, skip the dependents of failed units, and stop everything on Ctrl-C."""
+"""One run on Dask, seen from the process that runs the experiment: send the units as Dask tasks with their
+dependencies (alone, or cheap ones packed in parcels: `misen_executor_dask._parcels`), follow starts and ends,
+skip the dependents of failed units, and stop everything on Ctrl-C."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ from misen.executor import Plan, RunEvents, UnitOutcome, WorkUnit
 from misen.resources import Resources
 
 from misen_executor_dask._binding import CPU, DEVICE_VARIABLES, GPU_RESOURCES, MEMORY, THREAD_VARIABLES
-from misen_executor_dask._on_worker import cancel_run, run_unit
+from misen_executor_dask._cluster import local_layout
+from misen_executor_dask._on_worker import cancel_run, run_units
+from misen_executor_dask._parcels import Packer
 
 if TYPE_CHECKING:
     from misen.workspace import Workspace
@@ -74,21 +77,24 @@ def check_units(plan: Plan, capacity: dict[str, float], where: str) -> None:
         raise ResourceError(f"{where}: " + "; ".join(problems[:3]) + more)
 
 
-def _live_capacity(client: Any) -> dict[str, float] | None:
-    """The largest resources of the workers connected now (``None`` when there are none yet)."""
+def _live_capacity(client: Any) -> tuple[dict[str, float] | None, int]:
+    """The largest resources of the workers connected now (``None`` when there are none yet), and how many
+    threads they have in all."""
     workers = client.scheduler_info(n_workers=-1).get("workers", {})
     if not workers:
-        return None
+        return None, 0
     out: dict[str, float] = {}
     for info in workers.values():
         for name, amount in (info.get("resources") or {}).items():
             out[name] = max(out.get(name, 0), amount)
-    return out
+    return out, sum(int(info.get("nthreads") or 1) for info in workers.values())
 
 
-def _key(unit: WorkUnit, run_id: str) -> str:
-    name = re.sub(r"[^A-Za-z0-9_.-]", "_", unit.root.name)[:40]
-    return f"misen-{name}-{unit.id[:16]}-{run_id}"
+def _key(units: list[WorkUnit], run_id: str) -> str:
+    """The Dask key of the task running ``units`` (one unit, or a parcel named by its first unit)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", units[0].root.name)[:40]
+    count = f"{len(units)}x-" if len(units) > 1 else ""
+    return f"misen-{name}-{count}{units[0].id[:16]}-{run_id}"
 
 
 class DaskRun:
@@ -111,22 +117,35 @@ class DaskRun:
         self.payload_plan = plan
         self.keep = sorted(frozenset(plan.env) & frozenset(THREAD_VARIABLES))
         self.topic = f"misen-{plan.run_id}"
+        self.on = executor.describe()
         self.queue: queue.Queue[tuple[str, str, Any]] = queue.Queue()
+        #: Dask key -> its future, and the units its task runs; unit id -> the key of its task.
         self.futures: dict[str, Any] = {}
+        self.members: dict[str, list[str]] = {}
+        self.keys: dict[str, str] = {}
         self.outcomes: dict[str, UnitOutcome] = {}
         self.started: dict[str, tuple[str, float]] = {}
+        #: Units whose unit log the worker wrote.
+        self.logged: set[str] = set()
         self.dependents = plan.dependents()
+        self.packer = Packer(plan, 1)
+        self.declared: set[str] | None = None
 
     # --- the run ---------------------------------------------------------------------------------------------
 
     def run(self) -> dict[str, UnitOutcome]:
-        capacity = self.capacity if self.capacity is not None else _live_capacity(self.client)
+        live, threads = _live_capacity(self.client)
+        capacity = self.capacity if self.capacity is not None else live
         if capacity is not None:
-            check_units(self.plan, capacity, self.executor.describe())
-        declared = set(capacity) if capacity is not None else None
+            check_units(self.plan, capacity, self.on)
+        self.declared = set(capacity) if capacity is not None else None
+        s = self.settings
+        if not threads and s.address is None and s.cluster == "local" and not s.adapt:
+            threads = sum(len(slot["cpus"]) for slot in local_layout(s))  # its workers are still starting
+        self.packer.slots = max(1, threads, s.workers or 0, s.adapt.get("maximum", 0) if s.adapt else 0)
         self.client.subscribe_topic(self.topic, self._on_event)
         try:
-            self._submit(declared)
+            self._send()
             self._follow()
         except KeyboardInterrupt:
             self._stop()
@@ -137,41 +156,50 @@ class DaskRun:
             self.futures.clear()
         return self.outcomes
 
-    def _submit(self, declared: set[str] | None) -> None:
-        """Send the whole graph to the scheduler in one message: one task per unit, its deps as dependencies."""
+    def _send(self) -> None:
+        """Send what the packer lets go now, in one message to the scheduler: one task per unit or parcel, their
+        dependencies as Dask dependencies (keys sent before are referred to by their futures)."""
         graph: dict[str, tuple[Any, ...]] = {}
-        keys: dict[str, str] = {}
         resources: dict[str, dict[str, float]] = {}
-        for uid, unit in self.plan.units.items():  # the plan is in dependency order
-            deps = [d for d in unit.deps if d in self.plan.units]
-            if uid in self.outcomes or any(d not in keys for d in deps):
-                continue  # a dependency could not be sent: _conclude has skipped this unit
-            try:
-                request = self._request(unit)
-            except Exception as exc:
-                error = f"could not send the unit to Dask ({type(exc).__name__}: {exc})"
-                self._record(unit, "failed", error)
-                self._conclude(unit, UnitOutcome(status="failed", error=error))
+        members: dict[str, list[str]] = {}
+        for group in self.packer.take(self.keys.__contains__, self.outcomes.__contains__):
+            units = [self.plan.units[uid] for uid in group]
+            requests = []
+            for unit in units:
+                try:
+                    requests.append(self._request(unit))
+                except Exception as exc:
+                    error = f"could not send the unit to Dask ({type(exc).__name__}: {exc})"
+                    self._record(unit, "failed", error)
+                    self._conclude(unit, UnitOutcome(status="failed", error=error))
+            if not requests:
                 continue
-            key = keys[uid] = _key(unit, self.plan.run_id)
-            graph[key] = (run_unit, request, *[keys[d] for d in deps])
-            resources[key] = unit_resources(unit.resources, declared)
+            key = _key(units, self.plan.run_id)
+            deps = {self.keys[d] for unit in units for d in unit.deps if d in self.keys} - {key}
+            refs = [d if d in graph else self.futures.get(d, d) for d in sorted(deps)]
+            graph[key] = (run_units, requests, *refs)
+            resources[key] = unit_resources(units[0].resources, self.declared)
+            members[key] = [r["unit"] for r in requests]
+            for uid in members[key]:
+                self.keys[uid] = key
         if not graph:
             return
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "Sending large graph": payloads are a few KiB each
-            futures = self.client.get(
-                graph, list(keys.values()), sync=False, resources=resources.__getitem__, retries=0
-            )
-        for uid, future in zip(keys, futures, strict=True):
-            future.add_done_callback(lambda f, uid=uid: self.queue.put(("done", uid, f)))
-            self.futures[uid] = future
+            futures = self.client.get(graph, list(graph), sync=False, resources=resources.__getitem__, retries=0)
+        for key, future in zip(graph, futures, strict=True):
+            future.add_done_callback(lambda f, key=key: self.queue.put(("done", key, f)))
+            self.futures[key] = future
+            self.members[key] = members[key]
 
     def _request(self, unit: WorkUnit) -> dict[str, Any]:
         res = unit.resources
         minutes = res.time
         return {
             "unit": unit.id,
+            "deps": [d for d in unit.deps if d in self.plan.units],
+            "title": f"unit {unit.label} ({unit.id})\ntasks: {', '.join(t.name for t in unit.tasks)}",
+            "on": self.on,
             "run": self.plan.run_id,
             "topic": self.topic,
             "payload": self.payload_plan.payload(unit.id),
@@ -190,13 +218,14 @@ class DaskRun:
     def _on_event(self, event: Any) -> None:
         """A unit started, or ended, on a worker (called on the client's event loop thread)."""
         _, msg = event
-        if "outcome" in msg:
-            self.queue.put(("end", msg["unit"], msg["outcome"]))
+        if "outcomes" in msg:
+            for uid, outcome in msg["outcomes"].items():
+                self.queue.put(("end", uid, outcome))
         else:
-            self.queue.put(("start", msg["unit"], msg["where"]))
+            self.queue.put(("start", msg["unit"], (msg["where"], msg.get("first", False))))
 
     def _follow(self) -> None:
-        # Futures that finished before their unit's end event arrived, and since when.
+        # Dask tasks that finished before all their units' end events arrived, and since when.
         unreported: dict[str, tuple[Any, float]] = {}
         while len(self.outcomes) < len(self.plan.units):
             if self.events.cancel_requested:
@@ -213,34 +242,49 @@ class DaskRun:
                     batch.append(self.queue.get_nowait())
                 except queue.Empty:
                     break
-            for kind, uid, data in batch:
-                self._handle(kind, uid, data, unreported)
+            for kind, name, data in batch:
+                self._handle(kind, name, data, unreported)
+            if self.packer.held:
+                self.packer.tick()
+                if self.packer.changed:
+                    self._send()
             now = time.time()
-            due = [uid for uid, (_, since) in unreported.items() if uid not in self.outcomes and now - since > 1.0]
-            for uid in [u for u in unreported if u in self.outcomes]:
-                del unreported[uid]
+            for key in [k for k in unreported if self._all_concluded(k)]:
+                del unreported[key]
+            due = [key for key, (_, since) in unreported.items() if now - since > 1.0]
             if due:
-                # The end event is late or lost: fetch those units' outcomes from the workers, in one request.
-                values = self.client.gather([unreported[uid][0] for uid in due])
-                for uid, value in zip(due, values, strict=False):
-                    self._handle("end", uid, value, unreported)
-                for uid in due:
-                    unreported.pop(uid, None)
+                # End events are late or lost: fetch those tasks' outcomes from the workers, in one request.
+                values = self.client.gather([unreported.pop(key)[0] for key in due])
+                for value in values:
+                    for uid, outcome in value.items():
+                        self._handle("end", uid, outcome, unreported)
 
-    def _handle(self, kind: str, uid: str, data: Any, unreported: dict[str, tuple[Any, float]]) -> None:
-        if uid in self.outcomes:
+    def _all_concluded(self, key: str) -> bool:
+        return all(uid in self.outcomes for uid in self.members.get(key, ()))
+
+    def _handle(self, kind: str, name: str, data: Any, unreported: dict[str, tuple[Any, float]]) -> None:
+        """One message: a unit's ``start`` or ``end`` (``name`` its id), or a Dask task ``done`` (its key)."""
+        if kind == "done":
+            if data.status == "finished":
+                unreported[name] = (data, time.time())
+            else:
+                for uid in self.members.get(name, ()):
+                    if uid not in self.outcomes:
+                        self._conclude(self.plan.units[uid], self._lost(self.plan.units[uid], data))
             return
-        unit = self.plan.units[uid]
+        if name in self.outcomes:
+            return
+        unit = self.plan.units[name]
         if kind == "start":
-            if uid not in self.started:
-                self.started[uid] = (data, time.time())
-                self.events.unit_started(unit, data)
-        elif kind == "end":
-            self._conclude(unit, self._from_dict(unit, data))
-        elif data.status == "finished":
-            unreported[uid] = (data, time.time())
+            where, first = data
+            if name not in self.started:
+                self.started[name] = (where, time.time())
+                self.events.unit_started(unit, where)
+                self.packer.started(unit, first)
         else:
-            self._conclude(unit, self._lost(unit, data))
+            if data.get("logged"):
+                self.logged.add(name)
+            self._conclude(unit, self._from_dict(unit, data), first=bool(data.get("first")))
 
     def _from_dict(self, unit: WorkUnit, data: dict[str, Any]) -> UnitOutcome:
         if data.get("status") == "skipped":
@@ -265,14 +309,15 @@ class DaskRun:
         self._record(unit, "failed", error)
         return UnitOutcome(status="failed", error=error)
 
-    def _conclude(self, unit: WorkUnit, outcome: UnitOutcome) -> None:
+    def _conclude(self, unit: WorkUnit, outcome: UnitOutcome, first: bool = False) -> None:
         if outcome.where and unit.id not in self.started and outcome.status not in ("skipped", "cancelled"):
             # The end arrived before the start event: report both, in order.
             self.started[unit.id] = (outcome.where, time.time() - outcome.duration)
             self.events.unit_started(unit, outcome.where)
         self.outcomes[unit.id] = outcome
         self.events.unit_finished(unit, outcome)
-        if unit.id in self.started:
+        self.packer.ended(unit, outcome, first)
+        if unit.id in self.started and unit.id not in self.logged:
             self._unit_log(unit, outcome)
         if outcome.ok:
             return
@@ -285,8 +330,10 @@ class DaskRun:
             skipped = self.plan.units[uid]
             self.outcomes[uid] = o = UnitOutcome(status="skipped", error=f"dependency {cause.label} did not succeed")
             self.events.unit_finished(skipped, o)
-            if uid in self.futures:
-                cancel.append(self.futures[uid])
+            self.packer.ended(skipped, o)
+            key = self.keys.get(uid)
+            if key in self.futures and self._all_concluded(key):
+                cancel.append(self.futures[key])
             todo.extend((d, skipped) for d in self.dependents.get(uid, ()))
         if cancel:
             with contextlib.suppress(Exception):
@@ -317,7 +364,7 @@ class DaskRun:
             lines = [
                 f"unit {unit.label} ({unit.id})",
                 f"tasks: {', '.join(t.name for t in unit.tasks)}",
-                f"run {self.plan.run_id} on {self.executor.describe()}, {outcome.where or where}",
+                f"run {self.plan.run_id} on {self.on}, {outcome.where or where}",
                 f"started {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(start))}",
                 f"ended {outcome.status} after {outcome.duration:.2f}s" + (f": {outcome.error}" if outcome.error else ""),
             ]
@@ -330,7 +377,7 @@ class DaskRun:
 
     def _stop(self) -> None:
         """Ctrl-C or a cancel request: cancel the run's Dask tasks and stop its units running on the workers."""
-        pending = [f for uid, f in self.futures.items() if uid not in self.outcomes]
+        pending = [f for key, f in self.futures.items() if not self._all_concluded(key)]
         with contextlib.suppress(BaseException):
             self.client.cancel(pending, force=True)
         with contextlib.suppress(BaseException):

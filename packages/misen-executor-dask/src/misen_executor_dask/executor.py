@@ -161,7 +161,8 @@ class DaskExecutorSettings(ExecutorSettings):
 
 
 class DaskExecutor(Executor):
-    """Runs each work unit as one Dask task; units wait for their dependencies as Dask dependencies.
+    """Runs each work unit as a Dask task (cheap units several to a task); units wait for their dependencies as
+    Dask dependencies.
 
     Each unit runs in a child process of the Dask worker, bound to the CPU cores and devices the worker hands
     it, through the same worker path as every executor; its result goes to the workspace, never through Dask.

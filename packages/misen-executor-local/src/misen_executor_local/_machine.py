@@ -13,46 +13,19 @@ import attrs
 from misen.errors import ConfigError, ResourceError
 from misen.resources import GPU_RUNTIMES, Resources
 
-__all__ = ["DEVICE_VARIABLES", "THREAD_VARIABLES", "Allocation", "Machine", "binding_env", "format_indices"]
-
-#: Thread-pool sizes of the numeric libraries a task may load; each is set to the task's CPU count.
-THREAD_VARIABLES = (
-    "OMP_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "BLIS_NUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-    "NUMEXPR_MAX_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-    "NUMBA_NUM_THREADS",
-    "RAYON_NUM_THREADS",
-    "POLARS_MAX_THREADS",
-    "TF_NUM_INTRAOP_THREADS",
+from misen_executor_local.binding import (
+    DEVICE_VARIABLES,
+    THREAD_VARIABLES,
+    binding_variables,
+    format_indices,
+    usable_cpus,
+    visible_devices,
 )
 
-#: Variables that select visible devices, per GPU runtime.
-DEVICE_VARIABLES: dict[str, tuple[str, ...]] = {
-    "cuda": ("CUDA_VISIBLE_DEVICES",),
-    "rocm": ("HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES"),
-    "xpu": ("ZE_AFFINITY_MASK",),
-}
+__all__ = ["DEVICE_VARIABLES", "THREAD_VARIABLES", "Allocation", "Machine", "binding_env", "format_indices"]
 
 # Resources() asks for 8 GiB by default, a cluster-minded figure; see Machine.memory_for.
 _DEFAULT_MEMORY = Resources().memory
-
-
-def format_indices(indices: tuple[int, ...] | list[int]) -> str:
-    """``(0, 1, 2, 5)`` → ``"0-2,5"``: how CPU lists are usually written."""
-    out: list[str] = []
-    items = sorted(indices)
-    i = 0
-    while i < len(items):
-        j = i
-        while j + 1 < len(items) and items[j + 1] == items[j] + 1:
-            j += 1
-        out.append(str(items[i]) if i == j else f"{items[i]}-{items[j]}")
-        i = j + 1
-    return ",".join(out)
 
 
 def physical_memory_gib() -> float:
@@ -61,26 +34,6 @@ def physical_memory_gib() -> float:
         return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
     except (ValueError, OSError, AttributeError):
         return 0.0
-
-
-def usable_cpus() -> list[int]:
-    """The CPU indices this process may run on."""
-    try:
-        return sorted(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return list(range(os.cpu_count() or 1))
-
-
-def visible_devices(runtime: str) -> list[int] | None:
-    """The device indices this process is already restricted to (its own ``CUDA_VISIBLE_DEVICES``...), if any."""
-    for name in DEVICE_VARIABLES[runtime]:
-        raw = os.environ.get(name)
-        if raw is None:
-            continue
-        parts = [p.strip() for p in raw.split(",") if p.strip()]
-        if all(p.isdigit() for p in parts):
-            return [int(p) for p in parts]
-    return None
 
 
 def _pick(
@@ -228,13 +181,6 @@ class Machine:
 def binding_env(alloc: Allocation, keep: set[str] | frozenset[str] = frozenset()) -> dict[str, str]:
     """Environment variables that bind a process to ``alloc``: thread counts and visible devices.
 
-    Every runtime's device variables are set: the allocated runtime's to its devices, the others to the empty
-    string (no devices), so a task without GPUs sees none. Thread variables named in ``keep`` (set by the
-    project's ``.env`` files) are left to the project.
+    See `misen_executor_local.binding.binding_variables`, shared with the ``dask`` executor.
     """
-    env = {name: str(len(alloc.cpus)) for name in THREAD_VARIABLES if name not in keep}
-    for rt, names in DEVICE_VARIABLES.items():
-        value = ",".join(map(str, alloc.gpus)) if (alloc.gpus and rt == alloc.gpu_runtime) else ""
-        for name in names:
-            env[name] = value
-    return env
+    return binding_variables(len(alloc.cpus), alloc.gpus, alloc.gpu_runtime, keep)

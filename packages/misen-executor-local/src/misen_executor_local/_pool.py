@@ -5,13 +5,12 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
-import sys
 import time
 from typing import Any
 
 from misen_executor_local._machine import Allocation
 from misen_executor_local._worker import HEADER, PARENT_VARIABLE
+from misen_executor_local.unit_process import describe_exit, start
 
 __all__ = ["Busy", "WorkerProcess"]
 
@@ -40,18 +39,7 @@ class WorkerProcess:
     def __init__(self, index: int, key: tuple[Any, ...], env: dict[str, str]) -> None:
         self.index = index
         self.key = key
-        full = dict(os.environ)
-        full.update(env)
-        full[PARENT_VARIABLE] = str(os.getpid())
-        # -P: the current directory must not shadow the snapshot the worker imports the project from.
-        self.proc = subprocess.Popen(
-            [sys.executable, "-P", "-m", "misen_executor_local._worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=full,
-            start_new_session=True,
-            close_fds=True,
-        )
+        self.proc = start("misen_executor_local._worker", env, PARENT_VARIABLE)
         self.pid = self.proc.pid
         assert self.proc.stdout is not None and self.proc.stdin is not None
         self.fd = self.proc.stdout.fileno()
@@ -125,16 +113,7 @@ class WorkerProcess:
         return code
 
     def describe_exit(self, code: int) -> str:
-        if code < 0:
-            try:
-                name = signal.Signals(-code).name
-            except ValueError:
-                name = f"signal {-code}"
-            text = f"the worker process (pid {self.pid}) was killed by {name}"
-            if -code == signal.SIGKILL:
-                text += " (out of memory, or killed from outside)"
-            return text
-        return f"the worker process (pid {self.pid}) exited with code {code} while running the task"
+        return describe_exit("the worker process", self.pid, code)
 
 
 def stop_all(workers: list[WorkerProcess], grace: float) -> None:

@@ -11,35 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pickle
 import signal
-import struct
 import sys
-from typing import Any, BinaryIO
+from typing import Any
 
-__all__ = ["main", "read_message", "write_message"]
+from misen_executor_local.unit_process import HEADER, read_message, write_message
 
-HEADER = struct.Struct(">Q")
+__all__ = ["HEADER", "main", "read_message", "write_message"]
+
 #: Names the executor's process, so a worker whose parent died ends too (see `_die_with_parent`).
 PARENT_VARIABLE = "MISEN_LOCAL_EXECUTOR_PID"
-
-
-def write_message(stream: BinaryIO, message: Any) -> None:
-    data = pickle.dumps(message, protocol=5)
-    stream.write(HEADER.pack(len(data)) + data)
-    stream.flush()
-
-
-def read_message(stream: BinaryIO) -> Any:
-    """The next message, or ``None`` at end of input."""
-    header = stream.read(HEADER.size)
-    if len(header) < HEADER.size:
-        return None
-    (size,) = HEADER.unpack(header)
-    data = stream.read(size)
-    if len(data) < size:
-        return None
-    return pickle.loads(data)
 
 
 def _die_with_parent() -> None:
