@@ -40,6 +40,24 @@ def test_get_records_iter_delete(workspace: DiskWorkspace) -> None:
     assert list(workspace.iter_records("absent")) == []
 
 
+def test_put_records_writes_one_file_under_every_name(workspace: DiskWorkspace) -> None:
+    root = Path(workspace.root) / "records"
+    workspace.put_record("key", "cc01", {"task": "old", "result": "r0"})  # an existing name is replaced
+    names = [("resolved", "aa01"), ("task", "bb01"), ("key", "cc01")]
+    workspace.put_records(names, {"task": "bb01", "result": "r1", "resolved": "aa01"})
+    for kind, key in names:
+        assert workspace.get_record(kind, key) == {"task": "bb01", "result": "r1", "resolved": "aa01"}
+    paths = [root / kind / key[:2] / f"{key}.json" for kind, key in names]
+    assert len({p.stat().st_ino for p in paths}) == 1  # one file, three names
+    assert all(sorted(os.listdir(p.parent)) == [p.name] for p in paths)  # no temporary file left
+    # The names stay independent: replacing or deleting one leaves the others as they were.
+    workspace.put_record("key", "cc01", {"task": "newer", "result": "r2"})
+    workspace.delete_record("resolved", "aa01")
+    assert workspace.get_record("task", "bb01") == {"task": "bb01", "result": "r1", "resolved": "aa01"}
+    assert workspace.get_record("key", "cc01") == {"task": "newer", "result": "r2"}
+    assert workspace.get_record("resolved", "aa01") is None
+
+
 @pytest.mark.parametrize("bad", ["../x", "a/b", "", ".hidden", "x" * 300, "a\x00b"])
 def test_unsafe_names_are_refused(workspace: DiskWorkspace, bad: str) -> None:
     with pytest.raises(MisenError, match="not a valid name"):

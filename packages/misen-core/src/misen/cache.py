@@ -11,6 +11,9 @@ Records (small JSON objects, by kind and key) that the policy keeps through ``ge
               this call under any version of the code; a different ``task`` hash means the current result is
               stale.
 ``failure``   task hash → ``{"error", "log", "time", "status", "name"}``: why the last attempt failed.
+
+A task's ``resolved``, ``task`` and ``key`` records are written together as one object with the fields of the
+three (`link`); records written by earlier versions hold only their own kind's fields, and both read the same.
 """
 
 from __future__ import annotations
@@ -226,23 +229,30 @@ def link(
     durable: bool = True,
     extra: dict[str, Any] | None = None,
 ) -> None:
-    """Record ``result`` as the task's current result (and as the result of its resolved identity)."""
+    """Record ``result`` as the task's current result (and as the result of its resolved identity).
+
+    The ``resolved`` (when ``provenance`` is given), ``task`` and ``key`` records are one object holding the
+    fields of all three, written once through `Workspace.put_records` (a workspace may store it once and
+    reach it under the three names).
+    """
     now = time.time()
-    if provenance is not None:
-        ws.put_record("resolved", resolved, {"result": result, "provenance": provenance}, durable=durable)
-    task_record = {"resolved": resolved, "result": result, "name": task.name, "key": task.key_hash, "time": now}
-    if extra:
-        task_record.update(extra)
-    ws.put_record("task", task.hash, task_record, durable=durable)
-    key_record = {
+    record: dict[str, Any] = {
         "task": task.hash,
-        "result": result,
         "resolved": resolved,
+        "result": result,
+        "name": task.name,
+        "key": task.key_hash,
         "fingerprint": fingerprint,
         "params": _param_names(task),
         "time": now,
     }
-    ws.put_record("key", task.key_hash, key_record, durable=durable)
+    names = [("task", task.hash), ("key", task.key_hash)]
+    if provenance is not None:
+        record["provenance"] = provenance
+        names.insert(0, ("resolved", resolved))
+    if extra:
+        record.update(extra)
+    ws.put_records(names, record, durable=durable)
     ws.delete_record("failure", task.hash)
 
 

@@ -153,6 +153,22 @@ class Workspace:
                 out[key] = rec
         return out
 
+    def put_records(self, names: list[tuple[str, str]], value: dict[str, Any], *, durable: bool = True) -> None:
+        """Write the same record under several ``(kind, key)`` names, in order, each name atomically as with
+        `put_record` (a reader of one name sees its old or its new value).
+
+        `misen.cache` writes a task's ``resolved``, ``task`` and ``key`` records through this, as one object
+        holding the fields of all three. The default writes each name separately; a workspace may write the
+        value once and make the other names point at it (the disk workspace: hard links). The names stay
+        independent afterwards: a later `put_record` or `delete_record` of one never changes the others.
+        """
+        for kind, key in names:
+            self.put_record(kind, key, dict(value), durable=durable)
+
+    def has_results(self, result_hashes: list[str]) -> set[str]:
+        """Which of ``result_hashes`` are stored (`has_result` of many at once; workspaces may batch this)."""
+        return {rh for rh in result_hashes if self.has_result(rh)}
+
     # --- primitives: results --------------------------------------------------------------------------------------
 
     def has_result(self, result_hash: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import itertools
 import json
@@ -18,6 +19,7 @@ from misen.errors import MisenError
 __all__ = [
     "WorkspaceStorageError",
     "atomic_write_bytes",
+    "atomic_write_linked",
     "check_name",
     "fsync_dir",
     "names",
@@ -37,6 +39,8 @@ _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=-]{0,199}")
 
 _FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 _DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
+#: What ``link`` fails with on file systems without hard links (some FUSE and SMB mounts): write copies instead.
+_NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK, errno.EXDEV}
 
 
 class WorkspaceStorageError(MisenError, OSError):
@@ -154,6 +158,78 @@ def atomic_write_bytes(path: str, data: bytes, *, fsync: bool, action: str, mode
             pass
         if isinstance(exc, OSError):
             raise storage_error(exc, path, action) from None
+        raise
+
+
+def atomic_write_linked(paths: list[str], data: bytes, *, fsync: bool, action: str) -> None:
+    """Write ``data`` once and publish it under every path of ``paths``, in order, each atomically.
+
+    One temporary file is written (and fsynced once); every path but the last gets a hard link to it (through a
+    second temporary name and a rename when the path exists already), and the last gets the file itself by a
+    rename. The paths are independent afterwards: replacing one by a rename never touches the others. Where the
+    file system refuses hard links, each path is written separately with `atomic_write_bytes`.
+    """
+    if len(paths) == 1:
+        atomic_write_bytes(paths[0], data, fsync=fsync, action=action)
+        return
+    last = paths[-1]
+    directory, _, base = last.rpartition("/")
+    tmp = f"{directory}/.{base}.{token()}.tmp"
+    try:
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileNotFoundError:
+            os.makedirs(directory, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as exc:
+        raise storage_error(exc, last, action) from None
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            if fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        for path in paths[:-1]:
+            if not _link(tmp, path):
+                atomic_write_bytes(path, data, fsync=fsync, action=action)
+        os.replace(tmp, last)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise storage_error(exc, last, action) from None
+        raise
+
+
+def _link(source: str, path: str) -> bool:
+    """Make ``path`` a hard link to ``source``, replacing what is there atomically; ``False`` where the file
+    system has no hard links (the caller writes a copy)."""
+    try:
+        try:
+            os.link(source, path)
+            return True
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            os.link(source, path)
+            return True
+    except FileExistsError:
+        directory, _, base = path.rpartition("/")
+        other = f"{directory}/.{base}.{token()}.tmp"
+        os.link(source, other)
+        try:
+            os.replace(other, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(other)
+            raise
+        return True
+    except OSError as exc:
+        if exc.errno in _NO_LINKS:
+            return False
         raise
 
 

@@ -26,6 +26,7 @@ from misen_workspace_disk._fs import (
     HOST,
     WorkspaceStorageError,
     atomic_write_bytes,
+    atomic_write_linked,
     check_name,
     dump_json,
     fsync_dir,
@@ -193,6 +194,16 @@ class DiskWorkspace(Workspace):
         path = self._record_path(kind, key)
         atomic_write_bytes(
             path, dump_json(value), fsync=self.settings.fsync and durable, action=f"write the {kind} record"
+        )
+
+    def put_records(self, names: list[tuple[str, str]], value: dict[str, Any], *, durable: bool = True) -> None:
+        """One file for every name: written once, then hard-linked under the other names (one creation and a
+        link per extra name, instead of a temporary file and a rename per name)."""
+        paths = [self._record_path(kind, key) for kind, key in names]
+        if not paths:
+            return
+        atomic_write_linked(
+            paths, dump_json(value), fsync=self.settings.fsync and durable, action=f"write the {names[-1][0]} record"
         )
 
     def sync(self) -> None:
