@@ -88,6 +88,14 @@ def hard_exit(code: int) -> int:
     os._exit(code)
 
 
+@meta(id="LX-CHEAP", cache=True)
+def cheap(i: int, exit_code: int = 0) -> dict[str, int]:
+    """A cheap task (batched once seen); with ``exit_code`` it ends its worker process instead."""
+    if exit_code:
+        os._exit(exit_code)
+    return {"i": i, "pid": os.getpid()}
+
+
 @meta(id="LX-KILL", cache=True)
 def kill_self(tag: str = "") -> int:
     print("killing myself", flush=True)

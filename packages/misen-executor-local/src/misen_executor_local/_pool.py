@@ -16,21 +16,24 @@ __all__ = ["Busy", "WorkerProcess"]
 
 
 class Busy:
-    """The unit a worker is running, and how it is being stopped, if it is."""
+    """The batch of units a worker is running (in order, on one set of cores and devices), and how it is being
+    stopped, if it is."""
 
-    def __init__(self, unit: Any, alloc: Allocation, where: str, limit: float | None) -> None:
-        self.unit = unit
+    def __init__(self, units: list[Any], alloc: Allocation, where: str, limits: list[float | None]) -> None:
+        self.units = units
+        #: The first unit of the batch (the one running when it starts).
+        self.unit = units[0]
         self.alloc = alloc
         self.where = where
         self.start = time.time()
-        #: When the unit's time limit runs out (``None``: no limit).
-        self.deadline = self.start + limit if limit is not None else None
+        #: When the batch's time limit runs out: the sum of its units' limits (``None``: a unit has no limit).
+        self.deadline = None if None in limits else self.start + sum(x for x in limits if x is not None)
         #: Why the worker was sent SIGTERM (``"timeout"``, ``"cancelled"``), and when.
         self.stopping: str | None = None
         self.term_sent = 0.0
         self.killed = False
-        #: The outcome the worker reported, if it did.
-        self.outcome: dict[str, Any] | None = None
+        #: Outcomes the worker reported while being stopped, by unit id.
+        self.reported: dict[str, dict[str, Any]] = {}
 
 
 class WorkerProcess:
@@ -42,11 +45,13 @@ class WorkerProcess:
         self.proc = start("misen_executor_local._worker", env, PARENT_VARIABLE)
         self.pid = self.proc.pid
         assert self.proc.stdout is not None and self.proc.stdin is not None
+        #: Bytes that fit in the request pipe: what may be queued behind a running batch without blocking.
+        self.pipe_size = _widen_pipe(self.proc.stdin.fileno())
         self.fd = self.proc.stdout.fileno()
         self._buffer = bytearray()
         self.busy: Busy | None = None
-        #: Units sent to run right after ``busy`` (same shape), in order, with their payload sizes; not started yet.
-        self.queued: list[tuple[Any, int]] = []
+        #: Batches sent to run right after ``busy`` (same shape), in order, with their sizes; not started yet.
+        self.queued: list[tuple[list[Any], int]] = []
         self.eof = False
 
     def send(self, message: bytes) -> bool:
@@ -114,6 +119,21 @@ class WorkerProcess:
 
     def describe_exit(self, code: int) -> str:
         return describe_exit("the worker process", self.pid, code)
+
+
+def _widen_pipe(fd: int) -> int:
+    """Ask for a 1 MiB pipe (Linux; the default is 64 KiB) and return the size it has."""
+    import fcntl
+
+    set_size, get_size = getattr(fcntl, "F_SETPIPE_SZ", None), getattr(fcntl, "F_GETPIPE_SZ", None)
+    if set_size is None or get_size is None:
+        return 1 << 16
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(fd, set_size, 1 << 20)
+    try:
+        return int(fcntl.fcntl(fd, get_size))
+    except OSError:
+        return 1 << 16
 
 
 def stop_all(workers: list[WorkerProcess], grace: float) -> None:

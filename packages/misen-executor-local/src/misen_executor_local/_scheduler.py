@@ -34,13 +34,15 @@ _DEVICE_NAMES = frozenset(n for names in DEVICE_VARIABLES.values() for n in name
 _TICK = 0.25
 #: Idle workers of other device sets/thread counts kept beyond ``max_workers`` before the oldest is retired.
 _SPARE_WORKERS = 2
-#: A task function whose runs all took less than this many seconds may have units queued behind it.
+#: A task function whose runs all took less than this many seconds may be batched and queued.
 _CHEAP = 0.25
-#: Most payload bytes queued behind a running unit: well inside a pipe's buffer (64 KiB on Linux).
-_QUEUE_MAX_BYTES = 32 * 1024
-#: Most units queued behind a running one: enough that a worker running cheap tasks never waits for a round trip
-#: through this process, few enough that the other workers still get their share of the ready units.
-_QUEUE_DEPTH = 4
+#: Seconds of (estimated) work in one batch of cheap units: one message there and one reply back per batch.
+_BATCH_SECONDS = 0.05
+#: Most units in one batch: enough that the messages cost little per unit, few enough that the workers share.
+_BATCH_MAX = 32
+#: Most batches queued behind a running one: the worker starts the next the moment one ends, without waiting for
+#: a round trip through this process, so dispatch here overlaps with the tasks running there.
+_QUEUE_DEPTH = 1
 _attempts = itertools.count()
 
 
@@ -93,8 +95,10 @@ class Scheduler:
         self.next_index = 1
         #: Longest run of each task function in this run (seconds): which units are cheap enough to queue.
         self.slowest: dict[str, float] = {}
+        #: Latest run of each task function (seconds): how many of its units make a batch.
+        self.latest: dict[str, float] = {}
         #: Unit logs still to write; written after dispatching, off the path from one unit to the next.
-        self.logs: list[tuple[Busy, UnitOutcome]] = []
+        self.logs: list[tuple[Busy, WorkUnit, UnitOutcome]] = []
 
     # --- the loop --------------------------------------------------------------------------------------------------
 
@@ -131,36 +135,72 @@ class Scheduler:
         if not self.ready:
             return
         left: list[str] = []
-        for i, uid in enumerate(self.ready):
+        while self.ready:
             if sum(1 for w in self.workers if w.busy) >= self.limit or not self.machine.free_cpus:
-                left.extend(self.ready[i:])
                 break
+            uid = self.ready.pop(0)
             unit = self.plan.units[uid]
             alloc = self.machine.try_take(unit.resources)
             if alloc is None:
                 left.append(uid)
                 continue
-            self._start(unit, alloc)
-        self.ready = left
+            self._start(unit, alloc)  # it may take more ready units into the same batch
+        self.ready[:0] = left
         if self.ready:
             self._prefetch()
 
     def _start(self, unit: WorkUnit, alloc: Allocation) -> None:
-        payload = self._payload(unit)
-        if payload is None:
+        batch = self._batch(unit, 1 << 20)
+        if not batch:
             self.machine.give_back(alloc)
             return
         worker = self._worker_for(alloc)
-        worker.busy = Busy(unit, alloc, self._where(worker, alloc), _limit(unit))
-        self._send(worker, unit, alloc, payload)
-        self.events.unit_started(unit, worker.busy.where)
+        units = [u for u, _ in batch]
+        worker.busy = Busy(units, alloc, self._where(worker, alloc), [_limit(u) for u in units])
+        self._send(worker, batch, alloc)
+        for u in units:
+            self.events.unit_started(u, worker.busy.where)
+
+    def _cheap(self, unit: WorkUnit) -> bool:
+        slowest = self.slowest.get(unit.root.name)
+        return slowest is not None and slowest <= _CHEAP
+
+    def _batch(self, first: WorkUnit | None, budget: int) -> list[tuple[WorkUnit, bytes]]:
+        """``first`` (else the first ready unit) and, when its task function has been cheap in this run, the
+        next ready units of the same shape and cheap functions, taken off the ready list: one message's worth
+        (about ``_BATCH_SECONDS`` of work, at most ``_BATCH_MAX`` units and ``budget`` bytes)."""
+        out: list[tuple[WorkUnit, bytes]] = []
+        if first is None:
+            first = self.plan.units[self.ready.pop(0)]
+        payload = self._payload(first)
+        if payload is None:
+            return out
+        out.append((first, payload))
+        if not self._cheap(first):
+            return out
+        size, seconds = len(payload), self.latest[first.root.name]
+        while self.ready and len(out) < _BATCH_MAX and seconds < _BATCH_SECONDS:
+            unit = self.plan.units[self.ready[0]]
+            if unit.resources != first.resources or not self._cheap(unit):
+                break
+            payload = self._payload(unit)
+            self.ready.pop(0)
+            if payload is None:
+                continue
+            if size + len(payload) > budget:
+                self.ready.insert(0, unit.id)
+                break
+            out.append((unit, payload))
+            size += len(payload)
+            seconds += max(self.latest[unit.root.name], 0.001)
+        return out
 
     def _prefetch(self) -> None:
-        """Queue ready units behind a running one of the same shape, on workers running cheap tasks.
+        """Queue the next batch behind a running one of the same shape, on workers running cheap tasks.
 
-        The worker starts each the moment the one before it ends, without waiting for a round trip through this
-        process, so dispatch here overlaps with the tasks running there; a queued unit inherits the running
-        unit's cores and devices. Up to ``_QUEUE_DEPTH`` units (and ``_QUEUE_MAX_BYTES``) per worker, handed out
+        The worker starts it the moment the one before ends, without waiting for a round trip through this
+        process, so dispatch here overlaps with the tasks running there; a queued batch inherits the running
+        batch's cores and devices. Up to ``_QUEUE_DEPTH`` batches per worker (within the pipe's size), handed out
         one worker at a time so every worker gets its share. Only done behind task functions that have been
         quick in this run, since a queued unit cannot move to another worker.
         """
@@ -172,22 +212,21 @@ class Scheduler:
                 busy = worker.busy
                 if busy is None or len(worker.queued) >= _QUEUE_DEPTH or busy.stopping:
                     continue
-                quickest = self.slowest.get(busy.unit.root.name)
-                if quickest is None or quickest > _CHEAP:
+                if not all(self._cheap(u) for u in busy.units):
                     continue
-                unit = self.plan.units[self.ready[0]]
-                if unit.resources != busy.unit.resources:
+                if self.plan.units[self.ready[0]].resources != busy.unit.resources:
                     continue
-                self.ready.pop(0)
-                payload = self._payload(unit)
-                if payload is None:
+                # The worker reads it only after its current batch: it must fit in the pipe, or we would block.
+                room = worker.pipe_size // 2 - sum(size for _, size in worker.queued)
+                batch = self._batch(None, room)
+                if not batch:
                     continue
-                if len(payload) + sum(size for _, size in worker.queued) > _QUEUE_MAX_BYTES:
-                    # The worker reads it only after its current unit: it must fit in the pipe, or we would block.
-                    self.ready.insert(0, unit.id)
+                size = sum(len(p) for _, p in batch)
+                if size > room:  # even the first unit does not fit now: it waits for the next round
+                    self.ready.insert(0, batch[0][0].id)
                     continue
-                worker.queued.append((unit, len(payload)))
-                self._send(worker, unit, busy.alloc, payload)
+                worker.queued.append(([u for u, _ in batch], size))
+                self._send(worker, batch, busy.alloc)
                 queued_any = True
             if not queued_any:
                 return
@@ -205,20 +244,25 @@ class Scheduler:
     def _where(self, worker: WorkerProcess, alloc: Allocation) -> str:
         return f"worker {worker.index} (pid {worker.pid}), {alloc.describe()}"
 
-    def _send(self, worker: WorkerProcess, unit: WorkUnit, alloc: Allocation, payload: bytes) -> None:
-        request = {
-            "unit": unit.id,
-            "payload": payload,
-            "where": self._where(worker, alloc),
-            "cpus": alloc.cpus,
-            "gpus": alloc.gpus,
-            "gpu_runtime": alloc.gpu_runtime,
-            "memory": alloc.memory,
-            "memory_limit": _memory_request(unit),
-            "env": binding_env(alloc, self.keep),
-            "node": self.node,
-        }
-        data = pickle.dumps(request, protocol=5)
+    def _send(self, worker: WorkerProcess, batch: list[tuple[WorkUnit, bytes]], alloc: Allocation) -> None:
+        where = self._where(worker, alloc)
+        env = binding_env(alloc, self.keep)
+        requests = [
+            {
+                "unit": unit.id,
+                "payload": payload,
+                "where": where,
+                "cpus": alloc.cpus,
+                "gpus": alloc.gpus,
+                "gpu_runtime": alloc.gpu_runtime,
+                "memory": alloc.memory,
+                "memory_limit": _memory_request(unit),
+                "env": env,
+                "node": self.node,
+            }
+            for unit, payload in batch
+        ]
+        data = pickle.dumps(requests, protocol=5)
         # A worker that died before reading shows up as end of output, and is handled as a death there.
         worker.send(HEADER.pack(len(data)) + data)
 
@@ -276,28 +320,36 @@ class Scheduler:
 
     def _on_message(self, worker: WorkerProcess, message: Any) -> None:
         busy = worker.busy
-        if message[0] != "outcome" or busy is None or message[1] != busy.unit.id:
+        if message[0] != "outcomes" or busy is None:
             return
+        ids = {u.id: u for u in busy.units}
+        items = [(uid, data) for uid, data in message[1] if uid in ids]
         if busy.stopping:
-            busy.outcome = message[2]  # it is being stopped: the outcome is settled when the process is gone
+            busy.reported.update(items)  # it is being stopped: outcomes are settled when the process is gone
             return
-        outcome = _over_memory(busy.unit, UnitOutcome.from_dict(message[2]))
-        name = busy.unit.root.name
-        self.slowest[name] = max(self.slowest.get(name, 0.0), outcome.duration)
+        for uid, data in items:
+            unit = ids[uid]
+            outcome = _over_memory(unit, UnitOutcome.from_dict(data))
+            name = unit.root.name
+            self.slowest[name] = max(self.slowest.get(name, 0.0), outcome.duration)
+            self.latest[name] = outcome.duration
+            self._settle(busy, unit, outcome)
         queued = worker.queued.pop(0)[0] if worker.queued else None
         worker.busy = None
-        self._settle(busy, outcome, give_back=queued is None)
-        if queued is not None:
-            # The worker went straight on to the unit queued behind this one, on the same cores and devices.
-            worker.busy = Busy(queued, busy.alloc, busy.where, _limit(queued))
-            self.events.unit_started(queued, busy.where)
+        if queued is None:
+            self.machine.give_back(busy.alloc)
+            return
+        # The worker went straight on to the batch queued behind this one, on the same cores and devices.
+        worker.busy = Busy(queued, busy.alloc, busy.where, [_limit(u) for u in queued])
+        for unit in queued:
+            self.events.unit_started(unit, busy.where)
 
     def _on_death(self, worker: WorkerProcess) -> None:
         self._forget(worker)
         code = worker.reap()
         if worker.queued:
-            # Never started (or interrupted before it began its task): they run on another worker, in order.
-            self.ready[:0] = [unit.id for unit, _ in worker.queued]
+            # Never started (or interrupted before they began): they run on another worker, in order.
+            self.ready[:0] = [unit.id for units, _ in worker.queued for unit in units]
             worker.queued = []
         # Whatever the task left behind in the worker's process group goes with it.
         worker.signal(signal.SIGKILL)
@@ -305,10 +357,37 @@ class Scheduler:
         worker.busy = None
         if busy is None:
             return
-        unit = busy.unit
-        if busy.outcome is not None and busy.outcome.get("status") in ("done", "cached"):
-            self._settle(busy, UnitOutcome.from_dict(busy.outcome))
-            return
+        self.machine.give_back(busy.alloc)
+        culprit = False  # the first unit of the batch without an end of its own is the one that was running
+        for unit in busy.units:
+            end = self._end_of(busy, unit)
+            if end is not None:
+                self._settle(busy, unit, end)
+            elif culprit:  # never started: it runs on another worker
+                self.ready.append(unit.id)
+            else:
+                culprit = True
+                self._settle(busy, unit, self._death_outcome(worker, busy, unit, code))
+
+    def _end_of(self, busy: Busy, unit: WorkUnit) -> UnitOutcome | None:
+        """How a unit of a batch whose worker is gone ended, if it did: as reported, else as the workspace says
+        (a stored result, or a failure recorded since the batch started)."""
+        reported = busy.reported.get(unit.id)
+        if reported is not None:
+            return UnitOutcome.from_dict(reported)
+        with contextlib.suppress(Exception):
+            if unit.root.cacheable and cache.is_cached(self.ws, unit.root):
+                return UnitOutcome(status="done", where=busy.where)
+            failure = cache.failure(self.ws, unit.root)
+            if failure is not None and float(failure.get("time", 0.0)) >= busy.start and failure.get("status") in (
+                "failed",
+                "skipped",
+            ):
+                return UnitOutcome(status=str(failure["status"]), error=str(failure.get("error", "")), where=busy.where)
+        return None
+
+    def _death_outcome(self, worker: WorkerProcess, busy: Busy, unit: WorkUnit, code: int) -> UnitOutcome:
+        """The outcome of the unit that was running when its worker died, and its failure record."""
         log = self._task_log(unit, busy.start)
         if busy.stopping == "timeout":
             status = "timeout"
@@ -320,12 +399,7 @@ class Scheduler:
             status, error = "failed", worker.describe_exit(code)
         with contextlib.suppress(Exception):
             cache.record_failure(self.ws, unit.root, status=status, error=error, log=log)
-        self._settle(
-            busy,
-            UnitOutcome(
-                status=status, error=error, log=log, duration=time.time() - busy.start, where=busy.where
-            ),
-        )
+        return UnitOutcome(status=status, error=error, log=log, duration=time.time() - busy.start, where=busy.where)
 
     def _enforce_limits(self) -> None:
         now = time.time()
@@ -342,11 +416,9 @@ class Scheduler:
 
     # --- outcomes --------------------------------------------------------------------------------------------------
 
-    def _settle(self, busy: Busy, outcome: UnitOutcome, *, give_back: bool = True) -> None:
-        if give_back:
-            self.machine.give_back(busy.alloc)
-        self._conclude(busy.unit, outcome)
-        self.logs.append((busy, outcome))
+    def _settle(self, busy: Busy, unit: WorkUnit, outcome: UnitOutcome) -> None:
+        self._conclude(unit, outcome)
+        self.logs.append((busy, unit, outcome))
 
     def _conclude(self, unit: WorkUnit, outcome: UnitOutcome) -> None:
         self.outcomes[unit.id] = outcome
@@ -381,16 +453,14 @@ class Scheduler:
 
     def _write_unit_logs(self) -> None:
         logs, self.logs = self.logs, []
-        for busy, outcome in logs:
-            self._unit_log(busy, outcome)
+        for busy, unit, outcome in logs:
+            self._unit_log(busy, unit, outcome)
 
-    def _unit_log(self, busy: Busy, outcome: UnitOutcome) -> None:
+    def _unit_log(self, busy: Busy, unit: WorkUnit, outcome: UnitOutcome) -> None:
         """A short record of where the unit ran and how it ended (``misen logs --job``)."""
-        unit = busy.unit
         attempt = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{next(_attempts)}"
         with contextlib.suppress(Exception):
             path = self.ws.log_path("unit", unit.id, attempt)
-            path.parent.mkdir(parents=True, exist_ok=True)
             started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(busy.start))
             lines = [
                 f"unit {unit.label} ({unit.id})",
@@ -399,6 +469,8 @@ class Scheduler:
                 f"ended {outcome.status} after {time.time() - busy.start:.2f}s"
                 + (f": {outcome.error}" if outcome.error else ""),
             ]
+            if len(busy.units) > 1:
+                lines.append(f"ran in a batch of {len(busy.units)} units, one after the other on the same worker")
             if outcome.log:
                 lines.append(f"task log: {outcome.log}")
             path.write_text("\n".join(lines) + "\n")
@@ -426,25 +498,30 @@ class Scheduler:
             b = w.busy
             assert b is not None
             w.busy = None
-            unit = b.unit
-            if b.outcome is not None and b.outcome.get("status") in ("done", "cached"):
-                self._settle(b, UnitOutcome.from_dict(b.outcome))
-                continue
-            log = self._task_log(unit, b.start)
-            with contextlib.suppress(Exception):
-                if not cache.is_cached(self.ws, unit.root):
-                    cache.record_failure(self.ws, unit.root, status="cancelled", error="run interrupted", log=log)
-            outcome = UnitOutcome(
-                status="cancelled",
-                error="run interrupted",
-                log=log,
-                duration=time.time() - b.start,
-                where=b.where,
-            )
             self.machine.give_back(b.alloc)
-            self._unit_log(b, outcome)
-            self.outcomes[unit.id] = outcome
-            self.events.unit_finished(unit, outcome)
+            running = True  # the first unit of the batch without an end was running; the rest never started
+            for unit in b.units:
+                end = self._end_of(b, unit)
+                if end is not None and end.status in ("done", "cached"):
+                    self._settle(b, unit, end)
+                    continue
+                if not running:
+                    continue  # never started: the runner reports it cancelled
+                running = False
+                log = self._task_log(unit, b.start)
+                with contextlib.suppress(Exception):
+                    if not cache.is_cached(self.ws, unit.root):
+                        cache.record_failure(self.ws, unit.root, status="cancelled", error="run interrupted", log=log)
+                outcome = UnitOutcome(
+                    status="cancelled",
+                    error="run interrupted",
+                    log=log,
+                    duration=time.time() - b.start,
+                    where=b.where,
+                )
+                self._unit_log(b, unit, outcome)
+                self.outcomes[unit.id] = outcome
+                self.events.unit_finished(unit, outcome)
         self._write_unit_logs()
 
     def _close_workers(self) -> None:

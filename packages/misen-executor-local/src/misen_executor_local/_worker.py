@@ -1,10 +1,12 @@
 """The worker process: ``python -P -m misen_executor_local._worker``, started and fed by the local executor.
 
-It reads requests from its stdin and writes outcomes to its stdout, each a pickle prefixed by its 8-byte length.
-A request carries one unit's payload (`misen.executor.Plan.payload`) and its binding (CPU indices, devices,
-environment); the worker pins itself to the CPUs, sets the variables and runs the unit with
-`misen.worker.execute_payload`. SIGTERM interrupts the running task the way Ctrl-C would (the task is recorded
-as cancelled, its lock released) and ends the process. End of input ends it too.
+It reads requests from its stdin and writes replies to its stdout, each a pickle prefixed by its 8-byte length.
+A request is a batch: a list of units of one shape, each with its payload (`misen.executor.Plan.payload`) and its
+binding (CPU indices, devices, environment); the worker pins itself to the CPUs, sets the variables and runs the
+units one after the other with `misen.worker.execute_payload`, then replies once with every outcome
+(``("outcomes", [(unit id, outcome dict), ...])``). SIGTERM interrupts the running task the way Ctrl-C would
+(the task is recorded as cancelled, its lock released), reports the outcomes of the batch's finished units, and
+ends the process. End of input ends it too.
 """
 
 from __future__ import annotations
@@ -78,33 +80,23 @@ def main() -> None:
 
     become_subreaper()  # what a task starts stays ours (even detached), so it ends with the task
 
+    finished: list[tuple[str, dict[str, Any]]] = []  # outcomes of the current batch, not reported yet
     try:
         while True:
-            request = read_message(requests)
-            if request is None:
+            batch = read_message(requests)
+            if batch is None:
                 break
-            os.environ.update(request["env"])
-            with contextlib.suppress(AttributeError, OSError):
-                os.sched_setaffinity(0, request["cpus"])
-            assigned = AssignedResources(
-                cpus=tuple(request["cpus"]),
-                gpus=tuple(request["gpus"]),
-                gpu_runtime=request["gpu_runtime"],
-                memory=request["memory"],
-                node=request.get("node", ""),
-            )
-            try:
-                with memory_limit(request.get("memory_limit")):
-                    outcome = execute_payload(
-                        request["payload"], where=request["where"], capture="fd", assigned=assigned
-                    )
-            except Exception as exc:  # the workspace refused a write outside the task (lock, log): one line
-                outcome = _failed_outside_the_task(exc, request["where"])
-            finally:
-                kill_descendants()  # every process the task started ends with it
-            write_message(replies, ("outcome", request["unit"], outcome.as_dict()))
+            for request in batch:
+                outcome = _run_request(request, execute_payload, AssignedResources, kill_descendants, memory_limit)
+                finished.append((request["unit"], outcome.as_dict()))
+            reply, finished = finished, []
+            write_message(replies, ("outcomes", reply))
     except KeyboardInterrupt:
-        # Skip interpreter teardown: a task's leftover non-daemon threads must not keep the process alive.
+        # What finished before the signal counts; then skip interpreter teardown: a task's leftover non-daemon
+        # threads must not keep the process alive.
+        with contextlib.suppress(Exception):
+            if finished:
+                write_message(replies, ("outcomes", finished))
         with contextlib.suppress(Exception):
             kill_descendants(patience=0.5)
         with contextlib.suppress(Exception):
@@ -112,6 +104,29 @@ def main() -> None:
         os._exit(143)
     except BrokenPipeError:
         os._exit(1)
+
+
+def _run_request(
+    request: dict[str, Any], execute_payload: Any, assigned_type: Any, kill_descendants: Any, memory_limit: Any
+) -> Any:
+    """Run one unit of a batch with its binding; the outcome (a unit that fails outside its task fails alone)."""
+    os.environ.update(request["env"])
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setaffinity(0, request["cpus"])
+    assigned = assigned_type(
+        cpus=tuple(request["cpus"]),
+        gpus=tuple(request["gpus"]),
+        gpu_runtime=request["gpu_runtime"],
+        memory=request["memory"],
+        node=request.get("node", ""),
+    )
+    try:
+        with memory_limit(request.get("memory_limit")):
+            return execute_payload(request["payload"], where=request["where"], capture="fd", assigned=assigned)
+    except Exception as exc:  # the workspace refused a write outside the task (lock, log): one line
+        return _failed_outside_the_task(exc, request["where"])
+    finally:
+        kill_descendants()  # every process the task started ends with it
 
 
 if __name__ == "__main__":
