@@ -24,11 +24,15 @@ from misen.errors import ConfigError
 from misen.serializer import MANIFEST
 from misen.workspace import LockHolder, LogEntry, Workspace, WorkspaceSettings
 
+from misen_workspace_s3._packs import PackReader, PackWriter
 from misen_workspace_s3._staging import sweep_dead_staging
 
 __all__ = ["S3Settings", "S3Workspace"]
 
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]*$")
+#: From this many keys on, a batched read lists the store (a request per thousand objects) instead of asking for
+#: each object (a request each).
+LIST_FROM = 64
 
 
 def _positive(_: Any, attribute: attrs.Attribute[Any], value: float) -> None:
@@ -137,6 +141,8 @@ class S3Workspace(Workspace):
             slug = re.sub(r"[^A-Za-z0-9]+", "-", url.split("://", 1)[1]).strip("-")[:48]
             self.cache = base / "misen" / "s3" / f"{slug}-{digest}"
         self._uploader = Uploader(self.remote, float(s.log_upload_interval))
+        self._packs = PackWriter(self.remote)
+        self._pack_reader = PackReader(self.remote)
         self._mirrors: dict[str, Any] = {}
         self._swept_staging = False
 
@@ -174,8 +180,19 @@ class S3Workspace(Workspace):
         return value if isinstance(value, dict) else None
 
     def get_records(self, kind: str, keys: list[str]) -> dict[str, dict[str, Any]]:
-        rels = {self._record(kind, key): key for key in keys}
-        out = {}
+        """Many records: one request each for a few keys; for many (on S3), a listing of the kind's records and
+        the record packs (`misen_workspace_s3._packs`), so the requests grow with the store's size in thousands
+        of objects, not with the number of keys."""
+        self._check(kind)
+        out: dict[str, dict[str, Any]] = {}
+        left = list(keys)
+        if self.remote.kind == "s3" and len(keys) >= LIST_FROM:
+            found, left = self._pack_reader.read(kind, keys, lambda key: self._record(kind, key))
+            for key, data in found.items():
+                value = self._decode(data)
+                if value is not None:
+                    out[key] = value
+        rels = {self._record(kind, key): key for key in left}
         for rel, data in self.remote.read_many(list(rels)).items():
             value = self._decode(data)
             if value is not None and rel in rels:
@@ -184,10 +201,18 @@ class S3Workspace(Workspace):
 
     def put_record(self, kind: str, key: str, value: dict[str, Any], *, durable: bool = True) -> None:
         # Every PUT is durable once the store answers; ``durable`` changes nothing here.
-        self.remote.write(self._record(kind, key), json.dumps(value, sort_keys=True, default=str).encode())
+        data = json.dumps(value, sort_keys=True, default=str).encode()
+        self.remote.write(self._record(kind, key), data)
+        if self.remote.kind == "s3":
+            self._packs.add(kind, key, data)
 
     def delete_record(self, kind: str, key: str) -> None:
+        self._packs.forget(kind, key)
         self.remote.delete(self._record(kind, key))
+
+    def sync(self) -> None:
+        """Upload the record pack of what this process wrote (the end of every run)."""
+        self._packs.flush()
 
     def iter_records(self, kind: str) -> Iterator[str]:
         self._check(kind)
@@ -205,6 +230,15 @@ class S3Workspace(Workspace):
     def has_result(self, result_hash: str) -> bool:
         # The manifest is the commit marker: it is uploaded only after every data file.
         return self.remote.exists(f"{self._result(result_hash)}/{MANIFEST}")
+
+    def has_results(self, result_hashes: list[str]) -> set[str]:
+        """For many hashes (on S3), one listing of ``results/`` (a request per thousand objects)."""
+        if self.remote.kind != "s3" or len(result_hashes) < LIST_FROM:
+            return super().has_results(result_hashes)
+        for rh in result_hashes:
+            self._check(rh)
+        stored = set(self.iter_results())
+        return {rh for rh in result_hashes if rh in stored}
 
     @contextlib.contextmanager
     def staging_dir(self) -> Iterator[Path]:
@@ -378,4 +412,6 @@ class S3Workspace(Workspace):
         mirror.push()
 
     def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._packs.flush()
         self._uploader.close()
