@@ -31,6 +31,11 @@ def test_cheap_units_run_in_batches_on_one_worker(
     sizes = _batch_sizes(workspace, tasks)
     assert sizes[0] == 1  # a function not seen yet runs alone: it may be slow, or end its worker
     assert max(sizes) > 1, sizes
+    # The units of a batch share one unit log (one file, a name per unit), which says how each of them ended.
+    batched = next(t for t, size in zip(tasks, sizes, strict=True) if size > 1)
+    (log,) = workspace.list_logs("unit", batched.hash)
+    assert log.path.stat().st_nlink > 1
+    assert log.read().count("ended done") > 1 and f"({batched.hash})" in log.read()
 
 
 def test_a_worker_dying_in_a_batch_keeps_what_finished_and_reruns_the_rest(

@@ -12,6 +12,7 @@ import selectors
 import signal
 import socket
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -61,6 +62,15 @@ def _over_memory(unit: WorkUnit, outcome: UnitOutcome) -> UnitOutcome:
         return outcome
     error = f"{unit.root!r} exceeded its memory request of {request:g} GiB ({outcome.error})"
     return attrs.evolve(outcome, error=error)
+
+
+def _link(source: Path, path: Path) -> bool:
+    """Make ``path`` another name of ``source``; ``False`` if the file system cannot."""
+    try:
+        os.link(source, path)
+    except OSError:
+        return False
+    return True
 
 
 def _limit(unit: WorkUnit) -> float | None:
@@ -453,28 +463,40 @@ class Scheduler:
 
     def _write_unit_logs(self) -> None:
         logs, self.logs = self.logs, []
-        for busy, unit, outcome in logs:
-            self._unit_log(busy, unit, outcome)
+        batches: dict[int, list[tuple[Busy, WorkUnit, UnitOutcome]]] = {}
+        for entry in logs:
+            batches.setdefault(id(entry[0]), []).append(entry)
+        for batch in batches.values():
+            self._unit_log(batch[0][0], [(unit, outcome) for _, unit, outcome in batch])
 
-    def _unit_log(self, busy: Busy, unit: WorkUnit, outcome: UnitOutcome) -> None:
-        """A short record of where the unit ran and how it ended (``misen logs --job``)."""
-        attempt = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{next(_attempts)}"
-        with contextlib.suppress(Exception):
-            path = self.ws.log_path("unit", unit.id, attempt)
-            started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(busy.start))
-            lines = [
+    def _unit_log(self, busy: Busy, ended: list[tuple[WorkUnit, UnitOutcome]]) -> None:
+        """A short record of where units ran and how they ended (``misen logs --job``): one file for the units
+        of a batch that ended together, under each unit's name (hard links where the workspace's logs are on a
+        file system that has them, else a copy each)."""
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(busy.start))
+        lines = []
+        if len(busy.units) > 1:
+            lines.append(f"ran in a batch of {len(busy.units)} units, one after the other on the same worker")
+        for unit, outcome in ended:
+            lines += [
                 f"unit {unit.label} ({unit.id})",
                 f"tasks: {', '.join(t.name for t in unit.tasks)}",
                 f"run {self.plan.run_id} on {self.node}, {busy.where}, started {started}",
                 f"ended {outcome.status} after {time.time() - busy.start:.2f}s"
                 + (f": {outcome.error}" if outcome.error else ""),
             ]
-            if len(busy.units) > 1:
-                lines.append(f"ran in a batch of {len(busy.units)} units, one after the other on the same worker")
             if outcome.log:
                 lines.append(f"task log: {outcome.log}")
-            path.write_text("\n".join(lines) + "\n")
-            self.ws.publish_log("unit", unit.id, attempt, path, final=True)
+        text = "\n".join(lines) + "\n"
+        first: Path | None = None
+        for unit, _ in ended:
+            attempt = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{next(_attempts)}"
+            with contextlib.suppress(Exception):
+                path = self.ws.log_path("unit", unit.id, attempt)
+                if first is None or not _link(first, path):
+                    path.write_text(text)
+                    first = first or path
+                self.ws.publish_log("unit", unit.id, attempt, path, final=True)
 
     # --- stopping --------------------------------------------------------------------------------------------------
 
@@ -519,7 +541,7 @@ class Scheduler:
                     duration=time.time() - b.start,
                     where=b.where,
                 )
-                self._unit_log(b, unit, outcome)
+                self._unit_log(b, [(unit, outcome)])
                 self.outcomes[unit.id] = outcome
                 self.events.unit_finished(unit, outcome)
         self._write_unit_logs()
