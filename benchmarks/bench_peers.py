@@ -12,6 +12,10 @@ shared machine falls on all of them alike. The workload is ``n`` cheap cacheable
 - ``joblib_parallel_s``: ``joblib.Parallel(n_jobs=2)`` over ``Memory.cache``, cold.
 - ``floor_s``: one process pickling, writing, fsyncing and renaming ``n`` files.
 - ``pool_floor_s``: the same work spread over a 2-process ``concurrent.futures`` pool.
+
+``--baseline DIR`` (a checkout or ``git archive`` of another commit) also runs misen's three contenders on that
+tree's sources in every round (``base_cold_s``, ``base_cached_s``, ``base_local_s``), before this tree's: a
+before/after comparison taken in the same minutes as the peers.
 """
 
 from __future__ import annotations
@@ -86,22 +90,44 @@ def _wall(cmd: list[str], *, cwd: Path, env: dict[str, str]) -> float:
     return elapsed
 
 
-def _project(tmp: Path, name: str, executor: str, jobs: int) -> tuple[Path, dict[str, str]]:
+#: The packages whose sources a baseline tree supplies.
+_BASELINE_PACKAGES = ("misen-core", "misen-executor-local", "misen-workspace-disk")
+
+
+def _baseline_path(tree: Path) -> str:
+    paths = [tree / "packages" / name / "src" for name in _BASELINE_PACKAGES]
+    for path in paths:
+        if not path.is_dir():
+            raise SystemExit(f"--baseline {tree}: {path} is not there (give the root of a misen checkout)")
+    return os.pathsep.join(str(p) for p in paths)
+
+
+def _project(
+    tmp: Path, name: str, executor: str, jobs: int, baseline: str = ""
+) -> tuple[Path, dict[str, str]]:
     root = make_project(tmp / name, executor=executor)
     if executor == "local":
         text = (root / ".misen.toml").read_text()
         (root / ".misen.toml").write_text(text.replace('type = "local"', f'type = "local"\nnum_cpus = {jobs}'))
     env = {k: v for k, v in os.environ.items() if not k.startswith("MISEN_")}
     # An outer PYTHONPATH stays behind the project's (to measure another checkout's sources, say).
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root / "src"), os.environ.get("PYTHONPATH", "")) if p)
+    outer = (baseline, os.environ.get("PYTHONPATH", ""))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root / "src"), *outer) if p)
     return root, env
 
 
-def _round(n: int, jobs: int, tmp: Path, local: bool) -> dict[str, float]:
+def _round(n: int, jobs: int, tmp: Path, local: bool, baseline: str = "") -> dict[str, float]:
     py = sys.executable
     out: dict[str, float] = {}
-    root, env = _project(tmp, "inproc", "in-process", jobs)
     run = [py, "-m", "benchpkg.exp", "run", "--n", str(n)]
+    if baseline:
+        root, env = _project(tmp, "base-inproc", "in-process", jobs, baseline)
+        out["base_cold_s"] = _wall(run, cwd=root, env=env)
+        out["base_cached_s"] = _wall(run, cwd=root, env=env)
+        if local:
+            root, env = _project(tmp, "base-local", "local", jobs, baseline)
+            out["base_local_s"] = _wall(run, cwd=root, env=env)
+    root, env = _project(tmp, "inproc", "in-process", jobs)
     out["misen_cold_s"] = _wall(run, cwd=root, env=env)
     out["misen_cached_s"] = _wall(run, cwd=root, env=env)
     script = tmp / "peer_joblib.py"
@@ -121,13 +147,16 @@ def _round(n: int, jobs: int, tmp: Path, local: bool) -> dict[str, float]:
     return out
 
 
-def bench_peers(n: int = 1000, repeat: int = 3, jobs: int = 2, local: bool = True) -> dict[str, Any]:
+def bench_peers(
+    n: int = 1000, repeat: int = 3, jobs: int = 2, local: bool = True, baseline: Path | None = None
+) -> dict[str, Any]:
     """Medians over ``repeat`` rounds of every figure (seconds), the per-round figures, and the ratios."""
     rounds = []
+    base = _baseline_path(baseline) if baseline is not None else ""
     for i in range(repeat):
         tmp = Path(tempfile.mkdtemp(prefix="misen-peers-"))
         try:
-            rounds.append(_round(n, jobs, tmp / str(i), local))
+            rounds.append({"load": os.getloadavg()[0], **_round(n, jobs, tmp / str(i), local, base)})
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     out: dict[str, Any] = {"n": n, "repeat": repeat, "jobs": jobs, "rounds": rounds}
@@ -137,6 +166,8 @@ def bench_peers(n: int = 1000, repeat: int = 3, jobs: int = 2, local: bool = Tru
     pairs = [("cold", "joblib_cold_s", "misen_cold_s"), ("cached", "joblib_cached_s", "misen_cached_s")]
     if local:
         pairs.append(("local", "joblib_parallel_s", "misen_local_s"))
+    if base:
+        pairs += [(f"base_{name}", theirs, "base_" + ours[len("misen_") :]) for name, theirs, ours in pairs]
     for name, theirs, ours in pairs:
         per_round = [r[theirs] / r[ours] for r in rounds]
         out[f"speed_vs_joblib_{name}"] = round(statistics.median(per_round), 2)
@@ -229,8 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="rounds; each figure is the median (default 3)")
     parser.add_argument("--jobs", type=int, default=2, help="workers of the parallel contenders (default 2)")
     parser.add_argument("--no-local", action="store_true", help="leave out the local executor")
+    parser.add_argument("--baseline", type=Path, help="also run misen from this checkout's sources, each round")
     args = parser.parse_args(argv)
-    print(json.dumps(bench_peers(args.n, args.repeat, args.jobs, local=not args.no_local)))
+    print(json.dumps(bench_peers(args.n, args.repeat, args.jobs, local=not args.no_local, baseline=args.baseline)))
     return 0
 
 
