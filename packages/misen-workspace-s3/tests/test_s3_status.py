@@ -84,3 +84,22 @@ def test_statuses_answer_as_status_on_every_workspace_kind(make_ws: Any) -> None
     tasks = [t for group in groups.values() for t in group]
     assert cache.statuses(ws, tasks) == {t.hash: cache.status(ws, t) for t in tasks}
     assert {cache.statuses(ws, tasks)[t.hash] for t in groups["stale"]} == {"stale"}
+
+
+def test_records_written_by_local_workers_are_packed(bucket: str, moto_endpoint: str, tmp_path: Path) -> None:
+    import pytest
+
+    local = pytest.importorskip("misen_executor_local", reason="the local executor is not installed")
+    from misen.runner import run
+
+    url = f"s3://{bucket}/workers"
+    ws = _tasks(url, moto_endpoint, tmp_path / "runner")
+    tasks = [Task(T.add, a=i, b=1) for i in range(80)]
+    report = run(tasks, executor=local.LocalExecutor(num_cpus=2, grace_period=2.0), workspace=ws)
+    assert report.ok, report.outcomes
+    # The workers wrote the records; each closed its workspace at the end of the run, uploading its pack.
+    assert [e for e in ws.remote.listdir("packs") if e["name"].endswith(".json")]
+    reader = _tasks(url, moto_endpoint, tmp_path / "reader")
+    requests = _counting(reader)
+    assert set(cache.statuses(reader, tasks).values()) == {"done"}
+    assert len(requests) <= 16, len(requests)

@@ -91,6 +91,11 @@ def main() -> None:
                 finished.append((request["unit"], outcome.as_dict()))
             reply, finished = finished, []
             write_message(replies, ("outcomes", reply))
+        # End of input: the run is over. Close the workspaces this worker opened (a remote one uploads what it
+        # keeps for later, such as the S3 workspace's record pack).
+        from misen.session import current_session
+
+        current_session().close()
     except KeyboardInterrupt:
         # What finished before the signal counts; then skip interpreter teardown: a task's leftover non-daemon
         # threads must not keep the process alive.
