@@ -4,21 +4,19 @@ turn dead workers into failures, skip the dependents of failed units, and stop e
 from __future__ import annotations
 
 import contextlib
-import itertools
-import os
 import pickle
 import select
 import selectors
 import signal
 import socket
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
 from misen import cache
 from misen.executor import Plan, RunEvents, UnitOutcome, WorkUnit
 
+from misen_executor_local._ending import end_of, task_log, write_unit_log
 from misen_executor_local._machine import DEVICE_VARIABLES, THREAD_VARIABLES, Allocation, binding_env
 from misen_executor_local._pool import Busy, WorkerProcess, stop_all
 from misen_executor_local._worker import HEADER
@@ -44,7 +42,6 @@ _BATCH_MAX = 32
 #: Most batches queued behind a running one: the worker starts the next the moment one ends, without waiting for
 #: a round trip through this process, so dispatch here overlaps with the tasks running there.
 _QUEUE_DEPTH = 1
-_attempts = itertools.count()
 
 
 def _memory_request(unit: WorkUnit) -> float | None:
@@ -62,15 +59,6 @@ def _over_memory(unit: WorkUnit, outcome: UnitOutcome) -> UnitOutcome:
         return outcome
     error = f"{unit.root!r} exceeded its memory request of {request:g} GiB ({outcome.error})"
     return attrs.evolve(outcome, error=error)
-
-
-def _link(source: Path, path: Path) -> bool:
-    """Make ``path`` another name of ``source``; ``False`` if the file system cannot."""
-    try:
-        os.link(source, path)
-    except OSError:
-        return False
-    return True
 
 
 def _limit(unit: WorkUnit) -> float | None:
@@ -370,7 +358,7 @@ class Scheduler:
         self.machine.give_back(busy.alloc)
         culprit = False  # the first unit of the batch without an end of its own is the one that was running
         for unit in busy.units:
-            end = self._end_of(busy, unit)
+            end = end_of(self.ws, busy, unit)
             if end is not None:
                 self._settle(busy, unit, end)
             elif culprit:  # never started: it runs on another worker
@@ -379,26 +367,9 @@ class Scheduler:
                 culprit = True
                 self._settle(busy, unit, self._death_outcome(worker, busy, unit, code))
 
-    def _end_of(self, busy: Busy, unit: WorkUnit) -> UnitOutcome | None:
-        """How a unit of a batch whose worker is gone ended, if it did: as reported, else as the workspace says
-        (a stored result, or a failure recorded since the batch started)."""
-        reported = busy.reported.get(unit.id)
-        if reported is not None:
-            return UnitOutcome.from_dict(reported)
-        with contextlib.suppress(Exception):
-            if unit.root.cacheable and cache.is_cached(self.ws, unit.root):
-                return UnitOutcome(status="done", where=busy.where)
-            failure = cache.failure(self.ws, unit.root)
-            if failure is not None and float(failure.get("time", 0.0)) >= busy.start and failure.get("status") in (
-                "failed",
-                "skipped",
-            ):
-                return UnitOutcome(status=str(failure["status"]), error=str(failure.get("error", "")), where=busy.where)
-        return None
-
     def _death_outcome(self, worker: WorkerProcess, busy: Busy, unit: WorkUnit, code: int) -> UnitOutcome:
         """The outcome of the unit that was running when its worker died, and its failure record."""
-        log = self._task_log(unit, busy.start)
+        log = task_log(self.ws, unit, busy.start)
         if busy.stopping == "timeout":
             status = "timeout"
             error = f"passed its time limit of {unit.resources.time:g} min and was stopped (SIGTERM"
@@ -452,51 +423,14 @@ class Scheduler:
             self.events.unit_finished(skipped, o)
             todo.extend((d, skipped) for d in self.dependents.get(uid, ()))
 
-    def _task_log(self, unit: WorkUnit, since: float) -> str | None:
-        """The task log the worker was writing when it died (the newest one, begun after the unit started)."""
-        with contextlib.suppress(Exception):
-            for entry in self.ws.list_logs("task", unit.root.hash):
-                if entry.mtime >= since - 1.0:
-                    return str(entry.path)
-                break
-        return None
-
     def _write_unit_logs(self) -> None:
         logs, self.logs = self.logs, []
         batches: dict[int, list[tuple[Busy, WorkUnit, UnitOutcome]]] = {}
         for entry in logs:
             batches.setdefault(id(entry[0]), []).append(entry)
         for batch in batches.values():
-            self._unit_log(batch[0][0], [(unit, outcome) for _, unit, outcome in batch])
-
-    def _unit_log(self, busy: Busy, ended: list[tuple[WorkUnit, UnitOutcome]]) -> None:
-        """A short record of where units ran and how they ended (``misen logs --job``): one file for the units
-        of a batch that ended together, under each unit's name (hard links where the workspace's logs are on a
-        file system that has them, else a copy each)."""
-        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(busy.start))
-        lines = []
-        if len(busy.units) > 1:
-            lines.append(f"ran in a batch of {len(busy.units)} units, one after the other on the same worker")
-        for unit, outcome in ended:
-            lines += [
-                f"unit {unit.label} ({unit.id})",
-                f"tasks: {', '.join(t.name for t in unit.tasks)}",
-                f"run {self.plan.run_id} on {self.node}, {busy.where}, started {started}",
-                f"ended {outcome.status} after {time.time() - busy.start:.2f}s"
-                + (f": {outcome.error}" if outcome.error else ""),
-            ]
-            if outcome.log:
-                lines.append(f"task log: {outcome.log}")
-        text = "\n".join(lines) + "\n"
-        first: Path | None = None
-        for unit, _ in ended:
-            attempt = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{next(_attempts)}"
-            with contextlib.suppress(Exception):
-                path = self.ws.log_path("unit", unit.id, attempt)
-                if first is None or not _link(first, path):
-                    path.write_text(text)
-                    first = first or path
-                self.ws.publish_log("unit", unit.id, attempt, path, final=True)
+            ended = [(unit, outcome) for _, unit, outcome in batch]
+            write_unit_log(self.ws, self.plan.run_id, self.node, batch[0][0], ended)
 
     # --- stopping --------------------------------------------------------------------------------------------------
 
@@ -523,14 +457,14 @@ class Scheduler:
             self.machine.give_back(b.alloc)
             running = True  # the first unit of the batch without an end was running; the rest never started
             for unit in b.units:
-                end = self._end_of(b, unit)
+                end = end_of(self.ws, b, unit)
                 if end is not None and end.status in ("done", "cached"):
                     self._settle(b, unit, end)
                     continue
                 if not running:
                     continue  # never started: the runner reports it cancelled
                 running = False
-                log = self._task_log(unit, b.start)
+                log = task_log(self.ws, unit, b.start)
                 with contextlib.suppress(Exception):
                     if not cache.is_cached(self.ws, unit.root):
                         cache.record_failure(self.ws, unit.root, status="cancelled", error="run interrupted", log=log)
@@ -541,7 +475,7 @@ class Scheduler:
                     duration=time.time() - b.start,
                     where=b.where,
                 )
-                self._unit_log(b, [(unit, outcome)])
+                write_unit_log(self.ws, self.plan.run_id, self.node, b, [(unit, outcome)])
                 self.outcomes[unit.id] = outcome
                 self.events.unit_finished(unit, outcome)
         self._write_unit_logs()

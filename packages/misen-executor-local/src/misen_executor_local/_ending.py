@@ -1,0 +1,89 @@
+"""How units end when their worker cannot say so itself, and the unit logs (``misen logs --job``)."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from misen import cache
+from misen.executor import UnitOutcome, WorkUnit
+
+if TYPE_CHECKING:
+    from misen.workspace import Workspace
+
+    from misen_executor_local._pool import Busy
+
+__all__ = ["end_of", "task_log", "write_unit_log"]
+
+_attempts = itertools.count()
+
+
+def end_of(ws: Workspace, busy: Busy, unit: WorkUnit) -> UnitOutcome | None:
+    """How a unit of a batch whose worker is gone ended, if it did: as reported, else as the workspace says (a
+    stored result, or a failure recorded since the batch started)."""
+    reported = busy.reported.get(unit.id)
+    if reported is not None:
+        return UnitOutcome.from_dict(reported)
+    with contextlib.suppress(Exception):
+        if unit.root.cacheable and cache.is_cached(ws, unit.root):
+            return UnitOutcome(status="done", where=busy.where)
+        failure = cache.failure(ws, unit.root)
+        if failure is not None and float(failure.get("time", 0.0)) >= busy.start:
+            if failure.get("status") in ("failed", "skipped"):
+                return UnitOutcome(status=str(failure["status"]), error=str(failure.get("error", "")), where=busy.where)
+    return None
+
+
+def task_log(ws: Workspace, unit: WorkUnit, since: float) -> str | None:
+    """The task log the worker was writing when it died (the newest one, begun after the unit started)."""
+    with contextlib.suppress(Exception):
+        for entry in ws.list_logs("task", unit.root.hash):
+            if entry.mtime >= since - 1.0:
+                return str(entry.path)
+            break
+    return None
+
+
+def _link(source: Path, path: Path) -> bool:
+    """Make ``path`` another name of ``source``; ``False`` if the file system cannot."""
+    try:
+        os.link(source, path)
+    except OSError:
+        return False
+    return True
+
+
+def write_unit_log(
+    ws: Workspace, run_id: str, node: str, busy: Busy, ended: list[tuple[WorkUnit, UnitOutcome]]
+) -> None:
+    """A short record of where units ran and how they ended: one file for the units of a batch that ended
+    together, under each unit's name (hard links where the workspace's logs are on a file system that has them,
+    else a copy each)."""
+    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(busy.start))
+    lines = []
+    if len(busy.units) > 1:
+        lines.append(f"ran in a batch of {len(busy.units)} units, one after the other on the same worker")
+    for unit, outcome in ended:
+        lines += [
+            f"unit {unit.label} ({unit.id})",
+            f"tasks: {', '.join(t.name for t in unit.tasks)}",
+            f"run {run_id} on {node}, {busy.where}, started {started}",
+            f"ended {outcome.status} after {time.time() - busy.start:.2f}s"
+            + (f": {outcome.error}" if outcome.error else ""),
+        ]
+        if outcome.log:
+            lines.append(f"task log: {outcome.log}")
+    text = "\n".join(lines) + "\n"
+    first: Path | None = None
+    for unit, _ in ended:
+        attempt = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{next(_attempts)}"
+        with contextlib.suppress(Exception):
+            path = ws.log_path("unit", unit.id, attempt)
+            if first is None or not _link(first, path):
+                path.write_text(text)
+                first = first or path
+            ws.publish_log("unit", unit.id, attempt, path, final=True)
