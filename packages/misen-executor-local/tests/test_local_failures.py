@@ -23,7 +23,7 @@ def alive(pid: int) -> bool:
 
 
 def by_name(report: Any) -> dict[str, Any]:
-    return {report.units[u].label: o for u, o in report.outcomes.items()}
+    return {repr(report.units[u].root): o for u, o in report.outcomes.items()}
 
 
 def test_a_raising_task_fails_with_its_log_and_skips_dependents(

@@ -56,7 +56,7 @@ def test_a_full_disk_fails_the_unit_in_one_line(
     after = Task(lx.after, dep=big.T, tag=executor)
     small = Task(lx.probe, name=f"small-{executor}")
     report, text = _run([after, small], ws, executor)
-    outcomes = {report.units[u].label: o for u, o in report.outcomes.items()}
+    outcomes = {repr(report.units[u].root): o for u, o in report.outcomes.items()}
     failed = outcomes[repr(big)]
     assert failed.status == "failed"
     assert "no space left on device" in failed.error and str(small_disk / "ws") in failed.error
@@ -93,7 +93,7 @@ def test_a_read_only_workspace_fails_in_one_line(
     cached = Task(lx.probe, name="before")
     new = Task(lx.probe, name=f"new-{executor}")
     report, text = _run([cached, new], read_only_ws, executor)
-    outcomes = {report.units[u].label: o for u, o in report.outcomes.items()}
+    outcomes = {repr(report.units[u].root): o for u, o in report.outcomes.items()}
     assert outcomes.get(repr(cached)) is None or outcomes[repr(cached)].ok
     failed = outcomes[repr(new)]
     assert failed.status == "failed", failed

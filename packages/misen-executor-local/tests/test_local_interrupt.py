@@ -133,7 +133,7 @@ def test_a_cancel_request_stops_running_units_and_returns(
 
     events._on_start = started
     outcomes = LocalExecutor(num_cpus=1, grace_period=2).execute(plan, workspace, events)
-    assert {plan.units[u].label: o.status for u, o in outcomes.items()} == {
+    assert {repr(plan.units[u].root): o.status for u, o in outcomes.items()} == {
         repr(blocked): "cancelled",
         repr(later): "cancelled",
     }

@@ -78,7 +78,7 @@ def test_a_task_over_its_memory_request_fails_naming_it(
     over = Task(lx.use_memory, mib=768)
     within = Task(lx.use_memory, mib=16)
     report = run_local([over, within], num_cpus=2)
-    outcomes = {report.units[u].label: o for u, o in report.outcomes.items()}
+    outcomes = {repr(report.units[u].root): o for u, o in report.outcomes.items()}
     assert outcomes[repr(over)].status == "failed"
     assert f"{over!r} exceeded its memory request of 0.25 GiB" in outcomes[repr(over)].error
     assert outcomes[repr(within)].status == "done" and cache.load(workspace, within) == 16 * 2**20
