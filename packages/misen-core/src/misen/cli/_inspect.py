@@ -22,9 +22,9 @@ _RANK = types.MappingProxyType({"done": 0, "stale": 1, "pending": 2, "failed": 3
 class Statuses:
     """Status of every task in a graph: ``done``, ``stale``, ``pending`` or ``failed``.
 
-    A cacheable task's status is its workspace's (`misen.workspace.Workspace.status`), except that a pending
-    task with a failed dependency is failed too (it cannot run until that is fixed). A task that is not cached
-    is as good as its dependencies (the worst of them: failed over pending over stale), and failed if its own
+    A cacheable task's status is its workspace's (`misen.cache.statuses`, asked once for the whole graph), except
+    that a pending task with a failed dependency is failed too (it cannot run until that is fixed). A task that is
+    not cached is as good as its dependencies (the worst of them: failed over pending over stale), and failed if its own
     last attempt failed once they are all done.
     """
 
@@ -33,6 +33,9 @@ class Statuses:
         self.roots = list(roots)
         self.status: dict[bytes, str] = {}
         self.order: list[Task[Any]] = list(iter_graph(self.roots))
+        # Every cacheable task's own status in one batched query: a workspace that lists its records (S3)
+        # answers for thousands of tasks in a few requests.
+        self._own = cache.statuses(workspace, [t for t in self.order if t.cacheable], check_files=True)
         for task in self.order:
             self.status[task._id_bytes] = self._compute(task)
         self.labels = task_labels(self.order)
@@ -53,7 +56,7 @@ class Statuses:
             if _RANK[s] > _RANK[worst]:
                 worst = s
         if task.cacheable:
-            own = cache.status(self.workspace, task, check_files=True)
+            own = self._own[task.hash]
             # A task that cannot run because a dependency failed shows as failed (with that dependency's error).
             return "failed" if own == "pending" and worst == "failed" else own
         if worst == "done" and self.workspace.get_record("failure", task.hash) is not None:
