@@ -108,6 +108,10 @@ def alternating_rounds(
 ) -> tuple[dict[str, list[dict[str, Any]]], bool]:
     """Run ``plan`` ``repeat`` times, each round in a fresh temporary folder; return every step's rounds.
 
+    Every other round swaps each pair of steps (the library's save with misen's store, its load with misen's):
+    on this machine's virtual disk the second of two 1 GiB writes pays for the first one's write-back, so a fixed
+    order would charge that to whichever side always goes second.
+
     Args:
         step: ``step(name, folder, earlier)`` measures one step (in a fresh interpreter, e.g. with
             `fresh_python`) and returns its figures; ``earlier`` holds this round's finished steps by name (a load
@@ -122,10 +126,14 @@ def alternating_rounds(
     """
     rounds: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in plan}
     dropped = False
-    for _ in range(repeat):
+    for i in range(repeat):
+        order = list(plan)
+        if i % 2:
+            for k in range(0, len(order) - 1, 2):
+                order[k], order[k + 1] = order[k + 1], order[k]
         with tempfile.TemporaryDirectory(prefix="misen-bench-", dir=directory) as tmp:
             earlier: dict[str, dict[str, Any]] = {}
-            for name, drop in plan:
+            for name, drop in order:
                 if cold and drop:
                     dropped = drop_caches() or dropped
                 earlier[name] = step(name, tmp, earlier)

@@ -334,7 +334,7 @@ def bench_xarray() -> list[Row]:
     """A 1 GiB xarray Dataset (NetCDF-4): store ≤ 1.3× `to_netcdf`+fsync, load ≤ 1.3× `load_dataset` (bench_xarray.py)."""
     from bench_xarray import bench_xarray as measure
 
-    f = measure(1.0, repeat=3)  # best of three, alternating: this disk varies several-fold from run to run
+    f = measure(1.0, repeat=4)  # best of four, in both orders: this disk varies several-fold from run to run
     return _store_load_rows("xarray", f"a 1 GiB `xarray.Dataset` (two float64 variables, a {f['file_mib']:,} MiB "
                             "NetCDF-4 file)", f, "`to_netcdf` + fsync", "`xarray.load_dataset`", lib="xr")
 
@@ -343,7 +343,7 @@ def bench_jax() -> list[Row]:
     """A 1 GiB float32 JAX array: store ≤ 1.3× `np.save`+fsync, load ≤ 1.3× `device_put(np.load)` (bench_heavy.py)."""
     from bench_heavy import bench_heavy as measure
 
-    f = measure("jax", 1.0, repeat=3)
+    f = measure("jax", 1.0, repeat=4)
     return _store_load_rows("jax", "a 1 GiB float32 `jax.Array` (CPU)", f, "`np.save(np.asarray(x))` + fsync",
                             "`jax.device_put(np.load(...))`")
 
@@ -352,7 +352,7 @@ def bench_dataset() -> list[Row]:
     """A 1 GiB Hugging Face Dataset: store ≤ 1.3× `save_to_disk`+fsync, load ≤ 1.3× `load_from_disk` (bench_heavy.py)."""
     from bench_heavy import bench_heavy as measure
 
-    f = measure("dataset", 1.0, repeat=3)
+    f = measure("dataset", 1.0, repeat=4)
     return _store_load_rows("dataset", "a 1 GiB `datasets.Dataset` (one float64 column, Arrow files)", f,
                             "`save_to_disk` + fsync", "`datasets.load_from_disk`")
 
