@@ -225,3 +225,33 @@ def test_a_task_whose_upstream_changed_is_not_said_to_have_changed_code(project:
     stale = [ln.strip() for ln in proc.stderr.splitlines() if ln.startswith("  ~ ")]
     assert stale[0].startswith("~ train: changed: my_project.steps.train")
     assert stale[1:] == ["~ evaluate: a dependency's result changed", "~ plot: a dependency's result changed"]
+
+
+def test_a_run_with_many_named_results_prints_a_few_and_counts_the_rest(project: Project) -> None:
+    project.write(
+        "src/my_project/experiments/many.py",
+        """
+        from misen import Experiment, Task, meta
+
+
+        @meta(id="MANYSQ0001", cache=True)
+        def square(i: int) -> int:
+            return i * i
+
+
+        class Many(Experiment):
+            n: int = 25
+
+            def tasks(self) -> dict[str, Task]:
+                return {f"sq{i:02d}": Task(square, i=i) for i in range(self.n)}
+
+
+        if __name__ == "__main__":
+            Many.cli()
+        """,
+    )
+    proc = project.exp("experiments.many", "--executor-type", "in-process")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[:2] == ["sq00  0", "sq01  1"] and lines[19] == "sq19  361"
+    assert lines[20:] == ["… 5 more named results: `result NAME` prints one"]

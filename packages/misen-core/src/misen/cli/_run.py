@@ -33,6 +33,8 @@ __all__ = ["do_run"]
 
 #: A named result is printed after a run when it is a scalar, or its text is at most this long.
 SHORT_RESULT = 120
+#: At most this many named results are printed after a run; the rest are counted (``result NAME`` shows one).
+MAX_SHORT_RESULTS = 20
 
 
 class LabelledReporter(Reporter):
@@ -229,11 +231,11 @@ def _dry_run(roots: list[Task[Any]], workspace: Workspace, labels: dict[str, str
 
 
 def _print_short_results(named: dict[str, Task[Any]], workspace: Workspace) -> None:
-    """After a successful run: each named result that is a scalar or prints short, one per line."""
+    """After a successful run: each named result that is a scalar or prints short, one per line, for at most
+    `MAX_SHORT_RESULTS` named tasks (a sweep of a thousand is counted, not printed, and not loaded)."""
+    cacheable = [(name, task) for name, task in named.items() if task.cacheable]
     shown: list[tuple[str, str]] = []
-    for name, task in named.items():
-        if not task.cacheable:
-            continue
+    for name, task in cacheable[:MAX_SHORT_RESULTS]:
         try:
             value = cache.load(workspace, task)
         except Exception:
@@ -241,12 +243,15 @@ def _print_short_results(named: dict[str, Task[Any]], workspace: Workspace) -> N
         text = _short_text(value)
         if text is not None:
             shown.append((name, text))
-    if not shown:
-        return
     out = Output()
-    width = max(len(n) for n, _ in shown)
-    for name, text in shown:
-        out.line((name.ljust(width), "bold"), "  ", text)
+    if shown:
+        width = max(len(n) for n, _ in shown)
+        for name, text in shown:
+            out.line((name.ljust(width), "bold"), "  ", text)
+    if len(cacheable) > MAX_SHORT_RESULTS:
+        out.line(
+            (f"… {len(cacheable) - MAX_SHORT_RESULTS} more named results: `result NAME` prints one", "dim")
+        )
 
 
 def _short_text(value: Any) -> str | None:
