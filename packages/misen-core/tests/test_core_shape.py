@@ -447,3 +447,19 @@ def test_ctrl_c_cancels_the_rest_and_exits_130(isolated_project: Path, executor:
     assert proc.returncode == 130, err
     assert "Traceback" not in err, err
     assert "cancelled" in err, err
+
+
+def test_of_two_racing_runs_exactly_the_earlier_one_waits_even_at_the_same_instant() -> None:
+    from misen.worker import yields_to
+    from misen.workspace import LockHolder
+
+    def holder(run: str, started: float) -> LockHolder:
+        return LockHolder(host="h", pid=1, since=started, run=run, run_started=started)
+
+    assert yields_to(holder("b", 2.0), 1.0, "a")  # the holder's run started later: wait for it
+    assert not yields_to(holder("a", 1.0), 2.0, "b")  # it started earlier: do not wait
+    # the same instant (a coarse clock): ordered by run id, so exactly one of the two waits
+    assert yields_to(holder("b", 1.0), 1.0, "a") != yields_to(holder("a", 1.0), 1.0, "b")
+    assert not yields_to(holder("a", 1.0), 1.0, "a")  # its own run
+    assert not yields_to(holder("b", 0.0), 1.0, "a")  # a holder whose start is unknown
+    assert not yields_to(None, 1.0, "a")

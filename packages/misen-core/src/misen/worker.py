@@ -44,7 +44,15 @@ from misen.workspace import LockHolder, Workspace, hostname
 if TYPE_CHECKING:
     from misen.executor import Plan
 
-__all__ = ["call_task", "execute_payload", "make_payload", "run_unit", "scoped_environment", "thread_output"]
+__all__ = [
+    "call_task",
+    "execute_payload",
+    "make_payload",
+    "run_unit",
+    "scoped_environment",
+    "thread_output",
+    "yields_to",
+]
 
 #: Results of tasks that ran at least this many seconds are fsynced before they are published.
 DURABLE_AFTER = 1.0
@@ -325,8 +333,8 @@ def run_unit(
     A workspace that refuses a write outside the task (the lock or the log, on a full or read-only disk) fails the
     unit in one line too, instead of stopping the run.
 
-    Another run may hold the task's lock. If that run started *after* this one (``run_started``), or ``wait``
-    is set (``run --wait``), this unit waits for it and then uses its result (or computes the task itself if the
+    Another run may hold the task's lock. If that run started *after* this one (``run_started``; see
+    `yields_to`), or ``wait`` is set (``run --wait``), this unit waits for it and then uses its result (or computes the task itself if the
     holder failed); otherwise it fails at once naming the holder. A unit holds no lock while it waits, so runs
     never wait on each other in a circle. ``plan`` (an executor running units in this process passes it) supplies
     ``run_id``, ``executor``, ``run_started`` and ``wait``.
@@ -342,14 +350,21 @@ def run_unit(
             )
             if not isinstance(outcome, TaskLockedError):
                 return outcome
-            other = outcome.holder
-            later = isinstance(other, LockHolder) and run_started > 0 and other.run_started > run_started
-            if not (wait or later):
+            if not (wait or yields_to(outcome.holder, run_started, run_id)):
                 return UnitOutcome(status="failed", error=str(outcome), duration=time.time() - start, where=where)
             while workspace.lock_holder(unit.root.hash) is not None:
                 time.sleep(WAIT_POLL)
     except MisenError as exc:
         return UnitOutcome(status="failed", error=str(exc).splitlines()[0], duration=time.time() - start, where=where)
+
+
+def yields_to(holder: object, run_started: float, run_id: str) -> bool:
+    """Whether a unit of the run (``run_started``, ``run_id``) waits for the lock ``holder``'s run: the earlier of
+    two runs waits for the later one. Runs are ordered by start time, then by run id, so of two runs that started
+    at the same instant (the clock's resolution) exactly one waits, and no two runs wait for each other."""
+    if not isinstance(holder, LockHolder) or run_started <= 0 or holder.run_started <= 0:
+        return False
+    return (holder.run_started, holder.run) > (run_started, run_id)
 
 
 def _run_unit(
