@@ -24,6 +24,7 @@ import threading
 import time
 from typing import Any
 
+from misen_executor_local.binding import bind_unit
 from misen_executor_local.unit_process import HEADER, read_message, write_message
 
 __all__ = ["HEADER", "main", "read_message", "write_message"]
@@ -70,16 +71,8 @@ def main() -> None:
             request = read_message(requests)
             if request is None:
                 break
-            os.environ.update(request["env"])
-            with contextlib.suppress(AttributeError, OSError):
-                os.sched_setaffinity(0, request["cpus"])
-            assigned = AssignedResources(
-                cpus=tuple(request["cpus"]),
-                gpus=tuple(request["gpus"]),
-                gpu_runtime=request["gpu_runtime"],
-                memory=request["memory"],
-                node=request["node"],
-            )
+            assigned = bind_unit(request, AssignedResources)
+
             outcome = execute_payload(
                 request["payload"], where=request["where"], job_id=request["job_id"], capture="fd", assigned=assigned
             )

@@ -17,6 +17,7 @@ import signal
 import sys
 from typing import Any
 
+from misen_executor_local.binding import bind_unit
 from misen_executor_local.unit_process import HEADER, read_message, write_message
 
 __all__ = ["HEADER", "main", "read_message", "write_message"]
@@ -115,16 +116,7 @@ def _run_request(
     request: dict[str, Any], execute_payload: Any, assigned_type: Any, kill_descendants: Any, memory_limit: Any
 ) -> Any:
     """Run one unit of a batch with its binding; the outcome (a unit that fails outside its task fails alone)."""
-    os.environ.update(request["env"])
-    with contextlib.suppress(AttributeError, OSError):
-        os.sched_setaffinity(0, request["cpus"])
-    assigned = assigned_type(
-        cpus=tuple(request["cpus"]),
-        gpus=tuple(request["gpus"]),
-        gpu_runtime=request["gpu_runtime"],
-        memory=request["memory"],
-        node=request.get("node", ""),
-    )
+    assigned = bind_unit(request, assigned_type)
     try:
         with memory_limit(request.get("memory_limit")):
             return execute_payload(request["payload"], where=request["where"], capture="fd", assigned=assigned)

@@ -9,13 +9,16 @@ runtime's to its devices, the others to the empty string, so a task without GPUs
 
 from __future__ import annotations
 
+import contextlib
 import os
+from typing import Any
 
 from misen.conditions import THREAD_VARIABLES
 
 __all__ = [
     "DEVICE_VARIABLES",
     "THREAD_VARIABLES",
+    "bind_unit",
     "binding_variables",
     "format_indices",
     "usable_cpus",
@@ -78,3 +81,21 @@ def binding_variables(
         for name in names:
             env[name] = value
     return env
+
+
+def bind_unit(request: dict[str, Any], assigned_type: Any) -> Any:
+    """In a unit process, before a unit runs: apply the binding ``request`` (its variables and its CPU cores) and
+    return what the task sees as ``ASSIGNED_RESOURCES`` (an ``assigned_type``, `misen.resources.AssignedResources`).
+
+    ``request`` holds ``env``, ``cpus``, ``gpus``, ``gpu_runtime``, ``memory`` and optionally ``node``.
+    """
+    os.environ.update(request["env"])
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setaffinity(0, request["cpus"])
+    return assigned_type(
+        cpus=tuple(request["cpus"]),
+        gpus=tuple(request["gpus"]),
+        gpu_runtime=request["gpu_runtime"],
+        memory=request["memory"],
+        node=request.get("node", ""),
+    )
