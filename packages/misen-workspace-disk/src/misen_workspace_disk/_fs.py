@@ -141,15 +141,7 @@ def atomic_write_bytes(path: str, data: bytes, *, fsync: bool, action: str, mode
     except OSError as exc:
         raise storage_error(exc, path, action) from None
     try:
-        try:
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-            if fsync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
+        _write_all(fd, data, fsync=fsync)
         os.replace(tmp, path)
     except BaseException as exc:
         try:
@@ -159,6 +151,19 @@ def atomic_write_bytes(path: str, data: bytes, *, fsync: bool, action: str, mode
         if isinstance(exc, OSError):
             raise storage_error(exc, path, action) from None
         raise
+
+
+def _write_all(fd: int, data: bytes, *, fsync: bool) -> None:
+    """Write all of ``data`` to the open file ``fd`` (fsynced if asked), then close it."""
+    try:
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+        if fsync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def atomic_write_linked(paths: list[str], data: bytes, *, fsync: bool, action: str) -> None:
@@ -184,15 +189,7 @@ def atomic_write_linked(paths: list[str], data: bytes, *, fsync: bool, action: s
     except OSError as exc:
         raise storage_error(exc, last, action) from None
     try:
-        try:
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-            if fsync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
+        _write_all(fd, data, fsync=fsync)
         for path in paths[:-1]:
             if not _link(tmp, path):
                 atomic_write_bytes(path, data, fsync=fsync, action=action)
