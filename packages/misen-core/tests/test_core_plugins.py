@@ -122,3 +122,27 @@ def test_a_hasher_type_tag_keeps_identities_when_the_class_moves() -> None:
     # with a TYPE_TAG, the tag names the type, so the same value from a moved class keeps its identity
     assert hash_value(_Moved("a")) == hash_value(_MovedAgain("a"))
     assert hash_value(_Moved("a")) != hash_value(_Moved("b"))
+
+
+def test_task_result_computes_through_the_misen_compute_hook() -> None:
+    from misen import MemoryWorkspace, Task, meta, run
+    from misen.reporting import PlainReporter
+
+    @meta(id="HOOKCOMP01", cache=True)
+    def double(x: int) -> int:
+        return 2 * x
+
+    asked: list[list[str]] = []
+    mod = types.ModuleType("compute_plugin")
+
+    @hookimpl(tryfirst=True)
+    def misen_compute(tasks: object, workspace: object, session: object) -> object:
+        asked.append([t.name for t in tasks])  # type: ignore[attr-defined]
+        return run(list(tasks), executor="in-process", workspace=workspace, reporter=PlainReporter(verbose=False))  # type: ignore[arg-type, call-overload]
+
+    mod.misen_compute = misen_compute  # type: ignore[attr-defined]
+    start_session(mod)
+    ws = MemoryWorkspace()
+    assert Task(double, x=21).result(ws) == 42
+    assert len(asked) == 1 and asked[0][0].endswith("double")
+    assert Task(double, x=21).result(ws) == 42 and len(asked) == 1  # cached: the hook is not asked again
