@@ -76,22 +76,37 @@ def test_quick_results_are_flushed_by_sync_at_the_end_of_a_run(tmp_path: Path) -
     assert "task:True" in calls  # a result that took a while is durable before it is published
 
 
-def test_a_damaged_dependency_is_dropped_and_recomputed(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
-    from misen import InProcessExecutor, MemoryWorkspace, Task
+@pytest.mark.parametrize("kept", ["folder", "record"])
+def test_a_damaged_dependency_is_dropped_and_recomputed(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, kept: str
+) -> None:
+    from misen import InProcessExecutor, MemoryWorkspace, Task, inline
     from misen.runner import run
     from misen.testing import tasks as T
 
+    if kept == "folder":
+        monkeypatch.setattr(inline, "INLINE_MAX_BYTES", 0)  # the small value gets a folder of its own
     ws = MemoryWorkspace()
     marks = tmp_path / "marks"
     marks.mkdir()
     dep = Task(T.write_marker, directory=str(marks), name="dep", value=20)
     top = Task(T.add, a=dep.T, b=1)
     assert run(dep, executor=InProcessExecutor(), workspace=ws).ok
-    stored = ws.open_result(cache.result_hash(ws, dep) or "")
-    assert stored is not None
-    for f in stored.iterdir():
-        if f.name != "manifest.json":
-            f.write_bytes(b"garbage")
+    rh = cache.result_hash(ws, dep) or ""
+    stored = ws.open_result(rh)
+    if kept == "folder":
+        assert stored is not None
+        for f in stored.iterdir():
+            if f.name != "manifest.json":
+                f.write_bytes(b"garbage")
+    else:
+        # A small result is kept in the task's record: no folder, and its bytes damaged in every copy of it.
+        assert stored is None
+        for kind, key in (("task", dep.hash), ("result", rh)):
+            rec = ws.get_record(kind, key)
+            assert rec is not None and rec["inline"]["result_hash"] == rh
+            rec["inline"] = {**rec["inline"], "data": {"value.pkl": "gAVLFS4="}}  # pickle of 21, not 20
+            ws.put_record(kind, key, rec)
     capfd.readouterr()
     # The run finds the damage before it relies on the result: one line, and the dependency is computed again.
     report = run(top, executor=InProcessExecutor(), workspace=ws)

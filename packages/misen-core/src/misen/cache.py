@@ -12,7 +12,10 @@ Records (small JSON objects, by kind and key) that the policy keeps through ``ge
               stale.
 ``failure``   task hash → ``{"error", "log", "time", "status", "name"}``: why the last attempt failed.
 
-A task's ``resolved``, ``task`` and ``key`` records are written together as one object with the fields of the
+``result``    result hash → the record of a task whose result is small enough to be kept inside it (its
+              ``inline`` field, see `misen.inline`): how such a result is found by its hash alone.
+
+A task's ``resolved``, ``task`` and ``key`` records (and ``result``, for an inline result) are written together as one object with the fields of the
 three (`link`); records written by earlier versions hold only their own kind's fields, and both read the same.
 """
 
@@ -29,6 +32,8 @@ from misen.errors import (
     SerializerMissingError,
 )
 from misen.identity import at_default
+from misen.inline import RECORD_KIND as INLINE_KIND
+from misen.inline import inline_of, load_inline, pack, verify
 from misen.integrity import ResultDamagedError
 from misen.serializer import check_result, load_result, read_manifest, save_result
 from misen.taskmeta import signature_of
@@ -56,6 +61,9 @@ __all__ = [
     "status",
     "statuses",
     "store",
+    "store_small",
+    "stored",
+    "stored_many",
 ]
 
 
@@ -67,9 +75,33 @@ def result_hash(ws: Workspace, task: Task[Any]) -> str | None:
     if rec is None:
         return None
     rh = rec.get("result")
-    if isinstance(rh, str) and ws.has_result(rh):
+    if isinstance(rh, str) and stored(ws, rh, rec):
         return rh
     return None
+
+
+def stored(ws: Workspace, rh: str, record: dict[str, Any] | None = None) -> bool:
+    """Whether result ``rh`` is stored: inside ``record`` (a record that links it), as a folder, or inside the
+    record of another task that produced it (`misen.inline`). No bytes are read or checked."""
+    if inline_of(record, rh) is not None or ws.has_result(rh):
+        return True
+    return inline_of(ws.get_record(INLINE_KIND, rh), rh) is not None
+
+
+def _inline(ws: Workspace, rh: str) -> dict[str, Any] | None:
+    return inline_of(ws.get_record(INLINE_KIND, rh), rh)
+
+
+def stored_many(ws: Workspace, hashes: list[str], records: dict[str, dict[str, Any]] | None = None) -> set[str]:
+    """Which of ``hashes`` are stored (`stored` of many at once, through batched reads): ``records`` are records
+    already read whose inline results count."""
+    found = {rh for rec in (records or {}).values() if isinstance(rh := rec.get("result"), str) and inline_of(rec, rh)}
+    rest = sorted(set(hashes) - found)
+    found |= ws.has_results(rest)
+    rest = [rh for rh in rest if rh not in found]
+    if rest:
+        found |= {rh for rh, rec in ws.get_records(INLINE_KIND, rest).items() if inline_of(rec, rh) is not None}
+    return found
 
 
 def is_cached(ws: Workspace, task: Task[Any]) -> bool:
@@ -99,7 +131,7 @@ def files_present(ws: Workspace, rh: str) -> bool:
     no read of the data: what status displays afford for every task)."""
     path = ws.open_result(rh)
     if path is None:
-        return False
+        return _inline(ws, rh) is not None  # its bytes are in the record, checked on every load
     try:
         files = read_manifest(path)["files"]
         return all((path / rel).stat().st_size == info["size"] for rel, info in files.items())
@@ -132,11 +164,11 @@ def statuses(ws: Workspace, tasks: list[Task[Any]], *, check_files: bool = False
     unique = list({t.hash: t for t in tasks}.values())
     records = ws.get_records("task", [t.hash for t in unique if t.cacheable])
     linked = {t.hash: rec.get("result") for t in unique if (rec := records.get(t.hash)) is not None}
-    stored = ws.has_results(sorted({rh for rh in linked.values() if isinstance(rh, str)}))
+    present = stored_many(ws, sorted({rh for rh in linked.values() if isinstance(rh, str)}), records)
     rest = []
     for t in unique:
         rh = linked.get(t.hash)
-        if isinstance(rh, str) and rh in stored and (not check_files or files_present(ws, rh)):
+        if isinstance(rh, str) and rh in present and (not check_files or files_present(ws, rh)):
             out[t.hash] = "done"
         else:
             rest.append(t)
@@ -148,7 +180,7 @@ def statuses(ws: Workspace, tasks: list[Task[Any]], *, check_files: bool = False
         for t in maybe_stale
         if (rec := keys.get(t.key_hash)) is not None and rec.get("task") != t.hash and isinstance(rec.get("result"), str)
     }
-    kept = ws.has_results(sorted(set(earlier.values())))
+    kept = stored_many(ws, sorted(set(earlier.values())), keys)
     for t in rest:
         if t.hash in failures:
             out[t.hash] = "failed"
@@ -165,7 +197,7 @@ def stale_record(ws: Workspace, task: Task[Any]) -> dict[str, Any] | None:
     if rec is None or rec.get("task") == task.hash:
         return None
     result = rec.get("result")
-    if isinstance(result, str) and ws.has_result(result):
+    if isinstance(result, str) and stored(ws, result, rec):
         return rec
     return None
 
@@ -179,7 +211,10 @@ def load_hash(ws: Workspace, rh: str, *, serializer: Any = None) -> Any:
     for attempt in range(2):
         path = ws.open_result(rh)
         if path is None:
-            raise NotCachedError(f"result {rh} is not in workspace {ws.describe()}")
+            inline = _inline(ws, rh)
+            if inline is None:
+                raise NotCachedError(f"result {rh} is not in workspace {ws.describe()}")
+            return load_inline(inline, rh, serializer=serializer)
         try:
             return load_result(path, serializer=serializer)
         except SerializerMissingError:
@@ -211,6 +246,7 @@ def load(ws: Workspace, task: Task[Any]) -> Any:
         raise NotCachedError(f"{task!r} counts as not cached: {exc}") from None
     except ResultCorruptedError as exc:
         drop_result(ws, task)
+        ws.delete_record(INLINE_KIND, rh)  # a damaged inline copy must not be found by its hash again
         raise DamagedResultError(
             f"the stored result of {task!r} is damaged ({exc}); it was dropped and is recomputed on the next run"
         ) from None
@@ -221,7 +257,14 @@ def check_stored(ws: Workspace, rh: str, *, full: bool = False) -> str | None:
     ``full``), else a short description of the damage."""
     path = ws.open_result(rh)
     if path is None:
-        return "its files are missing"
+        inline = _inline(ws, rh)
+        if inline is None:
+            return "its files are missing"
+        try:
+            verify(inline, rh)
+        except ResultDamagedError as exc:
+            return exc.short
+        return None
     try:
         check_result(path, read_manifest(path), full=full)
     except ResultDamagedError as exc:
@@ -248,6 +291,16 @@ def store(ws: Workspace, value: Any, *, serializer: Any = None, durable: bool = 
     return rh
 
 
+def store_small(ws: Workspace, value: Any, *, serializer: Any = None, durable: bool = True) -> tuple[str, Any]:
+    """Store ``value`` for `link`: ``(result hash, inline)``, where ``inline`` is the `misen.inline` field to keep
+    in the task's record for a small result (nothing is written yet), or ``None`` for a result stored as a folder
+    now (`store`)."""
+    inline = pack(value, serializer)
+    if inline is not None:
+        return inline["result_hash"], inline
+    return store(ws, value, serializer=serializer, durable=durable), None
+
+
 def _param_names(task: Task[Any]) -> list[str]:
     try:
         return sorted(signature_of(task.fn).names)
@@ -265,12 +318,14 @@ def link(
     fingerprint: dict[str, Any] | None = None,
     durable: bool = True,
     extra: dict[str, Any] | None = None,
+    inline: dict[str, Any] | None = None,
 ) -> None:
     """Record ``result`` as the task's current result (and as the result of its resolved identity).
 
     The ``resolved`` (when ``provenance`` is given), ``task`` and ``key`` records are one object holding the
     fields of all three, written once through `Workspace.put_records` (a workspace may store it once and
-    reach it under the three names).
+    reach it under the three names). ``inline`` (from `store_small`): the result itself, kept in that record,
+    which is then also named ``("result", result)``.
     """
     now = time.time()
     record: dict[str, Any] = {
@@ -289,6 +344,9 @@ def link(
         names.insert(0, ("resolved", resolved))
     if extra:
         record.update(extra)
+    if inline is not None:
+        record["inline"] = inline
+        names.append((INLINE_KIND, result))
     ws.put_records(names, record, durable=durable)
     ws.delete_record("failure", task.hash)
 
@@ -300,7 +358,7 @@ def resolved_result(ws: Workspace, resolved: str) -> str | None:
         return None
     result = rec.get("result")
     # Reusing a result under a new identity is rare: worth checking every byte of it first.
-    if isinstance(result, str) and ws.has_result(result) and check_stored(ws, result, full=True) is None:
+    if isinstance(result, str) and stored(ws, result, rec) and check_stored(ws, result, full=True) is None:
         return result
     return None
 

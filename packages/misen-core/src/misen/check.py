@@ -15,6 +15,8 @@ from typing import Any
 import attrs
 
 from misen.errors import ResultCorruptedError
+from misen.inline import RECORD_KIND as INLINE_KIND
+from misen.inline import inline_of, size_of, verify
 from misen.integrity import ResultDamagedError
 from misen.serializer import check_result, read_manifest
 from misen.workspace import Workspace
@@ -57,16 +59,23 @@ class CheckReport:
         return not self.damaged and not self.dangling
 
 
-def _references(ws: Workspace) -> tuple[list[tuple[str, str, str]], dict[str, list[str]], dict[str, list[str]]]:
-    """Every ``(kind, key, result)`` reference, task names by result, and task hashes by result."""
+def _references(
+    ws: Workspace, inline: dict[tuple[str, str], dict[str, Any]]
+) -> tuple[list[tuple[str, str, str]], dict[str, list[str]], dict[str, list[str]]]:
+    """Every ``(kind, key, result)`` reference, task names by result, and task hashes by result; fills ``inline``
+    with the inline results (`misen.inline`) records carry, by ``(kind, key)``."""
     refs: list[tuple[str, str, str]] = []
     names: dict[str, list[str]] = {}
     holders: dict[str, list[str]] = {}
-    for kind in REFERRING_KINDS:
+    for kind in (*REFERRING_KINDS, INLINE_KIND):
         keys = list(ws.iter_records(kind))
         for key, rec in ws.get_records(kind, keys).items():
-            result = rec.get("result")
+            result = rec.get("result") if kind != INLINE_KIND else key
             if not isinstance(result, str):
+                continue
+            if "inline" in rec:
+                inline[(kind, key)] = rec["inline"]
+            if kind == INLINE_KIND:
                 continue
             refs.append((kind, key, result))
             if kind == "task":
@@ -105,10 +114,13 @@ def check_workspace(
         progress: Called with ``(index, result hash)`` before each result is read.
     """
     report = CheckReport()
-    refs, names, holders = _references(ws)
+    carried: dict[tuple[str, str], dict[str, Any]] = {}
+    refs, names, holders = _references(ws, carried)
+    folders = set()
     for i, result in enumerate(ws.iter_results()):
         if progress is not None:
             progress(i, result)
+        folders.add(result)
         size, damage = _check_one(ws, result)
         report.results += 1
         report.bytes += size
@@ -116,16 +128,33 @@ def check_workspace(
             continue
         damage.tasks = names.get(result, [])
         report.damaged.append(damage)
+    # Small results kept inside records: each copy checked (a record named by the result's hash, and the task
+    # records that carry the same bytes, which are separate objects on some workspaces).
+    inline_ok: set[str] = set()
+    inline_bad: set[str] = set()
+    for (kind, key), inline in carried.items():
+        result = key if kind == INLINE_KIND else str(inline.get("result_hash", ""))
+        try:
+            verify(inline, result)
+        except ResultDamagedError as exc:
+            if result not in inline_bad:
+                inline_bad.add(result)
+                report.damaged.append(Damage(result, exc.kind, exc.file, exc.detail, tasks=names.get(result, [])))
+            continue
+        if result not in inline_ok:
+            inline_ok.add(result)
+            report.results += 1
+            report.bytes += size_of(inline)
     doomed = {d.result for d in report.damaged}
     for kind, key, result in refs:
-        if result in doomed or not ws.has_result(result):
+        if result in doomed or (result not in folders and result not in inline_ok and not ws.has_result(result)):
             report.dangling.append((kind, key, result))
     if repair:
-        _repair(ws, report, holders)
+        _repair(ws, report, holders, {rh for rh in inline_bad | inline_ok if rh in doomed})
     return report
 
 
-def _repair(ws: Workspace, report: CheckReport, holders: dict[str, list[str]]) -> None:
+def _repair(ws: Workspace, report: CheckReport, holders: dict[str, list[str]], inline: set[str]) -> None:
     in_use = set()
     for damage in report.damaged:
         if any(ws.lock_holder(task) is not None for task in holders.get(damage.result, [])):
@@ -133,11 +162,23 @@ def _repair(ws: Workspace, report: CheckReport, holders: dict[str, list[str]]) -
             report.skipped_in_use.append(damage.result)
             continue
         ws.delete_result(damage.result)
+        if damage.result in inline:
+            ws.delete_record(INLINE_KIND, damage.result)
         damage.repaired = True
     for kind, key, result in report.dangling:
         if result in in_use:
             continue
         rec: dict[str, Any] | None = ws.get_record(kind, key)
         # A run may have stored the same result again since it was dropped: then the record is right.
+        # (A record carrying a sound copy of the result inline is right too.)
         if rec is not None and rec.get("result") == result and not ws.has_result(result):
-            ws.delete_record(kind, key)
+            if result in inline or inline_of(rec, result) is None or not _sound(rec["inline"], result):
+                ws.delete_record(kind, key)
+
+
+def _sound(inline: dict[str, Any], result: str) -> bool:
+    try:
+        verify(inline, result)
+    except ResultDamagedError:
+        return False
+    return True

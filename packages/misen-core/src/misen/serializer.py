@@ -79,6 +79,19 @@ class Serializer:
         """Read the value back from ``directory``. ``ctx.format_version`` is the version it was saved with."""
         raise NotImplementedError
 
+    def save_small(self, value: Any, limit: int) -> tuple[dict[str, Any], dict[str, bytes]] | None:
+        """Optional: what `save` would write, held in memory (``(metadata, {file name: bytes})``), when the files
+        add up to at most ``limit`` bytes; ``None`` when they are larger (or unsupported: the default).
+
+        A result given this way is stored inside its task's record instead of a folder of its own
+        (`misen.inline`), with the same manifest and result hash. Implement it together with `load_small`.
+        """
+        return None
+
+    def load_small(self, files: dict[str, bytes], meta: dict[str, Any], ctx: LoadContext) -> Any:
+        """Read back a value `save_small` gave, from its files' bytes (already checked against their checksums)."""
+        raise NotImplementedError
+
     def preview(self, value: Any) -> Any:
         """A short look at ``value`` for ``misen report``: a `misen.preview.Preview` (text, HTML or a picture).
 
@@ -308,8 +321,7 @@ def save_result(
         "meta": meta,
         "files": files,
     }
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
-    result_hash = hashlib.blake2b(canonical, digest_size=16).hexdigest()
+    result_hash = result_hash_of(body)
     manifest = {**body, "result_hash": result_hash}
     mpath = directory / MANIFEST
     with open(mpath, "w") as f:
@@ -318,6 +330,12 @@ def save_result(
             f.flush()
             os.fsync(f.fileno())
     return result_hash, manifest
+
+
+def result_hash_of(body: dict[str, Any]) -> str:
+    """The result hash of a manifest's body (the manifest without its ``result_hash`` field)."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.blake2b(canonical, digest_size=16).hexdigest()
 
 
 def _walk_files(directory: Path) -> list[tuple[str, int]]:
@@ -375,6 +393,18 @@ def serializer_name(ser: Any) -> str:
     return getattr(tp, "PLUGIN_NAME", "") or f"{tp.__module__}.{tp.__qualname__}"
 
 
+def loader_for(manifest: dict[str, Any], serializer: Any = None, *, mmap: bool = False) -> tuple[Serializer, LoadContext]:
+    """The serializer that reads a result with ``manifest`` (the task's own ``serializer`` when the manifest names
+    it, else the registered one) and its `LoadContext`; refuses a format newer than the installed serializer."""
+    if serializer is not None and serializer_name(serializer) == manifest["serializer"]:
+        ser = _as_instance(serializer)
+    else:
+        ser = serializer_named(manifest["serializer"])
+    ctx = LoadContext(manifest.get("version", 1), mmap)
+    _check_version(ser, ctx.format_version)
+    return ser, ctx
+
+
 def load_result(directory: Path, *, mmap: bool = True, verify: bool = True, serializer: Any = None) -> Any:
     """Load the value stored in ``directory`` (checked against its manifest first).
 
@@ -383,12 +413,7 @@ def load_result(directory: Path, *, mmap: bool = True, verify: bool = True, seri
     manifest = read_manifest(directory)
     if verify:
         check_result(directory, manifest)
-    if serializer is not None and serializer_name(serializer) == manifest["serializer"]:
-        ser = _as_instance(serializer)
-    else:
-        ser = serializer_named(manifest["serializer"])
-    ctx = LoadContext(manifest.get("version", 1), mmap)
-    _check_version(ser, ctx.format_version)
+    ser, ctx = loader_for(manifest, serializer, mmap=mmap)
     try:
         return ser.load(directory, manifest.get("meta", {}), ctx)
     except (MisenError, MemoryError):

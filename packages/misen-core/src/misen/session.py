@@ -92,10 +92,12 @@ class Session:
     def find_project_root(self, start: Path | None = None) -> Path | None:
         """The nearest directory at or above ``start`` (default: the current directory) holding ``.misen.toml``
         or ``pyproject.toml``; ``None`` when there is none."""
-        here = (start or self.cwd).resolve()
-        key = str(here)
+        here = start or self.cwd
+        if not here.is_absolute():
+            here = self.cwd / here
+        key = str(here)  # resolved only once per directory: resolving walks every component of the path
         if key not in self._roots:
-            self._roots[key] = search_project_root(here)
+            self._roots[key] = search_project_root(here.resolve())
         return self._roots[key]
 
     def project_root(self, start: Path | None = None) -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import fractions
+import io
 import pickle
 import re
 import shutil
@@ -68,6 +69,23 @@ def write_buffers(path: Path, buffers: list[memoryview], ctx: SaveContext) -> No
         record(path, total, digest.hexdigest())
 
 
+class _Overflow(Exception):
+    """A value's pickle outgrew the in-memory buffer of `Serializer.save_small`."""
+
+
+class _CappedBuffer(io.BytesIO):
+    """An in-memory file that refuses to grow past ``limit`` bytes (raises `_Overflow`)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def write(self, data: Any) -> int:
+        if self.tell() + memoryview(data).nbytes > self.limit:
+            raise _Overflow
+        return super().write(data)
+
+
 class _LeafError(Exception):
     """A leaf's own serializer failed: report it, never retry the whole container with dill."""
 
@@ -106,6 +124,8 @@ def _pickling_failure(exc: Exception) -> Exception:
     """``exc`` if it is a pickler's refusal (worth another try); raise it (or its cause) if it is not."""
     if isinstance(exc, _LeafError):
         raise exc.__cause__ or exc from None
+    if isinstance(exc, _Overflow):
+        raise exc
     if isinstance(exc, UnstorableValueError) or (isinstance(exc, OSError) and exc.errno is not None):
         raise exc
     return exc
@@ -141,6 +161,17 @@ class PickleSerializer(Serializer):
         with open(directory / "value.pkl", "rb") as f:
             return _loader(meta.get("engine", "pickle"))(f).load()
 
+    def save_small(self, value: Any, limit: int) -> tuple[dict[str, Any], dict[str, bytes]] | None:
+        buf = _CappedBuffer(limit)
+        try:
+            engine = _dump(value, buf)
+        except _Overflow:
+            return None
+        return {"engine": engine}, {"value.pkl": buf.getvalue()}
+
+    def load_small(self, files: dict[str, bytes], meta: dict[str, Any], ctx: LoadContext) -> Any:
+        return _loader(meta.get("engine", "pickle"))(io.BytesIO(files["value.pkl"])).load()
+
 
 class BytesSerializer(Serializer):
     """``bytes`` and ``bytearray`` as one raw file, written and read with single large system calls."""
@@ -170,6 +201,15 @@ class BytesSerializer(Serializer):
                 return buf
             return f.read()  # FileIO.readall sizes its buffer from fstat: one allocation, no copy
 
+    def save_small(self, value: Any, limit: int) -> tuple[dict[str, Any], dict[str, bytes]] | None:
+        if len(value) > limit:
+            return None
+        return {"type": type(value).__name__}, {"value.bin": bytes(value)}
+
+    def load_small(self, files: dict[str, bytes], meta: dict[str, Any], ctx: LoadContext) -> Any:
+        data = files["value.bin"]
+        return bytearray(data) if meta.get("type") == "bytearray" else data
+
 
 class StrSerializer(Serializer):
     """``str`` as a UTF-8 text file (lone surrogates kept)."""
@@ -189,6 +229,15 @@ class StrSerializer(Serializer):
 
     def load(self, directory: Path, meta: dict[str, Any], ctx: LoadContext) -> Any:
         return (directory / "value.txt").read_bytes().decode("utf-8", "surrogatepass")
+
+    def save_small(self, value: Any, limit: int) -> tuple[dict[str, Any], dict[str, bytes]] | None:
+        if len(value) > limit:  # characters: at least as many bytes
+            return None
+        data = value.encode("utf-8", "surrogatepass")
+        return ({}, {"value.txt": data}) if len(data) <= limit else None
+
+    def load_small(self, files: dict[str, bytes], meta: dict[str, Any], ctx: LoadContext) -> Any:
+        return files["value.txt"].decode("utf-8", "surrogatepass")
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -475,7 +475,7 @@ def _run_tasks(
                 # A result that took a while to compute is made durable before it is published; a quick one is
                 # flushed by the workspace's sync at the end of the run (losing it costs little to recompute).
                 durable = duration >= DURABLE_AFTER
-                result = cache.store(ws, value, serializer=root.meta.serializer, durable=durable)
+                result, inline = cache.store_small(ws, value, serializer=root.meta.serializer, durable=durable)
                 prov = _provenance(
                     start=start,
                     duration=duration,
@@ -496,6 +496,7 @@ def _run_tasks(
                     provenance=prov,
                     fingerprint=_fingerprint_dict(root),
                     durable=durable,
+                    inline=inline,
                 )
                 keep_code_text(ws, root)  # the readable code behind the fingerprint, for `why` and reports
             print(f"[misen] done in {duration:.2f}s", file=log)

@@ -15,7 +15,10 @@ from collections.abc import Iterable
 from typing import Any
 
 import attrs
+from misen.cache import stored as stored_inline
 from misen.errors import MisenError
+from misen.inline import RECORD_KIND as INLINE_KIND
+from misen.inline import inline_of, size_of
 
 from misen_workspace_disk._fs import tree_size
 from misen_workspace_disk._locks import remove_idle_lock
@@ -73,6 +76,8 @@ class GcPlan:
     locks: list[str] = attrs.field(factory=list)
     tmp: list[tuple[str, int]] = attrs.field(factory=list)
     kept_in_use: int = 0
+    #: Results among ``results`` kept inside records (removed by removing ``records``).
+    inline: set[str] = attrs.field(factory=set)
 
     @property
     def bytes(self) -> int:
@@ -80,18 +85,27 @@ class GcPlan:
 
 
 def _references(
-    ws: DiskWorkspace,
+    ws: DiskWorkspace, inline: dict[str, int] | None = None
 ) -> tuple[dict[str, set[str]], dict[str, list[str]], list[tuple[str, str, str]]]:
-    """``(result -> referring task hashes, result -> task names, [(kind, key, result)])`` from every record."""
+    """``(result -> referring task hashes, result -> task names, [(kind, key, result)])`` from every record;
+    ``inline`` receives the small results kept inside records (`misen.inline`) with their sizes."""
     tasks_of: dict[str, set[str]] = {}
     names: dict[str, list[str]] = {}
     refs: list[tuple[str, str, str]] = []
+    if inline is not None:
+        keys = list(ws.iter_records(INLINE_KIND))
+        for key, rec in ws.get_records(INLINE_KIND, keys).items():
+            found = inline_of(rec, key)
+            if found is not None:
+                inline[key] = size_of(found)
     for kind in REFERRING_KINDS:
         keys = list(ws.iter_records(kind))
         for key, rec in ws.get_records(kind, keys).items():
             result = rec.get("result")
             if not isinstance(result, str):
                 continue
+            if inline is not None and (found := inline_of(rec, result)) is not None:
+                inline.setdefault(result, size_of(found))
             refs.append((kind, key, result))
             if kind == "task":
                 tasks_of.setdefault(result, set()).add(key)
@@ -112,7 +126,8 @@ def plan_gc(ws: DiskWorkspace, *, keep: set[str] | None = None, min_age: float =
             would find), and removes only results nothing refers to.
         min_age: Results newer than this many seconds are kept (a run may be about to record them).
     """
-    tasks_of, names, refs = _references(ws)
+    inline: dict[str, int] = {}
+    tasks_of, names, refs = _references(ws, inline)
     if keep is None:
         keep = {result for kind, _, result in refs if kind in ("task", "key")}
     plan = GcPlan()
@@ -129,9 +144,19 @@ def plan_gc(ws: DiskWorkspace, *, keep: set[str] | None = None, min_age: float =
             plan.kept_in_use += 1
             continue
         plan.results.append((result, tree_size(path)[0], sorted(set(names.get(result, ())))))
+    # Small results kept in records: "removing" one removes the records that hold it.
+    for result, size in inline.items():
+        if result in keep:
+            continue
+        if any(ws.lock_holder(t) is not None for t in tasks_of.get(result, ())):
+            plan.kept_in_use += 1
+            continue
+        plan.results.append((result, size, sorted(set(names.get(result, ())))))
+        plan.inline.add(result)
+        plan.records.append((INLINE_KIND, result))
     doomed = {r for r, _, _ in plan.results}
     for kind, key, result in refs:
-        if result in doomed or not ws.has_result(result):
+        if result in doomed or not (ws.has_result(result) or result in inline):
             plan.records.append((kind, key))
     for dirpath, _, files in os.walk(os.path.join(ws.root, "locks")):
         for name in files:
@@ -145,12 +170,16 @@ def apply_gc(ws: DiskWorkspace, plan: GcPlan) -> int:
     """Carry out ``plan``; returns the bytes freed. Locks and results found in use meanwhile are left alone."""
     freed = 0
     for result, size, _ in plan.results:
-        ws.delete_result(result)
+        if result not in plan.inline:
+            ws.delete_result(result)
         freed += size
     for kind, key in plan.records:
         rec = ws.get_record(kind, key)
+        if rec is None:
+            continue
+        result = key if kind == INLINE_KIND else str(rec.get("result", ""))
         # A run may have stored the same result again since the plan was made.
-        if rec is not None and not ws.has_result(str(rec.get("result", ""))):
+        if result in plan.inline or not (ws.has_result(result) or stored_inline(ws, result, rec)):
             ws.delete_record(kind, key)
     for path in plan.locks:
         remove_idle_lock(path)

@@ -18,6 +18,7 @@ import attrs
 from misen import cache
 from misen.code_text import code_changes
 from misen.errors import NotCachedError
+from misen.inline import inline_of, load_inline, size_of
 from misen.labels import task_labels
 from misen.report._files import read_log, result_size
 from misen.report._runs import earlier_versions, failure_bar, ordered_runs, placement, worker_of
@@ -73,6 +74,8 @@ def task_states(
             rec = records.get(task.hash) if records is not None else None
             result = rec.get("result") if rec is not None else None
             directory = ws.open_result(result) if isinstance(result, str) else None
+            if directory is None and isinstance(result, str):
+                directory = inline_of(rec, result)  # a small result kept in the record (misen.inline)
             if directory is not None and opened is not None:
                 opened[task.hash] = directory
             state = "done" if directory is not None else cache.status(ws, task)
@@ -183,7 +186,7 @@ def collect(
             entry["computed"] = prov.get("end") or (
                 prov["start"] + prov.get("duration", 0) if "start" in prov else rec.get("time")
             )
-            entry["size"] = result_size(where)
+            entry["size"] = size_of(where) if isinstance(where, dict) else result_size(where)
             if rec.get("accepted_from"):
                 entry["accepted"] = True
         if prov:
@@ -214,7 +217,10 @@ def collect(
             try:
                 if where is None:
                     raise NotCachedError("the result is not in the workspace")
-                value = load_result(where, serializer=task.meta.serializer)  # checked against its manifest
+                if isinstance(where, dict):
+                    value = load_inline(where, where["result_hash"], serializer=task.meta.serializer)
+                else:
+                    value = load_result(where, serializer=task.meta.serializer)  # checked against its manifest
             except Exception as exc:
                 entry["preview"] = {"kind": "text", "data": f"cannot load the result: {exc}"}
             else:
