@@ -154,3 +154,20 @@ def test_gc_keeps_referenced_inline_results_and_removes_unreachable_ones(workspa
     assert cache.status(workspace, kept) == "done" and kept.result(workspace) == 3
     assert cache.status(workspace, dropped) == "pending"
     assert workspace.get_record("result", gone or "") is None
+
+
+def test_a_subclass_that_saves_otherwise_keeps_folders() -> None:
+    from misen.stdlib import PickleSerializer
+
+    class Upper(PickleSerializer):  # its own format, but pickle's save_small inherited
+        PLUGIN_NAME = "test.upper"
+
+        def save(self, value, directory, ctx):  # type: ignore[no-untyped-def]
+            (directory / "value.txt").write_text(str(value).upper())
+            return {}
+
+        def load(self, directory, meta, ctx):  # type: ignore[no-untyped-def]
+            return (directory / "value.txt").read_text()
+
+    assert inline.pack("abc", Upper()) is None
+    assert inline.pack("abc", PickleSerializer()) is not None

@@ -44,10 +44,29 @@ def _digest(data: bytes) -> str:
     return str(h.hexdigest())
 
 
+_OWN_SMALL: dict[type, bool] = {}
+
+
+def _offers_small(tp: type) -> bool:
+    """Whether ``tp``'s `save_small`/`load_small` belong to its `save`/`load`: a subclass that changes how values
+    are saved, but inherits another format's `save_small`, keeps folders."""
+    known = _OWN_SMALL.get(tp)
+    if known is None:
+
+        def owner(name: str) -> type:
+            return next(c for c in tp.__mro__ if name in c.__dict__)
+
+        known = issubclass(owner("save_small"), owner("save")) and issubclass(owner("load_small"), owner("load"))
+        _OWN_SMALL[tp] = known
+    return known
+
+
 def pack(value: Any, serializer: Any = None) -> dict[str, Any] | None:
     """The ``inline`` field for ``value``, or ``None`` when it goes to a folder (too large, or a serializer that
     cannot save in memory)."""
     ser = _as_instance(serializer) if serializer is not None else serializer_for(value)
+    if not _offers_small(type(ser)):
+        return None
     small = ser.save_small(value, INLINE_MAX_BYTES)
     if small is None:
         return None

@@ -251,6 +251,23 @@ class SerializerContract:
         assert manifest["version"] == serializer.FORMAT_VERSION
         assert manifest["files"], "a serializer must write at least one file"
 
+    def test_small_results_match_the_folder(self, serializer: Serializer, values: list[Any], tmp_path: Path) -> None:
+        """Where the serializer gives small results in memory (`Serializer.save_small`), they are the files
+        `save` writes, under the same result hash, and `load_small` reads them back."""
+        from misen.inline import INLINE_MAX_BYTES, load_inline, pack
+
+        packs = [(i, value, pack(value, serializer)) for i, value in enumerate(values)]
+        if all(packed is None for _, _, packed in packs):
+            pytest.skip("no sample value is kept inside the record: every result gets its folder")
+        for i, value, packed in packs:
+            if packed is None:
+                continue
+            assert sum(info["size"] for info in packed["manifest"]["files"].values()) <= INLINE_MAX_BYTES
+            rh, manifest = save_result(value, tmp_path / f"s{i}", serializer)
+            assert packed["result_hash"] == rh, "save_small must give exactly the files save writes"
+            assert packed["manifest"] == manifest
+            self.assert_equal(load_inline(packed, rh, serializer=serializer), value)
+
     def test_newer_format_is_refused(self, serializer: Serializer, values: list[Any], tmp_path: Path) -> None:
         import json
 
