@@ -45,10 +45,12 @@ if TYPE_CHECKING:
 __all__ = [
     "carry_over",
     "check_stored",
+    "current",
     "done",
     "drop_result",
     "failure",
     "files_present",
+    "inline_of",
     "is_cached",
     "link",
     "load",
@@ -71,12 +73,21 @@ def result_hash(ws: Workspace, task: Task[Any]) -> str | None:
     """The hash of the task's current result, or ``None`` if it is not cached (or not cacheable)."""
     if not task.cacheable:
         return None
+    found = current(ws, task)
+    return found[0] if found is not None else None
+
+
+def current(ws: Workspace, task: Task[Any]) -> tuple[str, dict[str, Any]] | None:
+    """``(result hash, task record)`` of the task's current result (the record may hold the result itself,
+    `misen.inline`), or ``None`` if it is not cached (or not cacheable)."""
+    if not task.cacheable:
+        return None
     rec = ws.get_record("task", task.hash)
     if rec is None:
         return None
     rh = rec.get("result")
     if isinstance(rh, str) and stored(ws, rh, rec):
-        return rh
+        return rh, rec
     return None
 
 
@@ -205,9 +216,12 @@ def stale_record(ws: Workspace, task: Task[Any]) -> dict[str, Any] | None:
 # --- loading and storing ------------------------------------------------------------------------------------------
 
 
-def load_hash(ws: Workspace, rh: str, *, serializer: Any = None) -> Any:
+def load_hash(ws: Workspace, rh: str, *, serializer: Any = None, inline: dict[str, Any] | None = None) -> Any:
     """The value of stored result ``rh``; `ResultCorruptedError` naming the damage if it fails its checks or its
-    loader fails (a workspace with local copies of remote results gets one more try from the source)."""
+    loader fails (a workspace with local copies of remote results gets one more try from the source).
+    ``inline``: the result itself, from a record already read (`misen.inline`)."""
+    if inline is not None:
+        return load_inline(inline, rh, serializer=serializer)
     for attempt in range(2):
         path = ws.open_result(rh)
         if path is None:
@@ -237,27 +251,34 @@ def load_hash(ws: Workspace, rh: str, *, serializer: Any = None) -> Any:
 def load(ws: Workspace, task: Task[Any]) -> Any:
     """The task's cached result. `NotCachedError` if there is none; a damaged one is dropped (so the next run
     recomputes it) and reported as `ResultCorruptedError` naming the damage."""
-    rh = result_hash(ws, task)
-    if rh is None:
+    found = current(ws, task)
+    if found is None:
         raise NotCachedError(f"{task!r} has no cached result in workspace {ws.describe()}")
+    rh, rec = found
     try:
+        inline = inline_of(rec, rh)
+        if inline is not None:
+            return load_inline(inline, rh, serializer=task.meta.serializer)
         return load_hash(ws, rh, serializer=task.meta.serializer)
     except SerializerMissingError as exc:
         raise NotCachedError(f"{task!r} counts as not cached: {exc}") from None
     except ResultCorruptedError as exc:
         drop_result(ws, task)
-        ws.delete_record(INLINE_KIND, rh)  # a damaged inline copy must not be found by its hash again
         raise DamagedResultError(
             f"the stored result of {task!r} is damaged ({exc}); it was dropped and is recomputed on the next run"
         ) from None
 
 
-def check_stored(ws: Workspace, rh: str, *, full: bool = False) -> str | None:
+def check_stored(
+    ws: Workspace, rh: str, *, full: bool = False, record: dict[str, Any] | None = None
+) -> str | None:
     """``None`` if result ``rh`` is stored and its files match its manifest (sizes; every checksum with
-    ``full``), else a short description of the damage."""
-    path = ws.open_result(rh)
+    ``full``), else a short description of the damage. ``record``: a record already read that may hold the
+    result itself (then that copy is the one checked, in full: it is small)."""
+    inline = inline_of(record, rh)
+    path = ws.open_result(rh) if inline is None else None
     if path is None:
-        inline = _inline(ws, rh)
+        inline = inline or _inline(ws, rh)
         if inline is None:
             return "its files are missing"
         try:
@@ -275,8 +296,16 @@ def check_stored(ws: Workspace, rh: str, *, full: bool = False) -> str | None:
 
 
 def drop_result(ws: Workspace, task: Task[Any]) -> None:
-    """Forget the task's current result (its record), so the next run computes it again."""
+    """Forget the task's current result (its record), so the next run computes it again. A damaged result kept
+    in the record (`misen.inline`) is no longer found by its hash either, unless another record holds a sound
+    copy under that name."""
+    rec = ws.get_record("task", task.hash)
     ws.delete_record("task", task.hash)
+    rh = rec.get("result") if rec is not None else None
+    if isinstance(rh, str) and inline_of(rec, rh) is not None:
+        named = _inline(ws, rh)
+        if named is not None and check_stored(ws, rh, record={"inline": named}) is not None:
+            ws.delete_record(INLINE_KIND, rh)
 
 
 def store(ws: Workspace, value: Any, *, serializer: Any = None, durable: bool = True) -> str:

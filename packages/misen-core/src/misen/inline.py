@@ -17,6 +17,7 @@ folder: a damaged record is reported as `misen.integrity.ResultDamagedError` and
 from __future__ import annotations
 
 import binascii
+import functools
 from typing import Any
 
 from misen.errors import MisenError
@@ -44,21 +45,15 @@ def _digest(data: bytes) -> str:
     return str(h.hexdigest())
 
 
-_OWN_SMALL: dict[type, bool] = {}
-
-
+@functools.cache
 def _offers_small(tp: type) -> bool:
     """Whether ``tp``'s `save_small`/`load_small` belong to its `save`/`load`: a subclass that changes how values
     are saved, but inherits another format's `save_small`, keeps folders."""
-    known = _OWN_SMALL.get(tp)
-    if known is None:
 
-        def owner(name: str) -> type:
-            return next(c for c in tp.__mro__ if name in c.__dict__)
+    def owner(name: str) -> type:
+        return next(c for c in tp.__mro__ if name in c.__dict__)
 
-        known = issubclass(owner("save_small"), owner("save")) and issubclass(owner("load_small"), owner("load"))
-        _OWN_SMALL[tp] = known
-    return known
+    return issubclass(owner("save_small"), owner("save")) and issubclass(owner("load_small"), owner("load"))
 
 
 def pack(value: Any, serializer: Any = None) -> dict[str, Any] | None:

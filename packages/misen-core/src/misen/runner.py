@@ -98,10 +98,10 @@ def _roots(tasks: Task[Any] | Iterable[Task[Any]]) -> list[Task[Any]]:
     return roots
 
 
-def _heal(task: Task[Any], ws: Workspace, rh: str, notes: list[str]) -> bool:
+def _heal(task: Task[Any], ws: Workspace, rh: str, notes: list[str], record: dict[str, Any] | None = None) -> bool:
     """Whether the cached result ``rh`` of ``task`` still has all its files; if not, drop it (it is recomputed)
-    and say so in ``notes``."""
-    damage = cache.check_stored(ws, rh)
+    and say so in ``notes``. ``record``: the task's record, which may hold the result itself."""
+    damage = cache.check_stored(ws, rh, record=record)
     if damage is None:
         return True
     cache.drop_result(ws, task)
@@ -135,10 +135,10 @@ def build_plan(
         if c is None:
             c = False
             if t.cacheable and t._id_bytes not in forced:
-                rh = cache.result_hash(workspace, t)
-                if rh is None and cache.carry_over(workspace, t):
-                    rh = cache.result_hash(workspace, t)
-                c = rh is not None and _heal(t, workspace, rh, notes)
+                found = cache.current(workspace, t)
+                if found is None and cache.carry_over(workspace, t):
+                    found = cache.current(workspace, t)
+                c = found is not None and _heal(t, workspace, found[0], notes, found[1])
             cached[t._id_bytes] = c
         return c
 

@@ -413,11 +413,15 @@ def _run_tasks(
     # 1. Result hashes of dependencies computed elsewhere (cached tasks), then resolved hashes of our tasks.
     hashes: dict[bytes, str] = {}
     external: dict[bytes, Task[Any]] = {}
+    carried: dict[bytes, dict[str, Any]] = {}
     for task in unit.tasks:
         for dep in task.dependencies:
             if dep._id_bytes in in_unit or dep._id_bytes in hashes:
                 continue
-            rh = cache.result_hash(ws, dep)
+            found = cache.current(ws, dep)
+            rh = found[0] if found is not None else None
+            if found is not None and (inline := cache.inline_of(found[1], found[0])) is not None:
+                carried[dep._id_bytes] = inline  # the dependency's small result, read with its record
             if rh is None:
                 error = f"dependency {dep!r} has no result in the workspace"
                 _record(ws, root, "skipped", error, None)
@@ -434,7 +438,11 @@ def _run_tasks(
     if root.cacheable:
         existing = cache.resolved_result(ws, root_resolved)
         if existing is not None:
-            cache.link(ws, root, resolved=root_resolved, result=existing, fingerprint=_fingerprint_dict(root))
+            # a small result travels in the new record too (found there without a lookup by its hash)
+            carry = cache.inline_of(ws.get_record("resolved", root_resolved), existing)
+            cache.link(
+                ws, root, resolved=root_resolved, result=existing, fingerprint=_fingerprint_dict(root), inline=carry
+            )
             return UnitOutcome(status="cached", duration=time.time() - start, where=where)
     # 3. Run.
     attempt = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -447,7 +455,9 @@ def _run_tasks(
             log.flush()
             for key, dep in external.items():
                 try:
-                    values[key] = cache.load_hash(ws, hashes[key], serializer=dep.meta.serializer)
+                    values[key] = cache.load_hash(
+                        ws, hashes[key], serializer=dep.meta.serializer, inline=carried.get(key)
+                    )
                 except ResultCorruptedError as exc:
                     # Forget the damaged result so the next run recomputes the dependency instead of failing again.
                     cache.drop_result(ws, dep)

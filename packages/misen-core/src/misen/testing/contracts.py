@@ -13,6 +13,7 @@ from misen import cache
 from misen._builtin.memory import MemoryWorkspace
 from misen.errors import NotCachedError, ResultCorruptedError, TaskLockedError
 from misen.executor import Executor
+from misen.inline import INLINE_MAX_BYTES, load_inline, pack
 from misen.reporting import PlainReporter
 from misen.runner import run
 from misen.serializer import Serializer, load_result, read_manifest, save_result, serializer_for
@@ -254,8 +255,6 @@ class SerializerContract:
     def test_small_results_match_the_folder(self, serializer: Serializer, values: list[Any], tmp_path: Path) -> None:
         """Where the serializer gives small results in memory (`Serializer.save_small`), they are the files
         `save` writes, under the same result hash, and `load_small` reads them back."""
-        from misen.inline import INLINE_MAX_BYTES, load_inline, pack
-
         packs = [(i, value, pack(value, serializer)) for i, value in enumerate(values)]
         if all(packed is None for _, _, packed in packs):
             pytest.skip("no sample value is kept inside the record: every result gets its folder")
