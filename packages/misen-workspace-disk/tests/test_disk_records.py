@@ -47,7 +47,8 @@ def test_put_records_writes_one_file_under_every_name(workspace: DiskWorkspace) 
     workspace.put_records(names, {"task": "bb01", "result": "r1", "resolved": "aa01"})
     for kind, key in names:
         assert workspace.get_record(kind, key) == {"task": "bb01", "result": "r1", "resolved": "aa01"}
-    paths = [root / kind / key[:2] / f"{key}.json" for kind, key in names]
+    # the task record in two-character shards, its other names in one-character shards
+    paths = [root / kind / key[: 2 if kind == "task" else 1] / f"{key}.json" for kind, key in names]
     assert len({p.stat().st_ino for p in paths}) == 1  # one file, three names
     assert all(sorted(os.listdir(p.parent)) == [p.name] for p in paths)  # no temporary file left
     # The names stay independent: replacing or deleting one leaves the others as they were.
@@ -56,6 +57,26 @@ def test_put_records_writes_one_file_under_every_name(workspace: DiskWorkspace) 
     assert workspace.get_record("task", "bb01") == {"task": "bb01", "result": "r1", "resolved": "aa01"}
     assert workspace.get_record("key", "cc01") == {"task": "newer", "result": "r2"}
     assert workspace.get_record("resolved", "aa01") is None
+
+
+def test_names_written_by_an_earlier_version_under_wide_shards_are_read_replaced_and_deleted(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    # An earlier version kept key and resolved records under two-character shards.
+    for kind, key, value in (("key", "cc01", {"task": "old", "result": "r0"}), ("resolved", "aa01", {"result": "r0"})):
+        wide = root / "records" / kind / key[:2]
+        wide.mkdir(parents=True)
+        (wide / f"{key}.json").write_text(json.dumps(value))
+    ws = DiskWorkspace(DiskWorkspaceSettings(directory=str(root)))
+    assert ws.get_record("key", "cc01") == {"task": "old", "result": "r0"}
+    assert ws.get_records("resolved", ["aa01", "aa02"]) == {"aa01": {"result": "r0"}}
+    assert sorted(ws.iter_records("key")) == ["cc01"]
+    ws.put_records([("task", "bb01"), ("key", "cc01")], {"task": "bb01", "result": "r1"})
+    assert ws.get_record("key", "cc01") == {"task": "bb01", "result": "r1"}
+    assert not (root / "records" / "key" / "cc" / "cc01.json").exists()  # the older copy is never read back
+    assert (root / "records" / "key" / "c" / "cc01.json").exists()
+    assert sorted(ws.iter_records("key")) == ["cc01"]
+    ws.delete_record("resolved", "aa01")
+    assert ws.get_record("resolved", "aa01") is None and list(ws.iter_records("resolved")) == []
 
 
 @pytest.mark.parametrize("bad", ["../x", "a/b", "", ".hidden", "x" * 300, "a\x00b"])

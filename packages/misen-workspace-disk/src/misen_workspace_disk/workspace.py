@@ -112,12 +112,24 @@ class DiskWorkspaceSettings(WorkspaceSettings):
     )
 
 
+#: Record kinds that are further names of a task's record (`misen.cache.link` writes them as hard links of one
+#: file): one-character shards. A fresh workspace then makes 16 folders for each instead of 256, and on a typical
+#: disk a folder costs as much as several small files. Workspaces written before keep their two-character shards
+#: of these kinds, which are still read (and replaced by the narrow name when rewritten).
+NARROW_KINDS = frozenset({"key", "resolved", "result"})
+
+
+def _shard_width(kind: str) -> int:
+    return 1 if kind in NARROW_KINDS else 2
+
+
 class DiskWorkspace(Workspace):
     """A workspace in a directory. Everything is a plain file; nothing needs a server.
 
     Layout under ``directory``::
 
-        records/<kind>/<key[:2]>/<key>.json     records (task, resolved, key, failure, ...): small JSON files
+        records/<kind>/<key[:2]>/<key>.json     records (task, failure, ...): small JSON files; the other names
+                                                of a task's record (key, resolved, result) shard by key[:1]
         results/<hash[:2]>/<hash>/              results: a directory with manifest.json, content addressed
         tmp/                                    staging and non-persistent scratch (same file system: rename)
         locks/<key[:2]>/<key>.lock              flock of a running task; its content names the holder
@@ -146,6 +158,7 @@ class DiskWorkspace(Workspace):
         self._logs = self.root + "/logs"
         self._swept = False
         self._made: set[str] = set()  # directories known to exist (saves a mkdir per write)
+        self._wide: dict[str, bool] = {}  # per narrow kind: whether two-character shards of it exist
 
     def describe(self) -> str:
         return f"disk ({self.root})"
@@ -163,21 +176,36 @@ class DiskWorkspace(Workspace):
     def _record_path(self, kind: str, key: str) -> str:
         check_name(kind, "record kind")
         check_name(key, "record key")
-        return f"{self._records}/{kind}/{key[:2]}/{key}.json"
+        return f"{self._records}/{kind}/{key[: _shard_width(kind)]}/{key}.json"
+
+    def _wide_path(self, kind: str, key: str) -> str | None:
+        """Where a workspace written before narrow shards keeps this record (``None``: nowhere else)."""
+        if kind not in NARROW_KINDS:
+            return None
+        if kind not in self._wide:
+            # Read once per kind: whether this workspace has two-character shards of it (an earlier version).
+            self._wide[kind] = any(len(os.path.basename(p)) == 2 for p in subdirs(f"{self._records}/{kind}"))
+        return f"{self._records}/{kind}/{key[:2]}/{key}.json" if self._wide[kind] else None
 
     def get_record(self, kind: str, key: str) -> dict[str, Any] | None:
-        return read_json(self._record_path(kind, key))
+        found = read_json(self._record_path(kind, key))
+        if found is None and (wide := self._wide_path(kind, key)) is not None:
+            found = read_json(wide)
+        return found
 
     def get_records(self, kind: str, keys: list[str]) -> dict[str, dict[str, Any]]:
         check_name(kind, "record kind")
         base = f"{self._records}/{kind}/"
+        width = _shard_width(kind)
         out: dict[str, dict[str, Any]] = {}
         loads = _json_loads
         for key in keys:
             check_name(key, "record key")
-            path = f"{base}{key[:2]}/{key}.json"
+            path = f"{base}{key[:width]}/{key}.json"
             try:
                 data = read_bytes(path)
+                if data is None and (wide := self._wide_path(kind, key)) is not None:
+                    data = read_bytes(wide)
             except OSError as exc:
                 raise storage_error(exc, path, "read the record") from None
             if data is None:
@@ -195,6 +223,7 @@ class DiskWorkspace(Workspace):
         atomic_write_bytes(
             path, dump_json(value), fsync=self.settings.fsync and durable, action=f"write the {kind} record"
         )
+        self._drop_wide([(kind, key)])
 
     def put_records(self, names: list[tuple[str, str]], value: dict[str, Any], *, durable: bool = True) -> None:
         """One file for every name: written once, then hard-linked under the other names (one creation and a
@@ -205,6 +234,16 @@ class DiskWorkspace(Workspace):
         atomic_write_linked(
             paths, dump_json(value), fsync=self.settings.fsync and durable, action=f"write the {names[-1][0]} record"
         )
+        self._drop_wide(names)
+
+    def _drop_wide(self, names: list[tuple[str, str]]) -> None:
+        """Remove what an earlier version wrote under the two-character shard of a name just written (so an older
+        copy is never read back); nothing to do in workspaces that have none."""
+        for kind, key in names:
+            wide = self._wide_path(kind, key)
+            if wide is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(wide)
 
     def sync(self) -> None:
         """Flush what was written without fsync (results of quick tasks) to stable storage."""
@@ -213,18 +252,23 @@ class DiskWorkspace(Workspace):
 
     def delete_record(self, kind: str, key: str) -> None:
         path = self._record_path(kind, key)
-        try:
-            os.unlink(path)
-        except (FileNotFoundError, NotADirectoryError):
-            pass
-        except OSError as exc:
-            raise storage_error(exc, path, f"delete the {kind} record") from None
+        for doomed in (path, self._wide_path(kind, key)):
+            if doomed is None:
+                continue
+            try:
+                os.unlink(doomed)
+            except (FileNotFoundError, NotADirectoryError):
+                pass
+            except OSError as exc:
+                raise storage_error(exc, doomed, f"delete the {kind} record") from None
 
     def iter_records(self, kind: str) -> Iterator[str]:
         check_name(kind, "record kind")
+        seen: set[str] = set()
         for shard in subdirs(f"{self._records}/{kind}"):
             for name in names(shard):
-                if name.endswith(".json") and not name.startswith("."):
+                if name.endswith(".json") and not name.startswith(".") and name not in seen:
+                    seen.add(name)
                     yield name[:-5]
 
     def record_kinds(self) -> list[str]:
