@@ -196,3 +196,17 @@ def test_logs_one_file_per_attempt_and_the_older_per_task_folders(tmp_path: Path
     assert [(e.attempt, e.read()) for e in logs] == [("20260102-000000-1-0", "new"), ("20260101-000000-1-0", "old")]
     assert ws.latest_attempt("task", "abc") == "20260102-000000-1-0"
     assert [e.attempt for e in ws.list_logs("task", "abcd")] == ["20260103-000000-1-0"]
+
+
+def test_unit_logs_shard_by_one_character_and_older_shards_are_still_listed(tmp_path: Path) -> None:
+    ws = DiskWorkspace(DiskWorkspaceSettings(directory=str(tmp_path / "ws")))
+    new = ws.log_path("unit", "abc", "20260102-000000-1-0")
+    new.write_text("new")
+    assert new.parent == tmp_path / "ws" / "logs" / "unit" / "a"
+    old = tmp_path / "ws" / "logs" / "unit" / "ab" / "abc~20260101-000000-1-0.log"
+    old.parent.mkdir()
+    old.write_text("old")
+    os.utime(old, (1, 1))
+    ws.log_path("unit", "abd", "20260103-000000-1-0").write_text("another unit in the same shard")
+    logs = ws.list_logs("unit", "abc")
+    assert [(e.attempt, e.read()) for e in logs] == [("20260102-000000-1-0", "new"), ("20260101-000000-1-0", "old")]

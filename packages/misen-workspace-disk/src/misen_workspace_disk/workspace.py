@@ -392,10 +392,14 @@ class DiskWorkspace(Workspace):
 
     # --- logs ---------------------------------------------------------------------------------------------------
 
-    def _log_shard(self, kind: str, key: str) -> str:
+    def _log_shard(self, kind: str, key: str, width: int | None = None) -> str:
         check_name(kind, "log kind")
         check_name(key, "log key")
-        return f"{self._logs}/{kind}/{key[:2]}"
+        # Work-unit logs (written by executors, one per unit) shard by one character, like a task record's other
+        # names: a fresh workspace makes 16 folders for them, not 256. Earlier workspaces' shards are still read.
+        if width is None:
+            width = 1 if kind == "unit" else 2
+        return f"{self._logs}/{kind}/{key[:width]}"
 
     def log_path(self, kind: str, key: str, attempt: str) -> Path:
         """``logs/<kind>/<key[:2]>/<key>~<attempt>.log`` (attempt names sort by time: the newest is the largest).
@@ -418,7 +422,10 @@ class DiskWorkspace(Workspace):
         prefix = key + "~"
         entries: list[LogEntry] = []
         # This layout's files, then the per-task folder of workspaces written before it (``<key>/<attempt>.log``).
-        for directory, strip in ((shard, prefix), (f"{shard}/{key}", "")):
+        places = [(shard, prefix), (f"{self._log_shard(kind, key, 2)}/{key}", "")]
+        if kind == "unit":
+            places.insert(1, (self._log_shard(kind, key, 2), prefix))  # two-character shards of earlier versions
+        for directory, strip in places:
             try:
                 it = os.scandir(directory)
             except (FileNotFoundError, NotADirectoryError):
