@@ -34,6 +34,10 @@ THREAD_VARIABLES = (
 )
 
 
+_SUFFIXES = (b"_NUM_THREADS", b"_MAX_THREADS")
+_KNOWN = frozenset(v.encode() for v in THREAD_VARIABLES)
+
+
 def is_thread_variable(name: str) -> bool:
     """A variable that sizes a thread pool (the known ones, and any ``*_NUM_THREADS``/``*_MAX_THREADS``)."""
     return name in THREAD_VARIABLES or name.endswith(("_NUM_THREADS", "_MAX_THREADS"))
@@ -49,8 +53,14 @@ def _cpus() -> int | None:
 def current_conditions() -> dict[str, Any]:
     """``{"threads": {variable: value}, "cpus": n}`` of this process."""
     env = os.environ
-    # Names first: fetching (and decoding) every value of the environment cost more than the rest of a task.
-    threads = {k: env[k] for k in sorted(k for k in env if is_thread_variable(k))}
+    # Names first, as bytes where the platform keeps them so (no decoding of every name and value: that cost more
+    # than the rest of a cheap task).
+    raw = getattr(os, "environb", None)
+    if raw is not None:
+        names = [k.decode(errors="surrogateescape") for k in raw if k.endswith(_SUFFIXES) or k in _KNOWN]
+    else:
+        names = [k for k in env if is_thread_variable(k)]
+    threads = {k: env[k] for k in sorted(names) if k in env}
     return {"threads": threads, "cpus": _cpus()}
 
 

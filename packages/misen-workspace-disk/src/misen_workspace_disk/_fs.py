@@ -346,3 +346,28 @@ def subdirs(directory: str) -> list[str]:
             if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False):
                 out.append(entry.path)
     return out
+
+
+def sync_filesystem(path: str) -> None:
+    """Flush the dirty data of the file system holding ``path`` (``syncfs``), not every file system of the machine
+    (``os.sync``, the fallback where ``syncfs`` is missing): on a machine where other programs write gigabytes
+    elsewhere, ``os.sync`` waits for all of it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        os.sync()
+        return
+    try:
+        if _syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
+
+
+def _syncfs(fd: int) -> int:
+    try:
+        import ctypes
+
+        return int(ctypes.CDLL(None, use_errno=True).syncfs(fd))
+    except (OSError, AttributeError):
+        return -1

@@ -37,6 +37,7 @@ from misen_workspace_disk._fs import (
     remove_tree,
     storage_error,
     subdirs,
+    sync_filesystem,
 )
 from misen_workspace_disk._locks import hold_lock, probe_holder
 from misen_workspace_disk._sweep import sweep
@@ -247,8 +248,8 @@ class DiskWorkspace(Workspace):
 
     def sync(self) -> None:
         """Flush what was written without fsync (results of quick tasks) to stable storage."""
-        if self.settings.fsync:
-            os.sync()
+        if self.settings.fsync and os.path.isdir(self.root):
+            sync_filesystem(self.root)
 
     def delete_record(self, kind: str, key: str) -> None:
         path = self._record_path(kind, key)
