@@ -14,7 +14,7 @@ from misen.runner import run
 from misen.serializer import save_result
 from misen.testing import tasks as T
 from misen_workspace_disk import DiskWorkspace
-from misen_workspace_disk._maintenance import apply_gc, plan_gc
+from misen_workspace_disk._maintenance import apply_gc, plan_gc, workspace_info
 
 
 def _files(root: Path, area: str) -> list[Path]:
@@ -75,6 +75,8 @@ def test_a_sweep_of_small_results_writes_no_result_folder(workspace: DiskWorkspa
     assert rh is not None and not workspace.has_result(rh) and cache.load_hash(workspace, rh) == 4
     checked = check_workspace(workspace)
     assert checked.ok and checked.results == 40
+    info = workspace_info(workspace)
+    assert info["results"] == 0 and info["inline_results"] == 40
     again = run(tasks, executor=InProcessExecutor(), workspace=workspace)
     assert again.ok and all(o.status == "cached" for o in again.outcomes.values())
 

@@ -62,7 +62,9 @@ def info_command(directory: str | None, as_json: bool) -> None:
     click.echo(f"workspace  {info['directory']}" + ("" if info["exists"] else "  (not created yet)"))
     click.echo(f"size       {human_size(info['size'])}")
     areas = info["areas"]
-    click.echo(f"results    {info['results']} ({human_size(areas['results']['bytes'])})")
+    kept = info.get("inline_results", 0)
+    inline = f"; {kept} more kept in their task records" if kept else ""
+    click.echo(f"results    {info['results']} ({human_size(areas['results']['bytes'])}{inline})")
     kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(info["records"].items())) or "none"
     click.echo(f"records    {kinds}")
     click.echo(f"logs       {info['logs']} files ({human_size(areas['logs']['bytes'])})")

@@ -58,6 +58,8 @@ def workspace_info(ws: DiskWorkspace) -> dict[str, Any]:
         "size": sum(size for size, _ in areas.values()),
         "areas": {area: {"bytes": size, "files": files} for area, (size, files) in areas.items()},
         "results": sum(1 for _ in ws.iter_results()),
+        # small results kept inside task records (misen.inline), found by their hash
+        "inline_results": sum(1 for _ in ws.iter_records(INLINE_KIND)),
         "records": records,
         "logs": sum(
             name.endswith(".log") for _, _, files in os.walk(os.path.join(ws.root, "logs")) for name in files
