@@ -11,6 +11,7 @@ anyway: no file, no folder. `task_logs` finds both kinds.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -50,6 +51,7 @@ class TaskLog:
         self._file: TextIO | None = None
         self._settled = False
         self._refused = False
+        self._watched = False
         self.path: Path | None = None
         self.deadline = 0.0
 
@@ -84,11 +86,12 @@ class TaskLog:
     def __enter__(self) -> TaskLog:
         if self._file is None:
             self.deadline = time.monotonic() + self._after
+            self._watched = True
             _promoter().watch(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        _promoter().forget(self)
+        self._unwatch()
         with self._lock:
             if self._file is not None:
                 self._file.close()
@@ -110,7 +113,7 @@ class TaskLog:
         """The provenance fields of an attempt that succeeded: ``{"log": path}`` when the log is on disk, else
         ``{"log": None, "log_text": text + tail}``. From now on the log stays where it is unless `keep` asks for a
         file (a failure after this point)."""
-        _promoter().forget(self)
+        self._unwatch()
         with self._lock:
             self._settled = True
             if self.path is not None:
@@ -162,6 +165,11 @@ class TaskLog:
         except Exception:
             self._refused = True  # a full or read-only disk: the log stays in memory
 
+    def _unwatch(self) -> None:
+        if self._watched:
+            self._watched = False
+            _promoter().forget(self)
+
     def _promote_if_running(self) -> None:
         with self._lock:
             if not self._settled and not self._refused:
@@ -172,12 +180,18 @@ class _Promoter:
     """The daemon thread of this process that writes out the logs of tasks that have run past their threshold."""
 
     def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self._pid = os.getpid()
         self._cond = threading.Condition(threading.Lock())
         self._logs: dict[int, TaskLog] = {}
         self._tick = 1.0
         self._thread: threading.Thread | None = None
 
     def watch(self, log: TaskLog) -> None:
+        if os.getpid() != self._pid:  # a forked child: the parent's thread and lock state are not ours
+            self._reset()
         with self._cond:
             self._logs[id(log)] = log
             # A log's deadline is at least one tick away: the thread looks at least once a tick, so it is never late.
@@ -187,6 +201,8 @@ class _Promoter:
                 self._thread.start()
 
     def forget(self, log: TaskLog) -> None:
+        if os.getpid() != self._pid:
+            self._reset()
         with self._cond:
             self._logs.pop(id(log), None)
 
