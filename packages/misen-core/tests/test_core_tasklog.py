@@ -167,6 +167,40 @@ def test_a_task_that_runs_past_the_threshold_has_its_log_file_while_it_runs(proj
     assert f"==> wait[talk=True] ({path}) <==" in logs.stdout and "released" in logs.stdout
 
 
+def test_run_verbose_streams_a_long_tasks_log_while_it_runs(project: Project) -> None:
+    """``run -v`` follows the file a running task's log becomes, before the task ends (here: before the test lets
+    it end), and a quick task's log from its record once it ended."""
+    release = project.root / "release"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", MODULE, "run", "sleeper", "quick", "-v", "--release", str(release)],
+        cwd=project.root, env=project.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    lines: list[str] = []
+    seen = threading.Event()
+
+    def read() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append(line)
+            if "wait │ waiting for the release file" in line:
+                seen.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        streamed = seen.wait(60)
+        release.write_text("")
+        proc.wait(120)
+        reader.join(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert streamed and proc.returncode == 0, "".join(lines)
+    text = "".join(lines)
+    assert "wait │ released" in text and "say │ task -1 says hello" in text
+
+
 def test_a_silent_task_that_runs_past_the_threshold_gets_its_log_file_too(project: Project) -> None:
     path, during = _while_running(project, "silent", project.root / "release")
     assert during.startswith("[misen] wait on ") and during.count("\n") == 1  # the header line alone
