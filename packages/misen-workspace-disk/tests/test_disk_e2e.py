@@ -107,10 +107,13 @@ def test_cached_across_processes(project: Path, python) -> None:
     ws = DiskWorkspace(DiskWorkspaceSettings(directory=str(project / "ws")))
     names = sorted(ws.get_record("task", k)["name"] for k in ws.iter_records("task"))
     assert names == ["numbers", "total"]
-    # every task has its log, and it holds what the task printed
-    logs_root = project / "ws" / "logs" / "task"
-    logs = [p for p in logs_root.rglob("*.log")]
-    assert any("making 10 numbers" in p.read_text() for p in logs)
+    # every task has its log, and it holds what the task printed: quick tasks that succeeded in process keep it in
+    # their record (provenance log_text), and write no log file
+    assert not (project / "ws" / "logs" / "task").exists()
+    records = [ws.get_record("task", k) for k in ws.iter_records("task")]
+    provs = [(ws.get_record("resolved", rec["resolved"]) or {}).get("provenance") or {} for rec in records]
+    assert all(prov.get("log") is None and prov.get("log_text") for prov in provs)
+    assert any("making 10 numbers" in prov["log_text"] for prov in provs)
 
 
 def test_failure_recorded_then_replaced_and_work_dir_kept(project: Path, python) -> None:
@@ -128,12 +131,11 @@ def test_failure_recorded_then_replaced_and_work_dir_kept(project: Path, python)
     assert second["ok"] and second["result"] == "half done then finished" and second["status"] == "done"
     assert list(ws.iter_records("failure")) == []
     assert calls(project) == ["flaky1", "flaky1"]
+    # The failed attempt's log is a file; the second attempt, quick and successful, keeps its log in its record.
     logs = ws.list_logs("task", key)
-    assert (
-        len(logs) == 2
-        and logs[0].path == Path(failure["log"]).parent / f"{key}~{ws.latest_attempt('task', key)}.log"
-    )
-    assert logs[0].mtime >= logs[1].mtime and logs[1].path == Path(failure["log"])
+    assert [e.path for e in logs] == [Path(failure["log"])] and ws.latest_attempt("task", key) == logs[0].attempt
+    prov = ws.get_record("resolved", ws.get_record("task", key)["resolved"])["provenance"]
+    assert prov["log"] is None and "flaky starts" in prov["log_text"] and prov["start"] >= logs[0].mtime - 1
 
 
 def test_edit_makes_result_stale(project: Path, python) -> None:

@@ -2,8 +2,9 @@
 
 `execute_payload` is the entry point for worker processes (the local executor's pool, SLURM jobs through
 ``python -m misen.worker run PAYLOAD``); `run_unit` does the work: take the task lock, re-check the cache, load
-dependency results, check the resolved identity (early cutoff), run the tasks with their output in the task log,
-store the result with its provenance, or record the failure.
+dependency results, check the resolved identity (early cutoff), run the tasks with their output in the task log
+(`misen.tasklog.TaskLog`: a file, or the provenance of a quick task that succeeded), store the result with its
+provenance, or record the failure.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from misen.identity import (
 from misen.resources import AssignedResources
 from misen.retries import call_with_retries
 from misen.session import Session, current_session
+from misen.tasklog import TaskLog
 from misen.tasks import Task, call_task, runtime_values
 from misen.workspace import LockHolder, Workspace, hostname
 
@@ -54,7 +56,8 @@ __all__ = [
     "yields_to",
 ]
 
-#: Results of tasks that ran at least this many seconds are fsynced before they are published.
+#: Results of tasks that ran at least this many seconds are fsynced before they are published; the log of a task
+#: that runs this long goes to its file while it runs (a quicker one that succeeds keeps its log in its record).
 DURABLE_AFTER = 1.0
 #: Seconds between looks at a lock held by another run, while waiting for it.
 WAIT_POLL = 0.1
@@ -236,37 +239,36 @@ def thread_output(log: TextIO, *, tee: bool = False) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def capture_output(path: Path, mode: str) -> Iterator[Any]:
-    """Send a unit's output to ``path``.
+def capture_output(log: TaskLog, mode: str) -> Iterator[TaskLog]:
+    """Send a unit's output to ``log``.
 
-    ``mode``: ``"fd"`` points file descriptors 1 and 2 of the whole process at the log (subprocesses included;
-    only for a process that runs one unit at a time, such as a local worker or a SLURM job); ``"thread"`` sends
-    what the calling thread prints to the log (`thread_output`; safe when units run on several threads);
-    ``"python"`` is ``"thread"`` that still shows the output where it went before (the in-process executor);
-    ``"none"`` captures nothing.
+    ``mode``: ``"fd"`` points file descriptors 1 and 2 of the whole process at the log's file (subprocesses
+    included; only for a process that runs one unit at a time, such as a local worker or a SLURM job; the log must
+    be on disk, `TaskLog.promote`); ``"thread"`` sends what the calling thread prints to the log (`thread_output`;
+    safe when units run on several threads); ``"python"`` is ``"thread"`` that still shows the output where it went
+    before (the in-process executor); ``"none"`` captures nothing.
     """
-    with open(path, "a", buffering=1, encoding="utf-8", errors="replace") as log:
-        if mode == "fd":
-            sys.stdout.flush()
-            sys.stderr.flush()
-            saved = os.dup(1), os.dup(2)
-            try:
-                os.dup2(log.fileno(), 1)
-                os.dup2(log.fileno(), 2)
-                yield log
-            finally:
-                with contextlib.suppress(Exception):
-                    sys.stdout.flush()
-                    sys.stderr.flush()
-                os.dup2(saved[0], 1)
-                os.dup2(saved[1], 2)
-                os.close(saved[0])
-                os.close(saved[1])
-        elif mode in ("thread", "python"):
-            with thread_output(log, tee=mode == "python"):
-                yield log
-        else:
+    if mode == "fd":
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = os.dup(1), os.dup(2)
+        try:
+            os.dup2(log.fileno(), 1)
+            os.dup2(log.fileno(), 2)
             yield log
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stdout.flush()
+                sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+    elif mode in ("thread", "python"):
+        with thread_output(log, tee=mode == "python"):  # type: ignore[arg-type]
+            yield log
+    else:
+        yield log
 
 
 def environment_digest(session: Session | None = None) -> str:
@@ -446,11 +448,14 @@ def _run_tasks(
             return UnitOutcome(status="cached", duration=time.time() - start, where=where)
     # 3. Run.
     attempt = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    log_path = ws.log_path("task", root.hash, attempt)
+    # The log stays in memory unless it matters (misen.tasklog): "fd" capture needs its file from the start.
+    log = TaskLog(functools.partial(ws.log_path, "task", root.hash, attempt), after=DURABLE_AFTER)
+    if capture == "fd":
+        log.promote()
     values: dict[bytes, Any] = {}
     current = root
     try:
-        with capture_output(log_path, capture) as log:
+        with log, capture_output(log, capture):
             print(f"[misen] {unit.label} on {hostname()} (pid {os.getpid()}) {where}".rstrip(), file=log)
             log.flush()
             for key, dep in external.items():
@@ -495,7 +500,8 @@ def _run_tasks(
                     run=run_id,
                     snapshot=Path(snapshot).name if snapshot else None,
                     fingerprint=code_digest(root._fp_bytes),
-                    log=str(log_path),
+                    # The log's file, or (a quick attempt) its text: `log_text`, in the record written anyway.
+                    **log.settle(f"[misen] done in {duration:.2f}s\n"),
                     **provenance_extras(root, attempts),
                 )
                 cache.link(
@@ -511,8 +517,9 @@ def _run_tasks(
                 keep_code_text(ws, root)  # the readable code behind the fingerprint, for `why` and reports
             print(f"[misen] done in {duration:.2f}s", file=log)
     except KeyboardInterrupt:
-        _record(ws, root, "cancelled", "interrupted", str(log_path))
-        ws.publish_log("task", root.hash, attempt, log_path, final=True)
+        log_path = log.keep()
+        _record(ws, root, "cancelled", "interrupted", log_path)
+        _publish(ws, root, attempt, log_path)
         raise
     except BaseException as exc:
         if isinstance(exc, SystemExit):
@@ -523,14 +530,20 @@ def _run_tasks(
             summary = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             if current is not root:
                 summary = f"in {current.name}: {summary}"
-        with contextlib.suppress(OSError), open(log_path, "a") as f:
-            traceback.print_exception(exc, file=f)
+        log_path = log.keep("".join(traceback.format_exception(exc)))
         where_ran = {"start": start, "run": run_id, "where": where, "job_id": job_id, "host": hostname()}
-        _record(ws, root, "failed", summary, str(log_path), **where_ran)  # the report's timeline draws it
-        ws.publish_log("task", root.hash, attempt, log_path, final=True)
-        return UnitOutcome(status="failed", error=summary, log=str(log_path), duration=time.time() - start, where=where)
-    ws.publish_log("task", root.hash, attempt, log_path, final=True)
-    return UnitOutcome(status="done", log=str(log_path), duration=time.time() - start, where=where)
+        _record(ws, root, "failed", summary, log_path, **where_ran)  # the report's timeline draws it
+        _publish(ws, root, attempt, log_path)
+        return UnitOutcome(status="failed", error=summary, log=log_path, duration=time.time() - start, where=where)
+    # A task without a record (not cacheable) keeps its log in its file; a cacheable one's is in its provenance.
+    log_path = log.keep() if not root.cacheable else str(log.path) if log.path is not None else None
+    _publish(ws, root, attempt, log_path)
+    return UnitOutcome(status="done", log=log_path, duration=time.time() - start, where=where)
+
+
+def _publish(ws: Workspace, root: Task[Any], attempt: str, log_path: str | None) -> None:
+    if log_path is not None:
+        ws.publish_log("task", root.hash, attempt, Path(log_path), final=True)
 
 
 def _record(ws: Workspace, task: Task[Any], status: str, error: str, log: str | None, **extra: Any) -> None:

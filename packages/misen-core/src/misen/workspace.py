@@ -66,17 +66,26 @@ class LockHolder:
 
 @attrs.frozen
 class LogEntry:
-    """One attempt's log file."""
+    """One attempt's log: a file (``path``), or the text kept in the task's record (``text``, ``path`` is
+    ``None``: the log of a quick attempt that succeeded, see `misen.tasklog`)."""
 
     attempt: str
-    path: Path
+    path: Path | None
     mtime: float
+    text: str | None = None
 
     def read(self) -> str:
+        if self.text is not None or self.path is None:
+            return self.text or ""
         try:
             return self.path.read_text(errors="replace")
         except OSError:
             return ""
+
+    @property
+    def where(self) -> str:
+        """The file's path, or a note that the log is kept in the task record."""
+        return str(self.path) if self.path is not None else "in the task record"
 
 
 @attrs.define

@@ -18,6 +18,7 @@ from misen import cache
 from misen.errors import ResourceError
 from misen.executor import Plan, RunEvents, UnitOutcome, WorkUnit
 from misen.resources import Resources
+from misen.tasklog import task_logs
 
 from misen_executor_dask._binding import CPU, DEVICE_VARIABLES, GPU_RESOURCES, MEMORY, THREAD_VARIABLES
 from misen_executor_dask._cluster import local_layout
@@ -348,8 +349,8 @@ class DaskRun:
         """The newest task log begun after the unit started (the one the lost process was writing)."""
         since = self.started.get(unit.id, ("", time.time()))[1]
         with contextlib.suppress(Exception):
-            for entry in self.ws.list_logs("task", unit.root.hash):
-                if entry.mtime >= since - 1.0:
+            for entry in task_logs(self.ws, unit.root):
+                if entry.mtime >= since - 1.0 and entry.path is not None:  # a log kept in a record is not a lost one
                     return str(entry.path)
                 break
         return None

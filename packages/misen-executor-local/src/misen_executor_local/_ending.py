@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from misen import cache
 from misen.executor import UnitOutcome, WorkUnit
+from misen.tasklog import task_logs
 
 if TYPE_CHECKING:
     from misen.workspace import Workspace
@@ -41,8 +42,8 @@ def end_of(ws: Workspace, busy: Busy, unit: WorkUnit) -> UnitOutcome | None:
 def task_log(ws: Workspace, unit: WorkUnit, since: float) -> str | None:
     """The task log the worker was writing when it died (the newest one, begun after the unit started)."""
     with contextlib.suppress(Exception):
-        for entry in ws.list_logs("task", unit.root.hash):
-            if entry.mtime >= since - 1.0:
+        for entry in task_logs(ws, unit.root):
+            if entry.mtime >= since - 1.0 and entry.path is not None:  # a log kept in a record is not a lost one
                 return str(entry.path)
             break
     return None

@@ -118,7 +118,12 @@ COMMANDS: tuple[CommandSpec, ...] = (
                 is_flag=True,
                 help="What the job (the worker, the SLURM job) printed, followed by the task's own output.",
             ),
-            click.Option(["--path", "path_only"], is_flag=True, help="Print only the log files' paths."),
+            click.Option(
+                ["--path", "path_only"],
+                is_flag=True,
+                help="Print only the log files' paths (a quick task that succeeded keeps its log in its record, "
+                "not in a file).",
+            ),
             click.Option(["--list", "list_only"], is_flag=True, help="List the logs (task, time, path)."),
         ],
     ),

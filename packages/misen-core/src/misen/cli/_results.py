@@ -15,6 +15,7 @@ from misen.experiment import UnknownTaskError
 from misen.labels import graph_labels
 from misen.results_table import columns, results_rows
 from misen.runner import resolve_workspace
+from misen.tasklog import task_logs
 from misen.tasks import iter_graph
 
 if TYPE_CHECKING:
@@ -67,6 +68,9 @@ def do_result(
             prov = cache.provenance(ws, task) if task.cacheable else None
             if prov is None:
                 raise NotCachedError(f"{shown} has no stored result with provenance in the {ws.describe()} workspace")
+            text = prov.pop("log_text", None)
+            if isinstance(text, str) and prov.get("log") is None:  # a quick task's log, kept in the record
+                prov["log"] = f"in the task record ({text.count(chr(10))} lines): `logs {name}` prints it"
             width = max(len(k) for k in prov)
             for key, value in prov.items():
                 out.line((key.ljust(width), "bold"), "  ", _show_provenance(key, value))
@@ -149,22 +153,33 @@ def do_logs(state: State, name: str | None, job: bool, path_only: bool, list_onl
                 raise
     else:
         tasks = list(iter_graph(named.values()))
-    kind = "unit" if job else "task"
-    found = [(task, entries[0]) for task in tasks if (entries := ws.list_logs(kind, task.hash))]
+    found = [
+        (task, entries[0])
+        for task in tasks
+        if (entries := ws.list_logs("unit", task.hash) if job else task_logs(ws, task))
+    ]
     if not found:
         what = "work-unit" if job else "task"
         target = name if name else "this experiment"
         raise MisenError(f"no {what} logs for {target} in the {ws.describe()} workspace yet")
     if path_only:
-        for _, entry in found:
+        files = [entry for _, entry in found if entry.path is not None]
+        for entry in files:
             click.echo(str(entry.path))
+        if len(files) < len(found):
+            inline = len(found) - len(files)
+            click.echo(
+                f"{inline} of these logs {'is' if inline == 1 else 'are'} kept in the task record (a quick task that "
+                "succeeded writes no log file): `logs NAME` prints it",
+                err=True,
+            )
         return 0
     if list_only or (not name and len(found) > MAX_DUMPED_LOGS):
         _list_logs(found, labels, listed=list_only)
         return 0
     chunks = []
     for task, entry in found:
-        chunks.append(f"==> {labels.get(task.hash, task.name)} ({entry.path}) <==\n")
+        chunks.append(f"==> {labels.get(task.hash, task.name)} ({entry.where}) <==\n")
         chunks.append(_ended(entry.read()))
         if job:
             chunks.extend(_task_output(task, ws))
@@ -174,10 +189,10 @@ def do_logs(state: State, name: str | None, job: bool, path_only: bool, list_onl
 
 def _task_output(task: Task[Any], ws: Workspace) -> list[str]:
     """The unit's task log after its job log: what the task printed (``logs --job``)."""
-    entries = ws.list_logs("task", task.hash)
+    entries = task_logs(ws, task)
     if not entries:
         return ["(the task printed nothing: no task log)\n"]
-    return [f"--- output of the task ({entries[0].path}) ---\n", _ended(entries[0].read())]
+    return [f"--- output of the task ({entries[0].where}) ---\n", _ended(entries[0].read())]
 
 
 def _list_logs(found: list[tuple[Task[Any], Any]], labels: dict[str, str], *, listed: bool) -> None:
@@ -187,7 +202,7 @@ def _list_logs(found: list[tuple[Task[Any], Any]], labels: dict[str, str], *, li
     width = max(len(labels.get(t.hash, t.name)) for t, _ in found)
     for task, entry in found:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry.mtime))
-        out.line((labels.get(task.hash, task.name).ljust(width), "bold"), "  ", (when, "dim"), "  ", str(entry.path))
+        out.line((labels.get(task.hash, task.name).ljust(width), "bold"), "  ", (when, "dim"), "  ", entry.where)
     if not listed:
         out.line((f"{len(found)} logs: `logs NAME` prints one, `logs --path` lists only their paths", "dim"))
 

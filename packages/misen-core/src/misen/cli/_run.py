@@ -21,6 +21,7 @@ from misen.labels import graph_labels
 from misen.reporting import Reporter
 from misen.results_table import scalar_fields
 from misen.runner import resolve_executor, resolve_workspace, run
+from misen.tasklog import task_logs
 
 if TYPE_CHECKING:
     from misen.cli._experiment_cli import State
@@ -122,7 +123,7 @@ class LogFollower(threading.Thread):
 
     def add(self, unit: WorkUnit) -> None:
         with self._lock:
-            self._units[unit.id] = (unit.label, {"path": None, "offset": 0, "rest": ""})
+            self._units[unit.id] = (unit.label, {"task": unit.root, "path": None, "offset": 0, "rest": ""})
 
     def remove(self, unit: WorkUnit) -> None:
         with self._lock:
@@ -149,14 +150,20 @@ class LogFollower(threading.Thread):
     def _drain(self, key: str, label: str, state: dict[str, Any], *, final: bool) -> None:
         try:
             if state["path"] is None:
-                entries = [e for e in self.workspace.list_logs("task", key) if e.mtime >= self.since]
-                if not entries:
+                # A running task's log is a file once it matters; a quick task's is in its record when it ended.
+                entries = [e for e in task_logs(self.workspace, state["task"]) if e.mtime >= self.since]
+                if not entries or (entries[0].path is None and not final):
                     return
-                state["path"] = entries[0].path
-            with open(state["path"], encoding="utf-8", errors="replace") as f:
-                f.seek(state["offset"])
-                chunk = f.read()
-                state["offset"] = f.tell()
+                if entries[0].path is None:
+                    chunk = entries[0].read()[state["offset"] :]
+                    state["offset"] += len(chunk)
+                else:
+                    state["path"] = entries[0].path
+            if state["path"] is not None:
+                with open(state["path"], encoding="utf-8", errors="replace") as f:
+                    f.seek(state["offset"])
+                    chunk = f.read()
+                    state["offset"] = f.tell()
         except (OSError, MisenError):
             return
         text = state["rest"] + chunk

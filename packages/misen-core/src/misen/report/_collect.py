@@ -20,7 +20,7 @@ from misen.code_text import code_changes
 from misen.errors import NotCachedError
 from misen.inline import inline_of, load_inline, size_of
 from misen.labels import task_labels
-from misen.report._files import read_log, result_size
+from misen.report._files import IN_RECORD, read_log, result_size
 from misen.report._runs import earlier_versions, failure_bar, ordered_runs, placement, worker_of
 from misen.report._tables import plain_args, scalars, sweep_tables
 from misen.serializer import load_result, preview_value
@@ -200,18 +200,21 @@ def collect(
                 bar = {"task": h, "lane": lane, "start": start, "end": start + float(prov.get("duration") or 0),
                        "state": "done"}
                 _add_bar(runs, prov.get("run"), bar)
-        log_path = prov.get("log")
+        log_path, inline = prov.get("log"), prov.get("log_text")
         if state in _BAD:
-            log_path = _explain_failure(entry, task, states, ws, failures, log_path)
+            log_path, inline = _explain_failure(entry, task, states, ws, failures, log_path), None
         elif state == "stale":
             log_path = _explain_stale(entry, task, earlier[h], ws, states, diffs, runs, places)
+            inline = earlier[h][1].get("log_text")
+        if not isinstance(inline, str):
+            inline = None
         if state not in ("pending", "skipped") and (state == "failed" or logs_read < limits.logs):
-            log = read_log(log_path, ws, task, limits.log_chars) if cacheable or log_path else None
+            log = read_log(log_path, ws, task, limits.log_chars, inline=inline) if cacheable or log_path else None
             if log is not None:
                 entry["log"] = log
                 logs_read += state != "failed"
-        elif log_path:
-            entry["log"] = {"path": log_path, "text": None, "truncated": False}
+        elif log_path or inline is not None:
+            entry["log"] = {"path": log_path or IN_RECORD, "text": None, "truncated": False}
         sweep = cacheable and state == "done" and siblings[fn] > 1
         if h in preview_ids or (sweep and loaded_rows < limits.table_rows):
             try:

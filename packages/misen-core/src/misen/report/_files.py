@@ -9,12 +9,16 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from misen.serializer import MANIFEST
+from misen.tasklog import task_logs
 
 if TYPE_CHECKING:
     from misen.tasks import Task
     from misen.workspace import Workspace
 
-__all__ = ["read_log", "result_size"]
+__all__ = ["IN_RECORD", "read_log", "result_size"]
+
+#: What the report shows in place of a log file's path for a log kept in the task record.
+IN_RECORD = "in the task record (the task ended quickly and wrote no log file)"
 
 
 def _tail(text: str, limit: int) -> tuple[str, bool]:
@@ -25,9 +29,15 @@ def _tail(text: str, limit: int) -> tuple[str, bool]:
     return (cut[newline + 1 :] if 0 <= newline < 200 else cut), True
 
 
-def read_log(path: str | None, ws: Workspace, task: Task[Any], limit: int) -> dict[str, Any] | None:
-    """The end of a task's log: from ``path`` (its provenance names it), else the newest the workspace lists."""
+def read_log(
+    path: str | None, ws: Workspace, task: Task[Any], limit: int, *, inline: str | None = None
+) -> dict[str, Any] | None:
+    """The end of a task's log: ``inline`` (a quick task's log, kept in its provenance), else from ``path`` (its
+    provenance names it), else the newest of the task's logs (`misen.tasklog.task_logs`)."""
     text = None
+    if inline is not None:
+        shown, cut = _tail(inline, limit)
+        return {"path": IN_RECORD, "text": shown, "truncated": cut}
     if path:
         try:
             fd = os.open(path, os.O_RDONLY)
@@ -44,10 +54,10 @@ def read_log(path: str | None, ws: Workspace, task: Task[Any], limit: int) -> di
             if "\r" in text:  # as text mode reads it: universal newlines
                 text = text.replace("\r\n", "\n").replace("\r", "\n")
     if text is None:
-        entries = ws.list_logs("task", task.hash)
+        entries = task_logs(ws, task)
         if not entries:
             return None
-        path, text = str(entries[0].path), entries[0].read()
+        path, text = entries[0].where, entries[0].read()
     shown, cut = _tail(text, limit)
     return {"path": path, "text": shown, "truncated": cut}
 

@@ -17,6 +17,7 @@ from misen.inline import INLINE_MAX_BYTES, load_inline, pack
 from misen.reporting import PlainReporter
 from misen.runner import run
 from misen.serializer import Serializer, load_result, read_manifest, save_result, serializer_for
+from misen.tasklog import task_logs
 from misen.tasks import Task
 from misen.workspace import LockHolder, Workspace
 
@@ -184,7 +185,8 @@ class ExecutorContract:
     ) -> None:
         """What a task prints lands in its own log and in no other task's; the run's display stays on the terminal
         (never in a task log), and the caller prints where it did before once the run is over. (Whether a task's
-        output is also shown on the terminal is the executor's choice.)"""
+        output is also shown on the terminal is the executor's choice.) The log is the newest `task_logs` finds:
+        a file, or the text kept in the task's record (a quick task that succeeded, captured in this process)."""
         tasks = [Task(T.chatty, i=i) for i in range(6)]
         report = run(tasks, executor=executor, workspace=workspace, reporter=PlainReporter())
         assert report.ok, report.outcomes
@@ -194,7 +196,7 @@ class ExecutorContract:
         assert err.count("✓ ") == 6
         for t in tasks:
             i = t.arguments["i"]
-            log = workspace.list_logs("task", t.hash)[0].read()
+            log = task_logs(workspace, t)[0].read()
             assert f"chatty task {i} on stdout" in log and f"chatty task {i} on stderr" in log
             assert log.count("chatty task") == 2 and "✓" not in log
 

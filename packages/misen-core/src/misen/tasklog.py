@@ -1,0 +1,250 @@
+"""A task attempt's log, and where to find the logs of a task.
+
+An attempt's log is kept in memory while the task runs (`TaskLog`) and written to the workspace's log file
+(`misen.Workspace.log_path`) only when it matters: the task failed or was interrupted, it has run for a while
+(one daemon thread per process writes out the logs older than their threshold, so a long or stuck task's log is
+on disk while it runs), or it printed more than `INLINE_LIMIT` characters. The log of a quick task that succeeded
+goes into its provenance instead (``log_text``, with ``log`` set to ``None``), inside the record the run writes
+anyway: no file, no folder. `task_logs` finds both kinds.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from misen import cache
+from misen.workspace import LogEntry
+
+if TYPE_CHECKING:
+    from misen.tasks import Task
+    from misen.workspace import Workspace
+
+__all__ = ["INLINE_LIMIT", "TaskLog", "inline_log", "task_logs"]
+
+#: A log that grows past this many characters is written to its file (a record holds only small logs).
+INLINE_LIMIT = 64 * 1024
+
+
+class TaskLog:
+    """One attempt's log: in memory until it is written to its file (`promote`), then in the file.
+
+    ``open_file`` returns the path of the attempt's log file (`misen.Workspace.log_path`, which may create its
+    folder): it is called only when the log goes to disk. ``after``: seconds after which the log of a task still
+    running goes to disk. Safe to write from several threads; a write after the log went to disk goes to the file.
+    Use it as a context manager around the attempt: while inside, the log goes to disk once ``after`` seconds have
+    passed.
+    """
+
+    def __init__(self, open_file: Callable[[], Path], *, after: float, limit: int = INLINE_LIMIT) -> None:
+        self._open_file = open_file
+        self._after = after
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._parts: list[str] = []
+        self._size = 0
+        self._file: TextIO | None = None
+        self._settled = False
+        self._refused = False
+        self._watched = False
+        self.path: Path | None = None
+        self.deadline = 0.0
+
+    # --- the file-like side the task writes to ---------------------------------------------------------------
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            if self._file is not None:
+                return self._file.write(text)
+            self._parts.append(text)
+            self._size += len(text)
+            if self._size > self._limit and not self._settled and not self._refused:
+                self._to_disk_quietly()
+        return len(text)
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        """The file's descriptor (``"fd"`` capture points descriptors 1 and 2 at it): `promote` first."""
+        if self._file is None:
+            raise ValueError("the log is in memory: promote it to its file first")
+        return self._file.fileno()
+
+    # --- the attempt's side ----------------------------------------------------------------------------------
+
+    def __enter__(self) -> TaskLog:
+        if self._file is None:
+            self.deadline = time.monotonic() + self._after
+            self._watched = True
+            _promoter().watch(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._unwatch()
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+    def promote(self) -> Path:
+        """Write the log to its file now and keep writing there; return the file's path. A storage error raises
+        (`misen.errors.MisenError` or `OSError`)."""
+        with self._lock:
+            self._to_disk()
+            assert self.path is not None
+            return self.path
+
+    def on_disk(self) -> bool:
+        """Whether the log has gone to its file."""
+        return self.path is not None
+
+    def settle(self, tail: str = "") -> dict[str, Any]:
+        """The provenance fields of an attempt that succeeded: ``{"log": path}`` when the log is on disk, else
+        ``{"log": None, "log_text": text + tail}``. From now on the log stays where it is unless `keep` asks for a
+        file (a failure after this point)."""
+        self._unwatch()
+        with self._lock:
+            self._settled = True
+            if self.path is not None:
+                return {"log": str(self.path)}
+            text = "".join(self._parts) + tail
+            if len(text) > self._limit:  # only when the file was refused: keep the end
+                text = "[misen] (the log file could not be written: only the end of the log is kept)\n" + text[
+                    -self._limit :
+                ]
+            return {"log": None, "log_text": text}
+
+    def keep(self, extra: str = "") -> str | None:
+        """Make sure the log is in its file, with ``extra`` appended (a traceback), also after the attempt's block
+        ended; return the file's path, or ``None`` when the workspace refused the file."""
+        with self._lock:
+            try:
+                if self.path is None:
+                    self._to_disk()
+                elif self._file is None:
+                    self._file = open(self.path, "a", encoding="utf-8", errors="replace")
+                assert self._file is not None
+                if extra:
+                    self._file.write(extra)
+                self._file.close()
+            except Exception:
+                return str(self.path) if self.path is not None else None
+            finally:
+                self._file = None
+            return str(self.path)
+
+    def _to_disk(self) -> None:
+        """Open the file and write what was kept in memory (the lock held)."""
+        if self.path is not None:
+            return
+        path = self._open_file()
+        f = open(path, "a", buffering=1, encoding="utf-8", errors="replace")
+        try:
+            f.write("".join(self._parts))
+            f.flush()
+        except BaseException:
+            f.close()
+            raise
+        self._parts.clear()
+        self._file, self.path = f, path
+
+    def _to_disk_quietly(self) -> None:
+        try:
+            self._to_disk()
+        except Exception:
+            self._refused = True  # a full or read-only disk: the log stays in memory
+
+    def _unwatch(self) -> None:
+        if self._watched:
+            self._watched = False
+            _promoter().forget(self)
+
+    def _promote_if_running(self) -> None:
+        with self._lock:
+            if not self._settled and not self._refused:
+                self._to_disk_quietly()
+
+
+class _Promoter:
+    """The daemon thread of this process that writes out the logs of tasks that have run past their threshold."""
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self._pid = os.getpid()
+        self._cond = threading.Condition(threading.Lock())
+        self._logs: dict[int, TaskLog] = {}
+        self._tick = 1.0
+        self._thread: threading.Thread | None = None
+
+    def watch(self, log: TaskLog) -> None:
+        if os.getpid() != self._pid:  # a forked child: the parent's thread and lock state are not ours
+            self._reset()
+        with self._cond:
+            self._logs[id(log)] = log
+            # A log's deadline is at least one tick away: the thread looks at least once a tick, so it is never late.
+            self._tick = min(self._tick, max(log._after, 0.01))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="misen-task-logs", daemon=True)
+                self._thread.start()
+
+    def forget(self, log: TaskLog) -> None:
+        if os.getpid() != self._pid:
+            self._reset()
+        with self._cond:
+            self._logs.pop(id(log), None)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                now = time.monotonic()
+                due = [log for log in self._logs.values() if log.deadline <= now]
+                for log in due:
+                    del self._logs[id(log)]
+                if not due:
+                    soonest = min((log.deadline for log in self._logs.values()), default=now + self._tick)
+                    self._cond.wait(min(soonest - now, self._tick))
+                    continue
+            for log in due:
+                log._promote_if_running()
+
+
+@functools.cache
+def _promoter() -> _Promoter:
+    return _Promoter()
+
+
+def inline_log(ws: Workspace, task: Task[Any]) -> LogEntry | None:
+    """The log kept in the task's current record (a quick attempt that succeeded), if any."""
+    prov = (cache.provenance(ws, task) if task.cacheable else None) or {}
+    text = prov.get("log_text")
+    if not isinstance(text, str):
+        return None
+    start = float(prov.get("start") or 0.0)
+    end = start + float(prov.get("duration") or 0.0)
+    attempt = time.strftime("%Y%m%d-%H%M%S", time.localtime(start)) + f"-{prov.get('pid', 0)}-record"
+    return LogEntry(attempt, None, end, text=text)
+
+
+def task_logs(ws: Workspace, task: Task[Any]) -> list[LogEntry]:
+    """Every log of ``task``, newest first: the files the workspace lists (`misen.Workspace.list_logs`) and the
+    log kept in its current record (`inline_log`; its ``path`` is ``None``, `misen.workspace.LogEntry.read`
+    returns its text)."""
+    entries = list(ws.list_logs("task", task.hash))
+    inline = inline_log(ws, task)
+    if inline is not None:
+        entries.append(inline)
+        entries.sort(key=lambda e: e.mtime, reverse=True)
+    return entries
