@@ -200,3 +200,13 @@ def use_memory(mib: int) -> int:
     for i in range(0, len(block), 4096):
         block[i] = 1
     return len(block)
+
+
+@meta(id="LX-TALK", cache=True)
+def talk_slowly(tag: str, seconds: float) -> str:
+    """Print, wait, print again (and let a subprocess print): a log that goes to a file while the task runs."""
+    print(f"before {tag}", flush=True)
+    time.sleep(seconds)
+    print(f"after {tag}", flush=True)
+    subprocess.run(["sh", "-c", f"echo shell after {tag}"], check=True)
+    return tag

@@ -10,6 +10,7 @@ anyway: no file, no folder. `task_logs` finds both kinds.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import threading
@@ -25,7 +26,16 @@ if TYPE_CHECKING:
     from misen.tasks import Task
     from misen.workspace import Workspace
 
-__all__ = ["INLINE_LIMIT", "TaskLog", "inline_log", "task_logs"]
+__all__ = [
+    "INLINE_LIMIT",
+    "SPOOL_VARIABLE",
+    "Spool",
+    "SpoolLog",
+    "TaskLog",
+    "inline_log",
+    "process_spool",
+    "task_logs",
+]
 
 #: A log that grows past this many characters is written to its file (a record holds only small logs).
 INLINE_LIMIT = 64 * 1024
@@ -120,9 +130,10 @@ class TaskLog:
                 return {"log": str(self.path)}
             text = "".join(self._parts) + tail
             if len(text) > self._limit:  # only when the file was refused: keep the end
-                text = "[misen] (the log file could not be written: only the end of the log is kept)\n" + text[
-                    -self._limit :
-                ]
+                text = (
+                    "[misen] (the log file could not be written: only the end of the log is kept)\n"
+                    + text[-self._limit :]
+                )
             return {"log": None, "log_text": text}
 
     def keep(self, extra: str = "") -> str | None:
@@ -174,6 +185,135 @@ class TaskLog:
         with self._lock:
             if not self._settled and not self._refused:
                 self._to_disk_quietly()
+
+
+#: The environment variable that gives a worker process its spool file (`Spool`), set by the executor that
+#: starts it; without it, ``"fd"`` capture writes each attempt's log file from the start.
+SPOOL_VARIABLE = "MISEN_TASK_LOG_SPOOL"
+
+
+class Spool:
+    """The file a process that runs one unit at a time (``"fd"`` capture) points descriptors 1 and 2 at for each
+    attempt, instead of a new log file per attempt.
+
+    Its content is the current attempt's log. When the log matters (`SpoolLog` is promoted) the file gets the
+    attempt's log name by a hard link, and the next attempt starts a new spool; otherwise the next attempt
+    empties it. The executor that named it (`SPOOL_VARIABLE`) links it to the attempt's log name itself when the
+    process dies in the middle of an attempt, and removes it at the end of the run.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd: int | None = None
+        self._fresh = True
+
+    def begin(self) -> int:
+        """The spool's descriptor, emptied for a new attempt (a new file after one that became a log)."""
+        if self.fd is not None and not self._fresh:
+            os.close(self.fd)
+            self.fd = None
+        if self.fd is None:
+            # Appending: whatever writes through 1 and 2 (subprocesses too) lands at the end, never over a line.
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
+            self._fresh = True
+        os.ftruncate(self.fd, 0)
+        return self.fd
+
+    def became(self, path: Path) -> None:
+        """The spool's file is now the log at ``path`` (a hard link): the next attempt needs a new spool."""
+        os.link(self.path, path)
+        self._fresh = False
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+
+
+@functools.cache
+def _spool_of(path: str, pid: int) -> Spool:
+    return Spool(path)
+
+
+def process_spool() -> Spool | None:
+    """This process's spool (`SPOOL_VARIABLE`), or ``None``."""
+    path = os.environ.get(SPOOL_VARIABLE)
+    return _spool_of(path, os.getpid()) if path else None
+
+
+class SpoolLog(TaskLog):
+    """An attempt's log for ``"fd"`` capture, written to the process's `Spool`: what the task and its
+    subprocesses print goes there through descriptors 1 and 2; the log becomes a file only when it matters (as for
+    `TaskLog`: a failure, a long run, a big log), by a hard link, and a quick attempt's text goes into its record.
+    A crash of the process leaves the text in the spool, where the executor finds it."""
+
+    def __init__(
+        self, open_file: Callable[[], Path], spool: Spool, *, after: float, limit: int = INLINE_LIMIT
+    ) -> None:
+        super().__init__(open_file, after=after, limit=limit)
+        self._spool = spool
+        self._fd = spool.begin()
+        self._copied = False  # the log file is a copy of the spool (no hard links), refreshed at the end
+
+    def write(self, text: str) -> int:
+        os.write(self._fd, text.encode("utf-8", "replace"))
+        return len(text)
+
+    def flush(self) -> None:
+        """Nothing to flush: every write goes straight to the file."""
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def __exit__(self, *exc: object) -> None:
+        self._unwatch()
+
+    def _to_disk(self) -> None:
+        if self.path is not None:
+            return
+        path = self._open_file()
+        try:
+            self._spool.became(path)
+        except OSError:
+            # No hard links here (or another file system): a copy of what is there now; later writes through
+            # the descriptors still go to the spool, so the copy is refreshed when the attempt ends (`keep`).
+            self._copy_to(path)
+            self._copied = True
+        self.path = path
+
+    def _copy_to(self, path: Path) -> None:
+        size = os.fstat(self._fd).st_size
+        with open(path, "wb") as f:
+            f.write(os.pread(self._fd, size, 0))
+
+    def settle(self, tail: str = "") -> dict[str, Any]:
+        self._unwatch()
+        with self._lock:
+            self._settled = True
+            size = os.fstat(self._fd).st_size
+            if self.path is None and size + len(tail) > self._limit and not self._refused:
+                self._to_disk_quietly()
+            if self.path is not None:
+                if self._copied:
+                    self._copy_to(self.path)
+                return {"log": str(self.path)}
+            text = os.pread(self._fd, size, 0).decode("utf-8", "replace") + tail
+            if len(text) > self._limit:
+                text = (
+                    "[misen] (the log file could not be written: only the end of the log is kept)\n"
+                    + text[-self._limit :]
+                )
+            return {"log": None, "log_text": text}
+
+    def keep(self, extra: str = "") -> str | None:
+        with self._lock:
+            try:
+                if extra:
+                    os.write(self._fd, extra.encode("utf-8", "replace"))
+                if self.path is None:
+                    self._to_disk()
+                elif self._copied:
+                    self._copy_to(self.path)
+            except Exception:
+                return str(self.path) if self.path is not None else None
+            return str(self.path)
 
 
 class _Promoter:

@@ -39,7 +39,7 @@ from misen.identity import (
 from misen.resources import AssignedResources
 from misen.retries import call_with_retries
 from misen.session import Session, current_session
-from misen.tasklog import TaskLog
+from misen.tasklog import SpoolLog, TaskLog, process_spool
 from misen.tasks import Task, call_task, runtime_values
 from misen.workspace import LockHolder, Workspace, hostname
 
@@ -448,9 +448,12 @@ def _run_tasks(
             return UnitOutcome(status="cached", duration=time.time() - start, where=where)
     # 3. Run.
     attempt = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    # The log stays in memory unless it matters (misen.tasklog): "fd" capture needs its file from the start.
-    log = TaskLog(functools.partial(ws.log_path, "task", root.hash, attempt), after=DURABLE_AFTER)
-    if capture == "fd":
+    # The log stays in memory (or, for "fd" capture, in the process's spool file) unless it matters
+    # (misen.tasklog); "fd" capture without a spool needs its file from the start.
+    open_file = functools.partial(ws.log_path, "task", root.hash, attempt)
+    spool = process_spool() if capture == "fd" else None
+    log = SpoolLog(open_file, spool, after=DURABLE_AFTER) if spool is not None else TaskLog(open_file, after=DURABLE_AFTER)
+    if capture == "fd" and spool is None:
         log.promote()
     values: dict[bytes, Any] = {}
     current = root

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import secrets
+import shutil
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,13 +14,14 @@ from typing import TYPE_CHECKING
 from misen import cache
 from misen.executor import UnitOutcome, WorkUnit
 from misen.tasklog import task_logs
+from misen.workspace import hostname
 
 if TYPE_CHECKING:
     from misen.workspace import Workspace
 
     from misen_executor_local._pool import Busy
 
-__all__ = ["end_of", "task_log", "write_unit_log"]
+__all__ = ["end_of", "new_spool", "spool_log", "task_log", "write_unit_log"]
 
 _attempts = itertools.count()
 
@@ -46,6 +49,39 @@ def task_log(ws: Workspace, unit: WorkUnit, since: float) -> str | None:
             if entry.mtime >= since - 1.0 and entry.path is not None:  # a log kept in a record is not a lost one
                 return str(entry.path)
             break
+    return None
+
+
+def new_spool(ws: Workspace) -> str | None:
+    """A spool file for a new worker (`misen.tasklog.Spool`: the worker's output goes there, and a quick task's
+    log into its record, instead of a log file per task), in the workspace's local ``tmp/`` (the file system of
+    its logs, so that a log that matters is the same file under a second name); ``None`` for a workspace with
+    no local directory. The name says which process it belongs to (this one), so the disk workspace's sweep
+    removes it if this process dies before it does."""
+    with contextlib.suppress(Exception):
+        root = ws.local_root()
+        if root is not None:
+            tmp = Path(root) / "tmp"
+            tmp.mkdir(parents=True, exist_ok=True)
+            return str(tmp / f"spool-{os.getpid()}-{secrets.token_hex(4)}-{hostname()}")
+    return None
+
+
+def spool_log(ws: Workspace, unit: WorkUnit, spool: str | None) -> str | None:
+    """The log of the attempt a worker was running when it died, from its spool (what the task printed before),
+    made an attempt log of the unit's task; ``None`` if the spool holds nothing."""
+    if spool is None:
+        return None
+    with contextlib.suppress(Exception):
+        if os.path.getsize(spool) == 0:
+            return None
+        attempt = f"{time.strftime('%Y%m%d-%H%M%S')}-lost-{next(_attempts)}"
+        path = ws.log_path("task", unit.root.hash, attempt)
+        if not _link(Path(spool), path):
+            shutil.copyfile(spool, path)
+        os.unlink(spool)
+        ws.publish_log("task", unit.root.hash, attempt, path, final=True)
+        return str(path)
     return None
 
 

@@ -39,9 +39,11 @@ class Busy:
 class WorkerProcess:
     """One worker process, bound to the thread counts and devices of its ``key`` for its whole life."""
 
-    def __init__(self, index: int, key: tuple[Any, ...], env: dict[str, str]) -> None:
+    def __init__(self, index: int, key: tuple[Any, ...], env: dict[str, str], spool: str | None = None) -> None:
         self.index = index
         self.key = key
+        #: The worker's spool file (`misen.tasklog.Spool`), if it has one.
+        self.spool = spool
         self.proc = start("misen_executor_local._worker", env, PARENT_VARIABLE)
         self.pid = self.proc.pid
         assert self.proc.stdout is not None and self.proc.stdin is not None
@@ -53,6 +55,12 @@ class WorkerProcess:
         #: Batches sent to run right after ``busy`` (same shape), in order, with their sizes; not started yet.
         self.queued: list[tuple[list[Any], int]] = []
         self.eof = False
+
+    def drop_spool(self) -> None:
+        """Remove the worker's spool file (the worker is gone; a log that mattered is a file of its own)."""
+        if self.spool is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.spool)
 
     def send(self, message: bytes) -> bool:
         """Send an encoded request; ``False`` if the worker is gone."""

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from misen import cache
 from misen.executor import Plan, RunEvents, UnitOutcome, WorkUnit
+from misen.tasklog import SPOOL_VARIABLE
 
-from misen_executor_local._ending import end_of, task_log, write_unit_log
+from misen_executor_local._ending import end_of, new_spool, spool_log, task_log, write_unit_log
 from misen_executor_local._machine import DEVICE_VARIABLES, THREAD_VARIABLES, Allocation, binding_env
 from misen_executor_local._pool import Busy, WorkerProcess, stop_all
 from misen_executor_local._worker import HEADER
@@ -272,7 +273,9 @@ class Scheduler:
         idle = [w for w in self.workers if w.busy is None]
         if idle and len(self.workers) >= self.limit + _SPARE_WORKERS:
             self._retire(idle[0])
-        worker = WorkerProcess(self.next_index, key, binding_env(alloc, self.keep))
+        spool = new_spool(self.ws)
+        env = binding_env(alloc, self.keep) | ({SPOOL_VARIABLE: spool} if spool else {})
+        worker = WorkerProcess(self.next_index, key, env, spool)
         self.next_index += 1
         self.workers.append(worker)
         self.selector.register(worker.fd, selectors.EVENT_READ, worker)
@@ -369,7 +372,7 @@ class Scheduler:
 
     def _death_outcome(self, worker: WorkerProcess, busy: Busy, unit: WorkUnit, code: int) -> UnitOutcome:
         """The outcome of the unit that was running when its worker died, and its failure record."""
-        log = task_log(self.ws, unit, busy.start)
+        log = task_log(self.ws, unit, busy.start) or spool_log(self.ws, unit, worker.spool)
         if busy.stopping == "timeout":
             status = "timeout"
             error = f"passed its time limit of {unit.resources.time:g} min and was stopped (SIGTERM"
@@ -464,7 +467,7 @@ class Scheduler:
                 if not running:
                     continue  # never started: the runner reports it cancelled
                 running = False
-                log = task_log(self.ws, unit, b.start)
+                log = task_log(self.ws, unit, b.start) or spool_log(self.ws, unit, w.spool)
                 with contextlib.suppress(Exception):
                     if not cache.is_cached(self.ws, unit.root):
                         cache.record_failure(self.ws, unit.root, status="cancelled", error="run interrupted", log=log)
@@ -495,4 +498,5 @@ class Scheduler:
             w.reap()
             # Processes a task started and left running end with the run (as a batch system would do).
             w.signal(signal.SIGKILL)
+            w.drop_spool()
         self.selector.close()
