@@ -197,6 +197,8 @@ def _slot_state(path: str, offset: int, key: str) -> tuple[str, LockHolder | Non
         if _slots.range_held(fd, offset) is None:
             return "free", None
         found = _slot_note(fd, offset)
+    except (_slots.Refused, OSError):
+        return "unknown", None
     finally:
         os.close(fd)
     if found is None:
