@@ -309,3 +309,19 @@ def test_lock_timeout_waits_for_a_killed_holder(tmp_path: Path, mode: str) -> No
     finally:
         killer.join()
         holder.wait()
+
+
+def test_long_names_fit_their_slot(tmp_path: Path) -> None:
+    """A key of 200 characters (not hex: placed by its digest) and a very long task name: the note keeps the key,
+    host, pid and run whole and shortens the task name to fit the 512-byte slot."""
+    ws = _workspace(tmp_path, "slots")
+    key = "Long-key." + "x" * 191
+    with ws.lock(key, LockHolder.current(run="20261204-231500-abcdef", task="t" * 1000, run_started=1.5)):
+        holder = ws.lock_holder(key)
+        assert holder is not None and holder.pid == os.getpid() and holder.run == "20261204-231500-abcdef"
+        assert holder.run_started == 1.5 and 0 < len(holder.task) < 512 and set(holder.task) == {"t"}
+        with pytest.raises(TaskLockedError, match="already running"), ws.lock(key, LockHolder.current()):
+            pass
+    assert ws.lock_holder(key) is None
+    assert [p.name for p in (Path(ws.root) / "locks").iterdir()] != []
+    assert not any(p.is_dir() for p in (Path(ws.root) / "locks").iterdir())

@@ -157,7 +157,7 @@ def _slot_note(fd: int, offset: int) -> tuple[str, LockHolder] | None:
         return None
 
 
-def _try_slot(locks_dir: str, key: str, holder: LockHolder, fsync: bool) -> _Lease | _Busy:
+def _try_slot(locks_dir: str, key: str, holder: LockHolder, note: bytes, fsync: bool) -> _Lease | _Busy:
     shard, offset = _slots.place(key)
     path = f"{locks_dir}/{shard}.lock"
     fd = open_create(path, "take the task lock")
@@ -179,7 +179,7 @@ def _try_slot(locks_dir: str, key: str, holder: LockHolder, fsync: bool) -> _Lea
         os.close(fd)
         return _Busy(again=True)  # unlinked by gc between our open and our lock: lock the file there now
     lease = _Lease(fd, path, offset)
-    lease.write(_slots.encode_note(key, holder), fsync)
+    lease.write(note, fsync)
     held, other = file_held(key_path(locks_dir, key))
     if held:  # the key is held through its own file (a collision's holder, or an earlier version of misen)
         lease.release()
@@ -234,11 +234,11 @@ def _try_file(
     return lease
 
 
-def _attempt(locks_dir: str, key: str, holder: LockHolder, fsync: bool) -> _Lease | _Busy:
+def _attempt(locks_dir: str, key: str, holder: LockHolder, note: bytes, fsync: bool) -> _Lease | _Busy:
     switched = False
     if uses_slots(locks_dir):
         try:
-            return _try_slot(locks_dir, key, holder, fsync)
+            return _try_slot(locks_dir, key, holder, note, fsync)
         except _slots.Refused:
             _MODES[locks_dir] = False
             switched = True
@@ -256,9 +256,10 @@ def hold_lock(locks_dir: str, key: str, holder: LockHolder, *, timeout: float, f
     Waits up to ``timeout`` seconds for a holder of ``key`` to let go; never for a holder of another key.
     """
     deadline = time.monotonic() + max(timeout, PROBE_GRACE)
+    note = _slots.encode_note(key, holder)  # before any lock is taken: it may raise
     unknown = 0
     while True:
-        got = _attempt(locks_dir, key, holder, fsync)
+        got = _attempt(locks_dir, key, holder, note, fsync)
         if isinstance(got, _Lease):
             break
         if got.again:
