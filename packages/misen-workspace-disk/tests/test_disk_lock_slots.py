@@ -21,7 +21,7 @@ from misen_workspace_disk._maintenance import apply_gc, plan_gc
 
 CTX = multiprocessing.get_context("fork")
 TRIALS = 30
-# Keys with the same first five hex digits share a slot (same shard file, same byte range).
+# Keys with the same first four hex digits share a slot (same shard file, same byte range).
 K1, K2, K3 = ("abcde" + c * 27 for c in "123")
 
 

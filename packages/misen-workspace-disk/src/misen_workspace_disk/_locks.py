@@ -2,7 +2,7 @@
 with a per-key ``flock`` file ``locks/<key[:2]>/<key>.lock`` for the rare key whose slot another key holds.
 
 **Slots.** A key's lock is an exclusive open file description lock (``F_OFD_SETLK``, see `._slots`) on its
-512-byte slot of one of at most 256 shard files, which exist after the first use: taking a lock creates no file
+512-byte slot (of 256) of one of at most 256 shard files, which exist after the first use: taking a lock creates no file
 (a per-task file and its shard folder cost 100-400 µs on a typical disk; opening an existing file and locking a
 range a few µs). Each acquisition opens the shard file itself, so two threads of one process exclude each other.
 The holder's note (JSON naming the full key, host, pid, start time, run and task) is written into the slot once
@@ -13,7 +13,7 @@ a killed process never leaves a lock behind. The note only names the holder in e
 `task.is_running()`; a note whose range is free is stale and ignored, and `probe_holder` tests the range with
 ``F_OFD_GETLK``, which takes nothing and writes nothing.
 
-**Collisions.** Two keys with the same slot (same first five hex digits) must not make one of them fail with
+**Collisions.** Two keys with the same slot (same first four hex digits) must not make one of them fail with
 "already running" while nobody runs it, nor wait for an unrelated task (a task that computes another task in its
 body holds a lock while it takes the next one: waiting could then deadlock). An acquirer that finds its slot
 held under another key's note takes the per-key file instead (created then: the only case that creates a file),

@@ -2,9 +2,11 @@
 locked (open file description locks), and the holder note written into it.
 
 A slot is ``SLOT`` bytes at ``index * SLOT`` of shard file ``<shard>.lock``; the shard and the index come from the
-key's first five hex digits (two for the shard, three for the index), or from a BLAKE2b digest of keys that do
-not start with five lowercase hex digits. ``SLOTS`` slots per file keep each file at most 2 MiB (a sparse file:
-only the 4 KiB blocks of slots ever written take space, and ``misen gc`` removes idle shard files).
+key's first four hex digits (two for the shard, two for the index), or from a BLAKE2b digest of keys that do not
+start with four lowercase hex digits. ``SLOTS`` slots per file keep each file at most 128 KiB, all 256 of them
+at most 32 MiB (sparse files: only the 4 KiB blocks of slots ever written take space, and ``misen gc`` removes
+idle shard files). More slots would make two running tasks share a slot less often, but a shared slot costs
+little (`._locks`: one per-key file), while the space the files take grows with their length.
 
 The locks are Linux's open file description locks (``F_OFD_SETLK``, Linux 3.15 and later): owned by the open
 file description rather than the process, so two descriptors opened separately (by two threads of one process)
@@ -43,8 +45,8 @@ __all__ = [
 
 #: Bytes per slot: room for the holder note (its ``task`` name is shortened to fit).
 SLOT = 512
-#: Slots per shard file (``SLOT * SLOTS`` = 2 MiB at most).
-SLOTS = 4096
+#: Slots per shard file (``SLOT * SLOTS`` = 128 KiB at most).
+SLOTS = 256
 
 _SETLK: int | None = getattr(fcntl, "F_OFD_SETLK", None)
 _GETLK: int | None = getattr(fcntl, "F_OFD_GETLK", None)
@@ -56,7 +58,7 @@ _FLOCK = struct.Struct("@hhqqi0q")
 _BUSY = {errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES}
 #: What a file system without byte-range lock support answers (then the workspace uses per-task files).
 _REFUSED = {errno.EINVAL, errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS}
-_HEX5 = re.compile(r"[0-9a-f]{5}")
+_HEX4 = re.compile(r"[0-9a-f]{4}")
 
 
 class Refused(Exception):
@@ -65,8 +67,8 @@ class Refused(Exception):
 
 def place(key: str, slots: int = SLOTS) -> tuple[str, int]:
     """``(shard, byte offset)`` of the slot of ``key`` among ``slots`` slots per shard file."""
-    digits = key if _HEX5.match(key) else hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
-    return digits[:2], (int(digits[2:5], 16) % slots) * SLOT
+    digits = key if _HEX4.match(key) else hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
+    return digits[:2], (int(digits[2:4], 16) % slots) * SLOT
 
 
 def _flock(kind: int, start: int, length: int) -> bytes:
