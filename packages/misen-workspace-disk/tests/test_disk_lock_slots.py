@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -325,3 +326,50 @@ def test_long_names_fit_their_slot(tmp_path: Path) -> None:
     assert ws.lock_holder(key) is None
     assert [p.name for p in (Path(ws.root) / "locks").iterdir()] != []
     assert not any(p.is_dir() for p in (Path(ws.root) / "locks").iterdir())
+
+
+def _churn(root: str, marks: str, seed: int, barrier, results) -> None:
+    """Take random keys of one slot, over and over; inside each lock, claim the key with an O_EXCL file."""
+    import random
+
+    ws = DiskWorkspace(DiskWorkspaceSettings(directory=root))
+    rng = random.Random(seed)
+    keys = [K1, K2, K3, "abcd" + "f" * 28]
+    taken = clashes = busy = 0
+    barrier.wait()
+    for _ in range(60):
+        key = rng.choice(keys)
+        try:
+            with ws.lock(key, LockHolder.current(task=key[-1])):
+                try:
+                    fd = os.open(f"{marks}/{key}", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                except FileExistsError:
+                    clashes += 1  # another process holds the same key at the same time
+                    continue
+                os.close(fd)
+                taken += 1
+                time.sleep(rng.random() * 0.03)  # longer than an acquirer retries (PROBE_GRACE)
+                os.unlink(f"{marks}/{key}")
+        except TaskLockedError as exc:
+            busy += 1
+            if exc.holder is not None and exc.holder.task != key[-1]:
+                clashes += 1  # refused by a holder of another key
+    results.put((taken, clashes, busy))
+
+
+def test_keys_of_one_slot_under_churn_are_held_once_each(tmp_path: Path, mode: str) -> None:
+    """Four processes take four keys sharing one slot at random: a key is never held twice at once, and a process
+    that is refused one was refused by a holder of that same key."""
+    ws = _workspace(tmp_path, mode)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    results, barrier = CTX.Queue(), CTX.Barrier(4, timeout=60)
+    procs = [CTX.Process(target=_churn, args=(ws.root, str(marks), seed, barrier, results)) for seed in range(4)]
+    for p in procs:
+        p.start()
+    rows = [results.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(30)
+        assert p.exitcode == 0
+    assert sum(clashes for _, clashes, _ in rows) == 0, rows
+    assert sum(taken for taken, _, _ in rows) > 0 and sum(busy for _, _, busy in rows) > 0, rows
