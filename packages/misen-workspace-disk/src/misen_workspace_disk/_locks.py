@@ -62,8 +62,9 @@ from misen_workspace_disk._keyfiles import (
 
 __all__ = ["MARKER", "hold_lock", "probe_holder", "remove_idle_lock", "survey", "uses_slots"]
 
-# A probe of a per-key file holds a shared flock for a few microseconds; an acquirer retries this long so such a
-# probe never makes it fail.
+# Some looks hold a lock for a few microseconds (a probe or a slot holder's check of a per-key file: a shared
+# flock; gc: the whole shard file while it unlinks it); an acquirer retries this long so such a look never makes
+# it fail.
 PROBE_GRACE = 0.02
 #: Seconds between attempts while waiting for a busy lock (each wait is drawn between half and one and a half).
 POLL = 0.005
@@ -71,7 +72,7 @@ POLL = 0.005
 MARKER = "per-task"
 _SHARD_FILE = re.compile(r"[0-9a-f]{2}\.lock")
 
-#: Whether each locks directory uses slots (decided on the first lock or probe of this process).
+#: Whether each locks directory uses slots (decided on the first lock this process takes there).
 _MODES: dict[str, bool] = {}
 #: Descriptors of the locks this process holds, closed in a child made by ``fork`` (see the module docstring).
 _HELD: set[int] = set()
