@@ -101,9 +101,9 @@ def test_two_processes_contend_for_one_key(tmp_path: Path, mode: str) -> None:
     _race(ws.root, K1)
     locks = Path(ws.root) / "locks"
     if mode == "slots":
-        assert sorted(p.name for p in locks.iterdir()) == ["ab.lock"]  # one shared file, no folder, no file per key
+        assert sorted(p.name for p in locks.iterdir()) == ["a.lock"]  # one shared file, no folder, no file per key
     else:
-        assert (locks / "ab" / f"{K1}.lock").is_file() and not (locks / "ab.lock").exists()
+        assert (locks / "ab" / f"{K1}.lock").is_file() and not (locks / "a.lock").exists()
 
 
 def test_keys_sharing_a_slot_both_run(tmp_path: Path, mode: str) -> None:
@@ -208,7 +208,7 @@ def test_two_threads_of_one_process_exclude_each_other(tmp_path: Path, mode: str
 
 def test_probe_writes_nothing(tmp_path: Path, mode: str, snapshot_tree) -> None:
     ws = _workspace(tmp_path, mode)
-    assert ws.lock_holder(K1) is None and not (Path(ws.root) / "locks" / "ab.lock").exists()
+    assert ws.lock_holder(K1) is None and not (Path(ws.root) / "locks" / "a.lock").exists()
     with ws.lock(K2, LockHolder.current()):
         pass
     holder = _hold(ws, K1)
@@ -244,10 +244,10 @@ def test_lock_files_of_an_earlier_version_are_honoured_and_collected(tmp_path: P
         assert ws.lock_holder(K1).task == "old"
         with pytest.raises(TaskLockedError, match=f"pid {old.pid}"), ws.lock(K1, LockHolder.current()):
             pass
-        assert (Path(ws.root) / "locks" / "ab.lock").is_file()  # the slot was taken, then let go
+        assert (Path(ws.root) / "locks" / "a.lock").is_file()  # the slot was taken, then let go
         _gc(ws)
         assert path.exists() and not idle.exists()  # the held one stays; the idle one and the idle shard go
-        assert not (Path(ws.root) / "locks" / "ab.lock").exists()
+        assert not (Path(ws.root) / "locks" / "a.lock").exists()
     finally:
         _kill(old)
     with ws.lock(K1, LockHolder.current()):
@@ -260,9 +260,9 @@ def test_gc_keeps_a_shard_file_with_a_held_slot(tmp_path: Path) -> None:
         pass
     holder = _hold(ws, K1)
     try:
-        assert dict(survey(ws.root + "/locks")) == {ws.root + "/locks/ab.lock": 1, ws.root + "/locks/ff.lock": 0}
+        assert dict(survey(ws.root + "/locks")) == {ws.root + "/locks/a.lock": 1, ws.root + "/locks/f.lock": 0}
         _gc(ws)
-        assert (Path(ws.root) / "locks" / "ab.lock").is_file() and not (Path(ws.root) / "locks" / "ff.lock").exists()
+        assert (Path(ws.root) / "locks" / "a.lock").is_file() and not (Path(ws.root) / "locks" / "f.lock").exists()
         assert ws.lock_holder(K1).pid == holder.pid
     finally:
         _kill(holder)

@@ -1,8 +1,8 @@
-"""Task locks of the disk workspace: a byte-range slot of a shared lock file ``locks/<key[:2]>.lock`` per key,
+"""Task locks of the disk workspace: a byte-range slot of a shared lock file ``locks/<key[:1]>.lock`` per key,
 with a per-key ``flock`` file ``locks/<key[:2]>/<key>.lock`` for the rare key whose slot another key holds.
 
 **Slots.** A key's lock is an exclusive open file description lock (``F_OFD_SETLK``, see `._slots`) on its
-512-byte slot (of 256) of one of at most 256 shard files, which exist after the first use: taking a lock creates no file
+512-byte slot (of 4,096) of one of at most 16 shard files, which exist after the first use: taking a lock creates no file
 (a per-task file and its shard folder cost 100-400 µs on a typical disk; opening an existing file and locking a
 range a few µs). Each acquisition opens the shard file itself, so two threads of one process exclude each other.
 The holder's note (JSON naming the full key, host, pid, start time, run and task) is written into the slot once
@@ -70,7 +70,7 @@ PROBE_GRACE = 0.02
 POLL = 0.005
 #: The file whose presence switches a workspace to per-task lock files.
 MARKER = "per-task"
-_SHARD_FILE = re.compile(r"[0-9a-f]{2}\.lock")
+_SHARD_FILE = re.compile(r"[0-9a-f]\.lock")
 
 #: Whether each locks directory uses slots (decided on the first lock this process takes there).
 _MODES: dict[str, bool] = {}

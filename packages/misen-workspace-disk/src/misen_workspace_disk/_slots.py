@@ -1,11 +1,12 @@
-"""Byte-range slots of the shared lock files ``locks/<shard>.lock``: where a key's slot is, how its byte range is
+"""Byte-range slots of the shared lock files ``locks/<key[:1]>.lock``: where a key's slot is, how its byte range is
 locked (open file description locks), and the holder note written into it.
 
 A slot is ``SLOT`` bytes at ``index * SLOT`` of shard file ``<shard>.lock``; the shard and the index come from the
-key's first four hex digits (two for the shard, two for the index), or from a BLAKE2b digest of keys that do not
-start with four lowercase hex digits. ``SLOTS`` slots per file keep each file at most 128 KiB, all 256 of them
-at most 32 MiB (sparse files: only the 4 KiB blocks of slots ever written take space, and ``misen gc`` removes
-idle shard files). More slots would make two running tasks share a slot less often, but a shared slot costs
+key's first four hex digits (one for the shard, three for the index), or from a BLAKE2b digest of keys that do
+not start with four lowercase hex digits. Sixteen files (not 256: creating a file costs 100-250 µs on a typical
+disk, and a fresh workspace would create them all) of ``SLOTS`` slots keep each file at most 2 MiB, all 16 at most
+32 MiB (sparse files: only the 4 KiB blocks of slots ever written take space, and ``misen gc`` removes idle shard
+files). More slots would make two running tasks share a slot less often, but a shared slot costs
 little (`._locks`: one per-key file), while the space the files take grows with their length.
 
 The locks are Linux's open file description locks (``F_OFD_SETLK``, Linux 3.15 and later): owned by the open
@@ -45,8 +46,8 @@ __all__ = [
 
 #: Bytes per slot: room for the holder note (its ``task`` name is shortened to fit).
 SLOT = 512
-#: Slots per shard file (``SLOT * SLOTS`` = 128 KiB at most).
-SLOTS = 256
+#: Slots per shard file (``SLOT * SLOTS`` = 2 MiB at most).
+SLOTS = 4096
 
 _SETLK: int | None = getattr(fcntl, "F_OFD_SETLK", None)
 _GETLK: int | None = getattr(fcntl, "F_OFD_GETLK", None)
@@ -68,7 +69,7 @@ class Refused(Exception):
 def place(key: str, slots: int = SLOTS) -> tuple[str, int]:
     """``(shard, byte offset)`` of the slot of ``key`` among ``slots`` slots per shard file."""
     digits = key if _HEX4.match(key) else hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
-    return digits[:2], (int(digits[2:4], 16) % slots) * SLOT
+    return digits[:1], (int(digits[1:4], 16) % slots) * SLOT
 
 
 def _flock(kind: int, start: int, length: int) -> bytes:
