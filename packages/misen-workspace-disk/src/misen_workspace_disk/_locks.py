@@ -2,9 +2,9 @@
 with a per-key ``flock`` file ``locks/<key[:2]>/<key>.lock`` for the rare key whose slot another key holds.
 
 **Slots.** A key's lock is an exclusive open file description lock (``F_OFD_SETLK``, see `._slots`) on its
-512-byte slot (of 4,096) of one of at most 16 shard files, which exist after the first use: taking a lock creates no file
-(a per-task file and its shard folder cost 100-400 µs on a typical disk; opening an existing file and locking a
-range a few µs). Each acquisition opens the shard file itself, so two threads of one process exclude each other.
+512-byte slot (of 4,096) in one of at most 16 shard files, which exist after the first use: taking a lock
+creates no file (a per-task file and its shard folder cost 100-400 µs on a typical disk; opening an existing
+file and locking a range a few µs). Each acquisition opens the shard file itself, so two threads of one process exclude each other.
 The holder's note (JSON naming the full key, host, pid, start time, run and task) is written into the slot once
 the range is locked, and zeroed on release.
 
