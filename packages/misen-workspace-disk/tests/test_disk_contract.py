@@ -13,3 +13,13 @@ class TestDiskWorkspaceContract(WorkspaceContract):
     @pytest.fixture
     def workspace(self, tmp_path: Path) -> DiskWorkspace:  # type: ignore[override]
         return DiskWorkspace(DiskWorkspaceSettings(directory=str(tmp_path / "ws")))
+
+
+class TestDiskWorkspaceContractPerTaskLocks(WorkspaceContract):
+    """The same contract where the workspace was switched to per-task lock files (byte-range locks refused)."""
+
+    @pytest.fixture
+    def workspace(self, tmp_path: Path) -> DiskWorkspace:  # type: ignore[override]
+        (tmp_path / "ws" / "locks").mkdir(parents=True)
+        (tmp_path / "ws" / "locks" / "per-task").touch()
+        return DiskWorkspace(DiskWorkspaceSettings(directory=str(tmp_path / "ws")))

@@ -89,8 +89,8 @@ def test_holder_seen_and_killed_holder_recovered(workspace: DiskWorkspace) -> No
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    # the holder note is still in the lock file, but the dead process no longer holds the lock
-    assert b"holder-task" in (Path(workspace.root) / "locks" / key[:2] / f"{key}.lock").read_bytes()
+    # the holder note is still in the key's slot of the shared lock file, but the dead process holds no lock
+    assert b"holder-task" in (Path(workspace.root) / "locks" / f"{key[:1]}.lock").read_bytes()
     assert workspace.lock_holder(key) is None
     with workspace.lock(key, LockHolder.current(task="second")):
         assert workspace.lock_holder(key).pid == os.getpid()

@@ -272,8 +272,9 @@ def remove_tree(path: str | os.PathLike[str]) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def tree_size(path: str | os.PathLike[str]) -> tuple[int, int]:
-    """``(bytes, files)`` under ``path`` (0, 0 if it does not exist); symlinks are not followed."""
+def tree_size(path: str | os.PathLike[str], *, allocated: bool = False) -> tuple[int, int]:
+    """``(bytes, files)`` under ``path`` (0, 0 if it does not exist); symlinks are not followed. With
+    ``allocated``, a sparse file counts the blocks it takes rather than its length."""
     total = files = 0
     stack = [os.fspath(path)]
     while stack:
@@ -287,7 +288,8 @@ def tree_size(path: str | os.PathLike[str]) -> tuple[int, int]:
                     if entry.is_dir(follow_symlinks=False):
                         stack.append(entry.path)
                     else:
-                        total += entry.stat(follow_symlinks=False).st_size
+                        st = entry.stat(follow_symlinks=False)
+                        total += min(st.st_size, st.st_blocks * 512) if allocated else st.st_size
                         files += 1
                 except OSError:
                     continue

@@ -21,7 +21,7 @@ from misen.inline import RECORD_KIND as INLINE_KIND
 from misen.inline import inline_of, size_of
 
 from misen_workspace_disk._fs import tree_size
-from misen_workspace_disk._locks import remove_idle_lock
+from misen_workspace_disk._locks import remove_idle_lock, survey
 from misen_workspace_disk.workspace import AREAS, DiskWorkspace
 
 __all__ = ["GcPlan", "apply_gc", "human_size", "plan_gc", "reachable_results", "workspace_info"]
@@ -42,14 +42,8 @@ def workspace_info(ws: DiskWorkspace) -> dict[str, Any]:
     """Sizes and counts of every area of the workspace."""
     areas = {area: tree_size(os.path.join(ws.root, area)) for area in AREAS}
     records = {kind: sum(1 for _ in ws.iter_records(kind)) for kind in ws.record_kinds()}
-    locks_dir = os.path.join(ws.root, "locks")
-    lock_files = held = 0
-    for _, _, files in os.walk(locks_dir):
-        for name in files:
-            if name.endswith(".lock"):
-                lock_files += 1
-                if ws.lock_holder(name[:-5]) is not None:
-                    held += 1
+    lock_files = survey(os.path.join(ws.root, "locks"))
+    areas["locks"] = tree_size(os.path.join(ws.root, "locks"), allocated=True)  # shard files are sparse
     snapshots_dir = os.path.join(ws.root, "snapshots")
     snapshots = len(os.listdir(snapshots_dir)) if os.path.isdir(snapshots_dir) else 0
     return {
@@ -64,7 +58,7 @@ def workspace_info(ws: DiskWorkspace) -> dict[str, Any]:
         "logs": sum(
             name.endswith(".log") for _, _, files in os.walk(os.path.join(ws.root, "logs")) for name in files
         ),
-        "locks": {"files": lock_files, "held": held},
+        "locks": {"files": len(lock_files), "held": sum(held for _, held in lock_files)},
         "snapshots": snapshots,
     }
 
@@ -160,10 +154,7 @@ def plan_gc(ws: DiskWorkspace, *, keep: set[str] | None = None, min_age: float =
     for kind, key, result in refs:
         if result in doomed or not (ws.has_result(result) or result in inline):
             plan.records.append((kind, key))
-    for dirpath, _, files in os.walk(os.path.join(ws.root, "locks")):
-        for name in files:
-            if name.endswith(".lock") and ws.lock_holder(name[:-5]) is None:
-                plan.locks.append(os.path.join(dirpath, name))
+    plan.locks = [path for path, held in survey(os.path.join(ws.root, "locks")) if not held]
     plan.tmp = ws.sweep_tmp(dry_run=True)
     return plan
 

@@ -133,7 +133,10 @@ class DiskWorkspace(Workspace):
                                                 of a task's record (key, resolved, result) shard by key[:1]
         results/<hash[:2]>/<hash>/              results: a directory with manifest.json, content addressed
         tmp/                                    staging and non-persistent scratch (same file system: rename)
-        locks/<key[:2]>/<key>.lock              flock of a running task; its content names the holder
+        locks/<key[:1]>.lock                    byte-range locks of running tasks, a 512-byte slot per key
+                                                naming the holder (see `._locks`)
+        locks/<key[:2]>/<key>.lock              flock of a task whose slot another task holds (or of every
+                                                task where byte-range locks are refused: locks/per-task)
         logs/<task|unit>/<key[:2]>/             <key>~<attempt>.log per attempt (attempt names sort by time)
         work/<key>/                             persistent WORK_DIR of a cacheable task
         snapshots/                              code snapshots (written by misen's core)
