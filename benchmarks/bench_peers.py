@@ -3,7 +3,9 @@
 Run ``python benchmarks/bench_peers.py [--n 1000] [--repeat 3]``; prints one JSON object. `bench_peers` is what
 ``benchmarks/run.py peers`` calls. Every figure is the wall time of a whole process (interpreter start included),
 the median of ``repeat`` rounds; in each round every contender runs once, one after the other, so load on a
-shared machine falls on all of them alike. The workload is ``n`` cheap cacheable tasks (``leaf(i) -> i``):
+shared machine falls on all of them alike. Every other round runs the peers first, and the disk is synced
+(untimed) before each step: on a virtual disk a process that follows another's thousands of small writes pays
+for their write-back, which a fixed order would charge to whoever always runs second. The workload is ``n`` cheap cacheable tasks (``leaf(i) -> i``):
 
 - ``misen_cold_s`` / ``misen_cached_s``: ``python -m benchpkg.exp run``, in-process executor, disk workspace,
   empty then full.
@@ -116,34 +118,44 @@ def _project(
     return root, env
 
 
-def _round(n: int, jobs: int, tmp: Path, local: bool, baseline: str = "") -> dict[str, float]:
+def _round(n: int, jobs: int, tmp: Path, local: bool, baseline: str = "", flip: bool = False) -> dict[str, float]:
+    """One round: every contender once. misen's steps come first, the peers' after (``flip``: the other way
+    round), and the disk is synced before each step (untimed), so no contender pays for another's write-back."""
     py = sys.executable
-    out: dict[str, float] = {}
     run = [py, "-m", "benchpkg.exp", "run", "--n", str(n)]
+    ours: list[list[tuple[str, list[str], Path, dict[str, str]]]] = []
     if baseline:
         root, env = _project(tmp, "base-inproc", "in-process", jobs, baseline)
-        out["base_cold_s"] = _wall(run, cwd=root, env=env)
-        out["base_cached_s"] = _wall(run, cwd=root, env=env)
+        ours.append([("base_cold_s", run, root, env), ("base_cached_s", run, root, env)])
         if local:
             root, env = _project(tmp, "base-local", "local", jobs, baseline)
-            out["base_local_s"] = _wall(run, cwd=root, env=env)
+            ours.append([("base_local_s", run, root, env)])
     root, env = _project(tmp, "inproc", "in-process", jobs)
-    out["misen_cold_s"] = _wall(run, cwd=root, env=env)
-    out["misen_cached_s"] = _wall(run, cwd=root, env=env)
+    ours.append([("misen_cold_s", run, root, env), ("misen_cached_s", run, root, env)])
+    if local:
+        lroot, lenv = _project(tmp, "local", "local", jobs)
+        ours.append([("misen_local_s", run, lroot, lenv)])
     script = tmp / "peer_joblib.py"
     script.write_text(textwrap.dedent(_JOBLIB))
-    out["joblib_cold_s"] = _wall([py, str(script), str(tmp / "jl1"), str(n), "1"], cwd=tmp, env=env)
-    out["joblib_cached_s"] = _wall([py, str(script), str(tmp / "jl1"), str(n), "1"], cwd=tmp, env=env)
-    out["joblib_parallel_s"] = _wall([py, str(script), str(tmp / "jl2"), str(n), str(jobs)], cwd=tmp, env=env)
     floor = tmp / "peer_floor.py"
     floor.write_text(textwrap.dedent(_FLOOR))
+    joblib = [py, str(script)]
+    theirs = [
+        [
+            ("joblib_cold_s", [*joblib, str(tmp / "jl1"), str(n), "1"], tmp, env),
+            ("joblib_cached_s", [*joblib, str(tmp / "jl1"), str(n), "1"], tmp, env),
+        ],
+        [("joblib_parallel_s", [*joblib, str(tmp / "jl2"), str(n), str(jobs)], tmp, env)],
+    ]
     for key, k in (("floor_s", 1), ("pool_floor_s", jobs)):
         target = tmp / f"floor{k}"
         target.mkdir()
-        out[key] = _wall([py, str(floor), str(target), str(n), str(k)], cwd=tmp, env=env)
-    if local:
-        root, env = _project(tmp, "local", "local", jobs)
-        out["misen_local_s"] = _wall(run, cwd=root, env=env)
+        theirs.append([(key, [py, str(floor), str(target), str(n), str(k)], tmp, env)])
+    out: dict[str, float] = {}
+    for group in (theirs + ours) if flip else (ours + theirs):
+        for key, cmd, cwd, step_env in group:
+            os.sync()
+            out[key] = _wall(cmd, cwd=cwd, env=step_env)
     return out
 
 
@@ -156,12 +168,14 @@ def bench_peers(
     for i in range(repeat):
         tmp = Path(tempfile.mkdtemp(prefix="misen-peers-"))
         try:
-            rounds.append({"load": os.getloadavg()[0], **_round(n, jobs, tmp / str(i), local, base)})
+            figures = _round(n, jobs, tmp / str(i), local, base, flip=i % 2 == 1)
+            rounds.append({"load": os.getloadavg()[0], "peers_first": i % 2 == 1, **figures})
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     out: dict[str, Any] = {"n": n, "repeat": repeat, "jobs": jobs, "rounds": rounds}
     for key in rounds[0]:
-        out[key] = statistics.median(r[key] for r in rounds)
+        if not isinstance(rounds[0][key], bool):
+            out[key] = statistics.median(r[key] for r in rounds)
     # Speed relative to the peer: > 1 means misen is faster. Per round too, to show the noise.
     pairs = [("cold", "joblib_cold_s", "misen_cold_s"), ("cached", "joblib_cached_s", "misen_cached_s")]
     if local:
