@@ -141,13 +141,14 @@ def test_third_party_thread_executor_plugin_end_to_end(tmp_path: Path) -> None:
     script = textwrap.dedent("""
         from misen import Task, run
         from misen.runner import resolve_workspace
+        from misen.tasklog import task_logs
         from demo.flow import square, total
         parts = [Task(square, x=i) for i in range(8)]
         t = Task(total, parts=[p.T for p in parts])
         report = run(t)
         print("ok", report.ok, report.counts(), t.result())
         ws = resolve_workspace()
-        logs = [ws.list_logs("task", p.hash)[0].read() for p in parts]
+        logs = [task_logs(ws, p)[0].read() for p in parts]
         print("apart", all(f"squaring {i}" in log and log.count("squaring") == 1 for i, log in enumerate(logs)))
         print("again", run(t).already_cached)
         print("after the run")
