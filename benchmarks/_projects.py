@@ -110,7 +110,8 @@ def alternating_rounds(
 
     Every other round swaps each pair of steps (the library's save with misen's store, its load with misen's):
     on this machine's virtual disk the second of two 1 GiB writes pays for the first one's write-back, so a fixed
-    order would charge that to whichever side always goes second.
+    order would charge that to whichever side always goes second. The disk is also synced before every step
+    (untimed), so that no step starts while the previous one's data is still being written back.
 
     Args:
         step: ``step(name, folder, earlier)`` measures one step (in a fresh interpreter, e.g. with
@@ -136,6 +137,8 @@ def alternating_rounds(
             for name, drop in order:
                 if cold and drop:
                     dropped = drop_caches() or dropped
+                else:
+                    os.sync()  # untimed: no step pays for the write-back of the one before it
                 earlier[name] = step(name, tmp, earlier)
                 rounds[name].append(earlier[name])
     return rounds, dropped

@@ -94,6 +94,9 @@ def bench_numpy(gib: float = 1.0, directory: str | None = None, repeat: int = 3)
         "load_ratio": round(load["s"] / np_load["s"], 2),
         "load_unrecorded_s": round(best(unrecorded)["s"], 3),
         "load_unrecorded_ratio": round(best(unrecorded)["s"] / np_load["s"], 2),
+        # The same ratios round by round (each pair taken in the same minute), for the spread behind the best.
+        "store_ratio_rounds": [round(b["s"] / a["s"], 2) for a, b in zip(saves, stores, strict=True)],
+        "load_ratio_rounds": [round(b["s"] / a["s"], 2) for a, b in zip(np_loads, loads, strict=True)],
         "np_load_peak_mib": round(np_load["peak_mib"]),
         "load_peak_mib": round(load["peak_mib"]),
         "array_mib": mib,
