@@ -100,9 +100,13 @@ def test_a_damaged_dependency_is_dropped_and_recomputed(
             if f.name != "manifest.json":
                 f.write_bytes(b"garbage")
     else:
-        # A small result is kept in the task's record: no folder, and its bytes damaged in every copy of it.
+        # A small result is kept in the task's record: no folder, and its bytes damaged in every copy of it (the
+        # record's four names are one file on disk; this workspace keeps a copy under each). An intact copy would
+        # be reused, as early cutoff reuses a checked result.
         assert stored is None
-        for kind, key in (("task", dep.hash), ("result", rh)):
+        first = ws.get_record("task", dep.hash)
+        assert first is not None
+        for kind, key in (("task", dep.hash), ("result", rh), ("resolved", first["resolved"]), ("key", dep.key_hash)):
             rec = ws.get_record(kind, key)
             assert rec is not None and rec["inline"]["result_hash"] == rh
             rec["inline"] = {**rec["inline"], "data": {"value.pkl": "gAVLFS4="}}  # pickle of 21, not 20

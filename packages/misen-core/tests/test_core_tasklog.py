@@ -6,6 +6,7 @@ the experiment's command lines in subprocesses on the disk workspace, and the th
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -20,7 +21,7 @@ import pytest
 from misen import MemoryWorkspace, Task, meta
 from misen.reporting import PlainReporter
 from misen.runner import run
-from misen.tasklog import INLINE_LIMIT, task_logs
+from misen.tasklog import INLINE_LIMIT, Spool, SpoolLog, task_logs
 from test_cli_project import Project, make_project, pycache_dir
 
 FLOW = '''
@@ -299,3 +300,36 @@ def test_threads_executor_keeps_quick_logs_in_records_and_writes_a_long_tasks_fi
         assert ws.list_logs("task", t.hash) == []
         (inline,) = task_logs(ws, t)
         assert inline.path is None and f"thread task {t.arguments['i']}" in inline.read()
+
+
+def test_a_spool_log_becomes_its_file_by_a_link_or_by_a_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The "fd" capture of a worker: what goes through the spool's descriptor (as a subprocess would write) is
+    the log; a quick success reads it back, a log that matters becomes the attempt's file: the spool's own inode by
+    a hard link, or, where links are refused, a copy refreshed when the attempt ends."""
+    spool = Spool(str(tmp_path / "spool"))
+    quick = SpoolLog(lambda: tmp_path / "never.log", spool, after=60)
+    os.write(quick.fileno(), b"printed by a child\n")
+    assert quick.settle("[misen] done\n") == {"log": None, "log_text": "printed by a child\n[misen] done\n"}
+    assert not (tmp_path / "never.log").exists()
+
+    linked = SpoolLog(lambda: tmp_path / "a.log", spool, after=60)  # the spool is emptied for the next attempt
+    os.write(linked.fileno(), b"first\n")
+    assert linked.promote() == tmp_path / "a.log"
+    os.write(linked.fileno(), b"after the link\n")
+    assert linked.keep("Traceback\n") == str(tmp_path / "a.log")
+    assert (tmp_path / "a.log").read_text() == "first\nafter the link\nTraceback\n"
+    fresh = SpoolLog(lambda: tmp_path / "b.log", spool, after=60)  # a new spool file: a.log keeps its text
+    os.write(fresh.fileno(), b"next\n")
+    assert (tmp_path / "a.log").read_text() == "first\nafter the link\nTraceback\n"
+    assert fresh.settle()["log_text"] == "next\n"
+
+    def no_links(self: Spool, path: Path) -> None:
+        raise OSError(1, "hard links refused")
+
+    monkeypatch.setattr(Spool, "became", no_links)
+    copied = SpoolLog(lambda: tmp_path / "c.log", spool, after=60)
+    os.write(copied.fileno(), b"before\n")
+    copied.promote()
+    os.write(copied.fileno(), b"after the copy\n")
+    assert copied.settle() == {"log": str(tmp_path / "c.log")}
+    assert (tmp_path / "c.log").read_text() == "before\nafter the copy\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -9,6 +10,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from misen.errors import TaskLockedError
+from misen.workspace import LockHolder
 from misen_workspace_disk import DiskWorkspace, DiskWorkspaceSettings
 
 
@@ -56,3 +59,49 @@ def python():
 def _fresh_misen_session(misen_session: object) -> object:
     """Each test gets its own misen session (`misen.testing`), so nothing carries over between tests."""
     return misen_session
+
+
+_FORK = multiprocessing.get_context("fork")
+
+
+def _racer(root: str, key: str | None, trials: int, barrier, results, name: str) -> None:  # type: ignore[no-untyped-def]
+    ws = DiskWorkspace(DiskWorkspaceSettings(directory=root))
+    for i in range(trials):
+        barrier.wait()
+        try:
+            with ws.lock(key or f"{i:032x}", LockHolder.current(task=f"t{i}")):
+                results.put((i, name, "won", os.getpid()))
+                barrier.wait()  # hold until the other one has tried
+        except TaskLockedError as exc:
+            results.put((i, name, str(exc), exc.holder.pid if exc.holder else None))
+            barrier.wait()
+
+
+def race_for_lock(root: str, key: str | None, trials: int) -> dict[int, list[tuple[str, str, int | None]]]:
+    """Two forked processes try one lock at the same moment, ``trials`` times (``key``, or a new key per trial):
+    each time exactly one wins and the other's `TaskLockedError` names the winner's pid. Returns
+    ``{trial: [(process, "won" or the error, pid)]}`` for further checks."""
+    barrier, results = _FORK.Barrier(2, timeout=60), _FORK.Queue()
+    procs = [_FORK.Process(target=_racer, args=(root, key, trials, barrier, results, n)) for n in "ab"]
+    for p in procs:
+        p.start()
+    rows = [results.get(timeout=60) for _ in range(2 * trials)]
+    for p in procs:
+        p.join(30)
+        assert p.exitcode == 0
+    by_trial: dict[int, list[tuple[str, str, int | None]]] = {}
+    for i, name, what, pid in rows:
+        by_trial.setdefault(i, []).append((name, what, pid))
+    assert len(by_trial) == trials
+    for pair in by_trial.values():
+        winners = [r for r in pair if r[1] == "won"]
+        losers = [r for r in pair if r[1] != "won"]
+        assert len(winners) == 1 and len(losers) == 1, pair
+        assert losers[0][2] == winners[0][2] and f"pid {winners[0][2]}" in losers[0][1], pair
+    return by_trial
+
+
+@pytest.fixture
+def lock_race():
+    """`race_for_lock`."""
+    return race_for_lock

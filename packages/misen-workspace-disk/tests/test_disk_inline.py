@@ -173,3 +173,17 @@ def test_a_subclass_that_saves_otherwise_keeps_folders() -> None:
 
     assert inline.pack("abc", Upper()) is None
     assert inline.pack("abc", PickleSerializer()) is not None
+
+
+def test_early_cutoff_carries_a_small_result_into_the_new_record(workspace: DiskWorkspace) -> None:
+    top = Task(T.add, a=Task(T.add, a=2, b=3).T, b=1)
+    other = Task(T.add, a=Task(T.add, a=1, b=4).T, b=1)  # another dependency with the same value: 5
+    assert run(top, executor=InProcessExecutor(), workspace=workspace).ok
+    report = run(other, executor=InProcessExecutor(), workspace=workspace)
+    assert report.ok
+    assert [o.status for u, o in report.outcomes.items() if report.units[u].root == other] == ["cached"]
+    rh = cache.result_hash(workspace, top)
+    record = workspace.get_record("task", other.hash)
+    assert record is not None and record["result"] == rh and record["inline"]["result_hash"] == rh
+    workspace.delete_record("result", rh or "")  # the new record is enough on its own
+    assert other.result(workspace) == 6 and cache.status(workspace, other) == "done"

@@ -65,40 +65,9 @@ def _gc(ws: DiskWorkspace) -> None:
     apply_gc(ws, plan_gc(ws))
 
 
-def _racer(root: str, key: str, barrier, results, name: str) -> None:
-    ws = DiskWorkspace(DiskWorkspaceSettings(directory=root))
-    for i in range(TRIALS):
-        barrier.wait()
-        try:
-            with ws.lock(key, LockHolder.current(task=f"t{i}")):
-                results.put((i, name, "won", os.getpid()))
-                barrier.wait()  # hold until the other one has tried
-        except TaskLockedError as exc:
-            results.put((i, name, str(exc), exc.holder.pid if exc.holder else None))
-            barrier.wait()
-
-
-def _race(root: str, key: str) -> None:
-    """Two processes try ``key`` at the same moment, ``TRIALS`` times: one wins each time, the other names it."""
-    barrier, results = CTX.Barrier(2, timeout=60), CTX.Queue()
-    procs = [CTX.Process(target=_racer, args=(root, key, barrier, results, n)) for n in "ab"]
-    for p in procs:
-        p.start()
-    rows = [results.get(timeout=60) for _ in range(2 * TRIALS)]
-    for p in procs:
-        p.join(30)
-        assert p.exitcode == 0
-    for i in range(TRIALS):
-        pair = [r for r in rows if r[0] == i]
-        winners = [r for r in pair if r[2] == "won"]
-        losers = [r for r in pair if r[2] != "won"]
-        assert len(winners) == 1 and len(losers) == 1, pair
-        assert losers[0][3] == winners[0][3] and f"pid {winners[0][3]}" in losers[0][2], pair
-
-
-def test_two_processes_contend_for_one_key(tmp_path: Path, mode: str) -> None:
+def test_two_processes_contend_for_one_key(tmp_path: Path, mode: str, lock_race) -> None:  # type: ignore[no-untyped-def]
     ws = _workspace(tmp_path, mode)
-    _race(ws.root, K1)
+    lock_race(ws.root, K1, TRIALS)
     locks = Path(ws.root) / "locks"
     if mode == "slots":
         assert sorted(p.name for p in locks.iterdir()) == ["a.lock"]  # one shared file, no folder, no file per key
@@ -136,12 +105,12 @@ def test_a_holder_takes_another_key_of_its_own_slot(tmp_path: Path) -> None:
     assert ws.lock_holder(K1) is None and ws.lock_holder(K2) is None
 
 
-def test_two_processes_contend_for_a_key_whose_slot_is_taken(tmp_path: Path) -> None:
+def test_two_processes_contend_for_a_key_whose_slot_is_taken(tmp_path: Path, lock_race) -> None:  # type: ignore[no-untyped-def]
     """The per-key file of a colliding key excludes like the slot does."""
     ws = _workspace(tmp_path, "slots")
     first = _hold(ws, K1)
     try:
-        _race(ws.root, K2)
+        lock_race(ws.root, K2, TRIALS)
     finally:
         _kill(first)
 

@@ -46,6 +46,7 @@ __all__ = [
     "carry_over",
     "check_stored",
     "current",
+    "cutoff",
     "done",
     "drop_result",
     "failure",
@@ -96,7 +97,7 @@ def stored(ws: Workspace, rh: str, record: dict[str, Any] | None = None) -> bool
     record of another task that produced it (`misen.inline`). No bytes are read or checked."""
     if inline_of(record, rh) is not None or ws.has_result(rh):
         return True
-    return inline_of(ws.get_record(INLINE_KIND, rh), rh) is not None
+    return _inline(ws, rh) is not None
 
 
 def _inline(ws: Workspace, rh: str) -> dict[str, Any] | None:
@@ -382,13 +383,20 @@ def link(
 
 def resolved_result(ws: Workspace, resolved: str) -> str | None:
     """The result an equal resolved identity produced before, if it is still stored intact (early cutoff)."""
+    found = cutoff(ws, resolved)
+    return found[0] if found is not None else None
+
+
+def cutoff(ws: Workspace, resolved: str) -> tuple[str, dict[str, Any] | None] | None:
+    """`resolved_result` with the result itself when its record holds it (`misen.inline`): ``(result hash,
+    inline or None)``, from one read of the ``resolved`` record."""
     rec = ws.get_record("resolved", resolved)
     if rec is None:
         return None
     result = rec.get("result")
     # Reusing a result under a new identity is rare: worth checking every byte of it first.
-    if isinstance(result, str) and stored(ws, result, rec) and check_stored(ws, result, full=True) is None:
-        return result
+    if isinstance(result, str) and stored(ws, result, rec) and check_stored(ws, result, full=True, record=rec) is None:
+        return result, inline_of(rec, result)
     return None
 
 
@@ -458,7 +466,7 @@ def carry_over(ws: Workspace, task: Task[Any]) -> bool:
         if name in task.arguments and not at_default(task.arguments[name], defaults[name]):
             return False
     result = rec.get("result")
-    if not isinstance(result, str) or check_stored(ws, result) is not None:
+    if not isinstance(result, str) or check_stored(ws, result, record=rec) is not None:
         return False
     link(
         ws,
@@ -467,5 +475,6 @@ def carry_over(ws: Workspace, task: Task[Any]) -> bool:
         result=result,
         fingerprint=fp.as_dict() if fp is not None else None,
         extra={"carried_over": {"from_task": rec.get("task"), "defaults": sorted(defaults)}},
+        inline=inline_of(rec, result),  # a small result travels with the record
     )
     return True

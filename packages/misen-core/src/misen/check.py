@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 
+from misen.cache import check_stored
 from misen.errors import ResultCorruptedError
 from misen.inline import RECORD_KIND as INLINE_KIND
 from misen.inline import inline_of, size_of, verify
@@ -172,13 +173,6 @@ def _repair(ws: Workspace, report: CheckReport, holders: dict[str, list[str]], i
         # A run may have stored the same result again since it was dropped: then the record is right.
         # (A record carrying a sound copy of the result inline is right too.)
         if rec is not None and rec.get("result") == result and not ws.has_result(result):
-            if result in inline or inline_of(rec, result) is None or not _sound(rec["inline"], result):
+            if result in inline or inline_of(rec, result) is None or check_stored(ws, result, record=rec) is not None:
                 ws.delete_record(kind, key)
 
-
-def _sound(inline: dict[str, Any], result: str) -> bool:
-    try:
-        verify(inline, result)
-    except ResultDamagedError:
-        return False
-    return True

@@ -34,13 +34,15 @@ THREAD_VARIABLES = (
 )
 
 
-_SUFFIXES = (b"_NUM_THREADS", b"_MAX_THREADS")
-_KNOWN = frozenset(v.encode() for v in THREAD_VARIABLES)
+_SUFFIXES = ("_NUM_THREADS", "_MAX_THREADS")
+# The same rule for the environment's names as bytes (`current_conditions` reads them so).
+_SUFFIXES_B = tuple(x.encode() for x in _SUFFIXES)
+_KNOWN_B = frozenset(v.encode() for v in THREAD_VARIABLES)
 
 
 def is_thread_variable(name: str) -> bool:
     """A variable that sizes a thread pool (the known ones, and any ``*_NUM_THREADS``/``*_MAX_THREADS``)."""
-    return name in THREAD_VARIABLES or name.endswith(("_NUM_THREADS", "_MAX_THREADS"))
+    return name in THREAD_VARIABLES or name.endswith(_SUFFIXES)
 
 
 def _cpus() -> int | None:
@@ -57,7 +59,7 @@ def current_conditions() -> dict[str, Any]:
     # than the rest of a cheap task).
     raw = getattr(os, "environb", None)
     if raw is not None:
-        names = [k.decode(errors="surrogateescape") for k in raw if k.endswith(_SUFFIXES) or k in _KNOWN]
+        names = [k.decode(errors="surrogateescape") for k in raw if k.endswith(_SUFFIXES_B) or k in _KNOWN_B]
     else:
         names = [k for k in env if is_thread_variable(k)]
     threads = {k: env[k] for k in sorted(names) if k in env}

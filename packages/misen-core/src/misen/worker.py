@@ -438,10 +438,9 @@ def _run_tasks(
     root_resolved = resolved[root._id_bytes]
     # 2. Early cutoff: the same inputs already produced a result under another task hash.
     if root.cacheable:
-        existing = cache.resolved_result(ws, root_resolved)
-        if existing is not None:
-            # a small result travels in the new record too (found there without a lookup by its hash)
-            carry = cache.inline_of(ws.get_record("resolved", root_resolved), existing)
+        found = cache.cutoff(ws, root_resolved)
+        if found is not None:
+            existing, carry = found  # a small result travels in the new record too
             cache.link(
                 ws, root, resolved=root_resolved, result=existing, fingerprint=_fingerprint_dict(root), inline=carry
             )

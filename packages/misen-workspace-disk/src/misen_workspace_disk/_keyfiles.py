@@ -20,7 +20,7 @@ from misen.workspace import LockHolder
 
 from misen_workspace_disk._fs import storage_error
 
-__all__ = ["file_held", "key_path", "open_create", "read_file_note", "remove_idle_file", "try_lock"]
+__all__ = ["file_held", "key_path", "open_create", "read_file_note", "remove_idle_file", "same_file", "try_lock"]
 
 _BUSY = {errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES}
 _NO_LOCKS = {errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK}
@@ -68,7 +68,8 @@ def read_file_note(where: int | str) -> LockHolder | None:
         return None
 
 
-def _same_file(fd: int, path: str) -> bool:
+def same_file(fd: int, path: str) -> bool:
+    """Whether ``path`` still names the file open as ``fd`` (not unlinked or replaced since it was opened)."""
     try:
         mine, there = os.fstat(fd), os.stat(path)
     except OSError:
@@ -90,7 +91,7 @@ def try_lock(fd: int, path: str) -> bool | None:
         if exc.errno not in _BUSY:
             raise storage_error(exc, path, "take the task lock") from None
         return False
-    if _same_file(fd, path):
+    if same_file(fd, path):
         return True
     fcntl.flock(fd, fcntl.LOCK_UN)
     return None
@@ -126,7 +127,7 @@ def remove_idle_file(path: str) -> None:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             return
-        if _same_file(fd, path):
+        if same_file(fd, path):
             with contextlib.suppress(OSError):
                 os.unlink(path)
         with contextlib.suppress(OSError):  # the note file of workspaces written before notes moved into the lock

@@ -57,6 +57,7 @@ from misen_workspace_disk._keyfiles import (
     open_create,
     read_file_note,
     remove_idle_file,
+    same_file,
     try_lock,
 )
 
@@ -143,14 +144,6 @@ class _Busy:
         self.holder, self.again = holder, again
 
 
-def _same_file(fd: int, path: str) -> bool:
-    try:
-        mine, there = os.fstat(fd), os.stat(path)
-    except OSError:
-        return False
-    return (mine.st_ino, mine.st_dev) == (there.st_ino, there.st_dev)
-
-
 def _slot_note(fd: int, offset: int) -> tuple[str, LockHolder] | None:
     try:
         return _slots.decode_note(os.pread(fd, _slots.SLOT, offset))
@@ -176,7 +169,7 @@ def _try_slot(locks_dir: str, key: str, holder: LockHolder, note: bytes, fsync: 
         if found is None or found[0] == key:
             return _Busy(found[1] if found else None)
         return _try_file(locks_dir, key, holder, fsync, slot=(path, offset))  # a collision: use the key's file
-    if not _same_file(fd, path):
+    if not same_file(fd, path):
         os.close(fd)
         return _Busy(again=True)  # unlinked by gc between our open and our lock: lock the file there now
     lease = _Lease(fd, path, offset)
@@ -361,7 +354,7 @@ def remove_idle_lock(path: str) -> None:
         return
     try:
         with contextlib.suppress(_slots.Refused, OSError):
-            if _slots.try_range(fd, 0, 0) and _same_file(fd, path):  # the whole file: no slot is held
+            if _slots.try_range(fd, 0, 0) and same_file(fd, path):  # the whole file: no slot is held
                 os.unlink(path)
     finally:
         os.close(fd)
