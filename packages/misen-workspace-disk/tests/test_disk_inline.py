@@ -93,7 +93,7 @@ def _damage_record(workspace: DiskWorkspace, task: Task[int]) -> str:
     """Replace the bytes of the task's inline result in its record file (every name of it: one file on disk)."""
     rh = cache.result_hash(workspace, task)
     assert rh is not None
-    path = Path(workspace.root) / "records" / "task" / task.hash[:2] / f"{task.hash}.json"
+    path = Path(workspace.root) / "records" / "task" / task.hash[:1] / f"{task.hash}.json"
     rec = json.loads(path.read_text())
     rec["inline"]["data"]["value.pkl"] = "gAVLFS4="  # the pickle of 21
     path.write_text(json.dumps(rec))
@@ -135,7 +135,7 @@ def test_workspace_check_finds_and_repairs_a_damaged_inline_result(workspace: Di
 def test_a_truncated_record_counts_as_not_cached(workspace: DiskWorkspace) -> None:
     task = Task(T.add, a=1, b=1)
     assert run(task, executor=InProcessExecutor(), workspace=workspace).ok
-    path = Path(workspace.root) / "records" / "task" / task.hash[:2] / f"{task.hash}.json"
+    path = Path(workspace.root) / "records" / "task" / task.hash[:1] / f"{task.hash}.json"
     raw = path.read_bytes()
     path.write_bytes(raw[: len(raw) // 2])
     assert cache.status(workspace, task) != "done"

@@ -14,7 +14,7 @@ from misen_workspace_disk import DiskWorkspace, DiskWorkspaceSettings
 def test_record_round_trip_and_layout(workspace: DiskWorkspace) -> None:
     workspace.put_record("task", "ab12cd", {"result": "r1", "name": "train"})
     assert workspace.get_record("task", "ab12cd") == {"result": "r1", "name": "train"}
-    path = Path(workspace.root) / "records" / "task" / "ab" / "ab12cd.json"
+    path = Path(workspace.root) / "records" / "task" / "a" / "ab12cd.json"
     assert json.loads(path.read_text()) == {"result": "r1", "name": "train"}
     workspace.put_record("task", "ab12cd", {"result": "r2"})
     assert workspace.get_record("task", "ab12cd") == {"result": "r2"}
@@ -47,8 +47,8 @@ def test_put_records_writes_one_file_under_every_name(workspace: DiskWorkspace) 
     workspace.put_records(names, {"task": "bb01", "result": "r1", "resolved": "aa01"})
     for kind, key in names:
         assert workspace.get_record(kind, key) == {"task": "bb01", "result": "r1", "resolved": "aa01"}
-    # the task record in two-character shards, its other names in one-character shards
-    paths = [root / kind / key[: 2 if kind == "task" else 1] / f"{key}.json" for kind, key in names]
+    # every name in one-character shards
+    paths = [root / kind / key[:1] / f"{key}.json" for kind, key in names]
     assert len({p.stat().st_ino for p in paths}) == 1  # one file, three names
     assert all(sorted(os.listdir(p.parent)) == [p.name] for p in paths)  # no temporary file left
     # The names stay independent: replacing or deleting one leaves the others as they were.
@@ -61,8 +61,12 @@ def test_put_records_writes_one_file_under_every_name(workspace: DiskWorkspace) 
 
 def test_names_written_by_an_earlier_version_under_wide_shards_are_read_replaced_and_deleted(tmp_path: Path) -> None:
     root = tmp_path / "ws"
-    # An earlier version kept key and resolved records under two-character shards.
-    for kind, key, value in (("key", "cc01", {"task": "old", "result": "r0"}), ("resolved", "aa01", {"result": "r0"})):
+    # An earlier version kept every record under two-character shards.
+    for kind, key, value in (
+        ("key", "cc01", {"task": "old", "result": "r0"}),
+        ("resolved", "aa01", {"result": "r0"}),
+        ("task", "bb01", {"result": "r0"}),
+    ):
         wide = root / "records" / kind / key[:2]
         wide.mkdir(parents=True)
         (wide / f"{key}.json").write_text(json.dumps(value))
@@ -70,10 +74,14 @@ def test_names_written_by_an_earlier_version_under_wide_shards_are_read_replaced
     assert ws.get_record("key", "cc01") == {"task": "old", "result": "r0"}
     assert ws.get_records("resolved", ["aa01", "aa02"]) == {"aa01": {"result": "r0"}}
     assert sorted(ws.iter_records("key")) == ["cc01"]
+    assert ws.get_record("task", "bb01") == {"result": "r0"} and sorted(ws.iter_records("task")) == ["bb01"]
     ws.put_records([("task", "bb01"), ("key", "cc01")], {"task": "bb01", "result": "r1"})
     assert ws.get_record("key", "cc01") == {"task": "bb01", "result": "r1"}
-    assert not (root / "records" / "key" / "cc" / "cc01.json").exists()  # the older copy is never read back
-    assert (root / "records" / "key" / "c" / "cc01.json").exists()
+    assert ws.get_record("task", "bb01") == {"task": "bb01", "result": "r1"}
+    for kind, key in (("key", "cc01"), ("task", "bb01")):
+        assert not (root / "records" / kind / key[:2] / f"{key}.json").exists()  # the older copy is never read back
+        assert (root / "records" / kind / key[:1] / f"{key}.json").exists()
+    assert sorted(ws.iter_records("task")) == ["bb01"]
     assert sorted(ws.iter_records("key")) == ["cc01"]
     ws.delete_record("resolved", "aa01")
     assert ws.get_record("resolved", "aa01") is None and list(ws.iter_records("resolved")) == []
@@ -157,7 +165,7 @@ def test_sweep_removes_old_half_written_files_only(workspace: DiskWorkspace) -> 
     import time
 
     workspace.put_record("task", "ab12", {"result": "r"})
-    shard = Path(workspace.root) / "records" / "task" / "ab"
+    shard = Path(workspace.root) / "records" / "task" / "a"
     old, new = shard / ".ab12.json.0123.tmp", shard / ".ab13.json.4567.tmp"
     old.write_text('{"half')
     new.write_text('{"half')

@@ -113,15 +113,10 @@ class DiskWorkspaceSettings(WorkspaceSettings):
     )
 
 
-#: Record kinds that are further names of a task's record (`misen.cache.link` writes them as hard links of one
-#: file): one-character shards. A fresh workspace then makes 16 folders for each instead of 256, and on a typical
-#: disk a folder costs as much as several small files. Workspaces written before keep their two-character shards
-#: of these kinds, which are still read (and replaced by the narrow name when rewritten).
-NARROW_KINDS = frozenset({"key", "resolved", "result"})
-
-
-def _shard_width(kind: str) -> int:
-    return 1 if kind in NARROW_KINDS else 2
+#: Records shard by the first character of their key: a fresh workspace makes 16 folders per kind instead of 256,
+#: and on a typical disk a folder costs as much as several small files. Workspaces written before keep their
+#: two-character shards, which are still read (and replaced by the narrow name when rewritten).
+_SHARD = 1
 
 
 class DiskWorkspace(Workspace):
@@ -129,8 +124,8 @@ class DiskWorkspace(Workspace):
 
     Layout under ``directory``::
 
-        records/<kind>/<key[:2]>/<key>.json     records (task, failure, ...): small JSON files; the other names
-                                                of a task's record (key, resolved, result) shard by key[:1]
+        records/<kind>/<key[:1]>/<key>.json     records (task, failure, ...): small JSON files (an earlier
+                                                version's records/<kind>/<key[:2]>/ are still read)
         results/<hash[:2]>/<hash>/              results: a directory with manifest.json, content addressed
         tmp/                                    staging and non-persistent scratch (same file system: rename)
         locks/<key[:1]>.lock                    byte-range locks of running tasks, a 512-byte slot per key
@@ -162,7 +157,7 @@ class DiskWorkspace(Workspace):
         self._logs = self.root + "/logs"
         self._swept = False
         self._made: set[str] = set()  # directories known to exist (saves a mkdir per write)
-        self._wide: dict[str, bool] = {}  # per narrow kind: whether two-character shards of it exist
+        self._wide: dict[str, bool] = {}  # per kind: whether two-character shards of it exist
 
     def describe(self) -> str:
         return f"disk ({self.root})"
@@ -180,12 +175,12 @@ class DiskWorkspace(Workspace):
     def _record_path(self, kind: str, key: str) -> str:
         check_name(kind, "record kind")
         check_name(key, "record key")
-        return f"{self._records}/{kind}/{key[: _shard_width(kind)]}/{key}.json"
+        return f"{self._records}/{kind}/{key[:_SHARD]}/{key}.json"
 
     def _wide_path(self, kind: str, key: str) -> str | None:
         """Where a workspace written before narrow shards keeps this record (``None``: nowhere else)."""
-        if kind not in NARROW_KINDS:
-            return None
+        if len(key) < 2:
+            return None  # its shard was one character wide before too
         if kind not in self._wide:
             # Read once per kind: whether this workspace has two-character shards of it (an earlier version).
             self._wide[kind] = any(len(os.path.basename(p)) == 2 for p in subdirs(f"{self._records}/{kind}"))
@@ -200,7 +195,7 @@ class DiskWorkspace(Workspace):
     def get_records(self, kind: str, keys: list[str]) -> dict[str, dict[str, Any]]:
         check_name(kind, "record kind")
         base = f"{self._records}/{kind}/"
-        width = _shard_width(kind)
+        width = _SHARD
         out: dict[str, dict[str, Any]] = {}
         loads = _json_loads
         for key in keys:
