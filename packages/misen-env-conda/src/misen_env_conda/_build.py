@@ -7,7 +7,6 @@ which the next build of the same digest removes while it holds the lock.
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import fcntl
 import json
@@ -112,6 +111,8 @@ def _build(locked: LockedEnvironment, prefix: Path, cache: Path) -> dict[str, An
 
 def _install(locked: LockedEnvironment, staging: Path, prefix: Path, cache: Path) -> None:
     """``rattler.install`` into ``staging``, with ``prefix`` patched into the files (they move there after)."""
+    import asyncio  # here, not at the top: every misen run imports this module to register the environment
+
     import rattler
 
     failure: list[BaseException] = []
