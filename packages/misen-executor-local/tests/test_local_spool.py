@@ -65,3 +65,27 @@ def test_a_worker_killed_mid_task_leaves_what_the_task_printed_in_its_log(
     (after,) = task_logs(workspace, Task(lx.chatty, tag="K2"))
     assert "stdout line K2" in after.read() and "killing myself" not in after.read()
     assert _spools(workspace) == []
+
+
+def test_a_new_executor_removes_the_spools_of_executors_of_this_host_that_are_gone(workspace: Any) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from misen.workspace import hostname
+    from misen_executor_local._ending import new_spool
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    tmp = Path(workspace.root) / "tmp"
+    tmp.mkdir(parents=True)
+    dead = tmp / f"spool-{gone.pid}-0a1b2c3d-{hostname()}"
+    live = tmp / f"spool-{os.getppid()}-0a1b2c3d-{hostname()}"  # another executor still running
+    elsewhere = tmp / f"spool-{gone.pid}-0a1b2c3d-{hostname()}x"  # a process of another host: unknown here
+    other = tmp / "stage-1-x"
+    for path in (dead, live, elsewhere, other):
+        path.write_text("printed\n")
+    mine = new_spool(workspace)
+    assert mine is not None and Path(mine).parent == tmp and Path(mine).name.startswith(f"spool-{os.getpid()}-")
+    assert not dead.exists()
+    assert live.exists() and elsewhere.exists() and other.exists()

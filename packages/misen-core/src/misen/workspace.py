@@ -21,12 +21,49 @@ from misen.errors import MisenError
 from misen.session import Session, current_session
 from misen.settings import structure_settings, unstructure_settings
 
-__all__ = ["LockHolder", "LogEntry", "Workspace", "WorkspaceSettings", "hostname", "resolve_workspace"]
+__all__ = [
+    "LockHolder",
+    "LogEntry",
+    "Workspace",
+    "WorkspaceSettings",
+    "hostname",
+    "pid_alive",
+    "process_started_after",
+    "resolve_workspace",
+]
 
 @functools.cache
 def hostname() -> str:
     """This machine's name (asked once per process; a fork inherits the same machine)."""
     return socket.gethostname()
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host (one of another user's counts)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def process_started_after(pid: int, when: float) -> bool:
+    """Whether process ``pid`` on this host started after ``when``: its pid was reused since a file named after
+    it was written at ``when``. ``False`` where that cannot be told (no ``/proc``)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        ticks = int(stat.rsplit(")", 1)[1].split()[19])
+        btime = next(
+            float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime")
+        )
+    except (OSError, ValueError, IndexError, StopIteration):
+        return False
+    # btime has a one-second resolution: allow for it.
+    return btime + ticks / os.sysconf("SC_CLK_TCK") > when + 2.0
 
 
 @attrs.frozen

@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING
 from misen import cache
 from misen.executor import UnitOutcome, WorkUnit
 from misen.tasklog import task_logs
-from misen.workspace import hostname
+from misen.workspace import hostname, pid_alive, process_started_after
 
 if TYPE_CHECKING:
     from misen.workspace import Workspace
 
     from misen_executor_local._pool import Busy
 
-__all__ = ["end_of", "new_spool", "spool_log", "task_log", "write_unit_log"]
+__all__ = ["end_of", "new_spool", "spool_log", "sweep_spools", "task_log", "write_unit_log"]
 
 _attempts = itertools.count()
 
@@ -63,8 +63,35 @@ def new_spool(ws: Workspace) -> str | None:
         if root is not None:
             tmp = Path(root) / "tmp"
             tmp.mkdir(parents=True, exist_ok=True)
+            if str(tmp) not in _swept:
+                _swept.add(str(tmp))
+                sweep_spools(tmp)
             return str(tmp / f"spool-{os.getpid()}-{secrets.token_hex(4)}-{hostname()}")
     return None
+
+
+_swept: set[str] = set()
+
+
+def sweep_spools(tmp: Path) -> list[Path]:
+    """Remove the spools in ``tmp`` of executors of this host that are gone (a crash, a kill): the disk
+    workspace's own sweep would find them too, but a workspace whose local folder is only a cache (S3) has none.
+    Spools of live processes, and of other hosts, stay. Returns what was removed."""
+    host, me = hostname(), os.getpid()
+    removed: list[Path] = []
+    with contextlib.suppress(OSError), os.scandir(tmp) as entries:
+        for entry in entries:
+            parts = entry.name.split("-", 3)
+            if len(parts) != 4 or parts[0] != "spool" or parts[3] != host or not parts[1].isdigit():
+                continue
+            pid = int(parts[1])
+            with contextlib.suppress(OSError):
+                if pid == me or (pid_alive(pid) and not process_started_after(pid, entry.stat().st_mtime)):
+                    continue
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+    return removed
 
 
 def spool_log(ws: Workspace, unit: WorkUnit, spool: str | None) -> str | None:

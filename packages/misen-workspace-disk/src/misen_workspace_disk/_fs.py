@@ -11,10 +11,10 @@ import re
 import secrets
 import shutil
 import socket
-from pathlib import Path
 from typing import Any
 
 from misen.errors import MisenError
+from misen.workspace import pid_alive, process_started_after
 
 __all__ = [
     "WorkspaceStorageError",
@@ -24,6 +24,7 @@ __all__ = [
     "fsync_dir",
     "names",
     "pid_alive",
+    "process_started_after",
     "read_json",
     "remove_tree",
     "storage_error",
@@ -294,36 +295,6 @@ def tree_size(path: str | os.PathLike[str], *, allocated: bool = False) -> tuple
                 except OSError:
                     continue
     return total, files
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this pid exists on this host."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def process_started_after(pid: int, when: float) -> bool:
-    """Whether process ``pid`` on this host started after ``when`` (a reused pid); ``False`` if unknown."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        ticks = int(stat.rsplit(")", 1)[1].split()[19])
-        btime = next(
-            float(line.split()[1])
-            for line in Path("/proc/stat").read_text().splitlines()
-            if line.startswith("btime")
-        )
-    except (OSError, ValueError, IndexError, StopIteration):
-        return False
-    started = btime + ticks / os.sysconf("SC_CLK_TCK")
-    # btime has a one-second resolution: allow for it.
-    return started > when + 2.0
 
 
 def names(directory: str) -> list[str]:

@@ -7,29 +7,9 @@ import shutil
 import socket
 from pathlib import Path
 
+from misen.workspace import pid_alive, process_started_after
+
 __all__ = ["sweep_dead_staging"]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _started_after(pid: int, when: float) -> bool:
-    """Whether process ``pid`` started after ``when`` (its pid was reused); ``False`` when unknown."""
-    try:
-        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
-        boot = next(
-            float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime")
-        )
-    except (OSError, ValueError, IndexError, StopIteration):
-        return False
-    return boot + ticks / os.sysconf("SC_CLK_TCK") > when + 2.0
 
 
 def sweep_dead_staging(base: Path) -> list[Path]:
@@ -50,7 +30,7 @@ def sweep_dead_staging(base: Path) -> list[Path]:
             mtime = entry.stat(follow_symlinks=False).st_mtime
         except OSError:
             continue
-        if pid != os.getpid() and (not _alive(pid) or _started_after(pid, mtime)):
+        if pid != os.getpid() and (not pid_alive(pid) or process_started_after(pid, mtime)):
             shutil.rmtree(entry.path, ignore_errors=True)
             removed.append(Path(entry.path))
     return removed
