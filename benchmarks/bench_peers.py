@@ -97,11 +97,12 @@ _BASELINE_PACKAGES = ("misen-core", "misen-executor-local", "misen-workspace-dis
 
 
 def _baseline_path(tree: Path) -> str:
-    paths = [tree / "packages" / name / "src" for name in _BASELINE_PACKAGES]
-    for path in paths:
-        if not path.is_dir():
-            raise SystemExit(f"--baseline {tree}: {path} is not there (give the root of a misen checkout)")
-    return os.pathsep.join(str(p) for p in paths)
+    """Every package's sources of the baseline tree (not only those the benchmark runs: the installed plugins are
+    imported at every start, and this tree's may need a newer core than the baseline's)."""
+    for name in _BASELINE_PACKAGES:
+        if not (tree / "packages" / name / "src").is_dir():
+            raise SystemExit(f"--baseline {tree}: packages/{name}/src is not there (give the root of a misen checkout)")
+    return os.pathsep.join(str(p) for p in sorted((tree / "packages").glob("*/src")) if p.is_dir())
 
 
 def _project(
