@@ -203,9 +203,10 @@ def statuses(ws: Workspace, tasks: list[Task[Any]], *, check_files: bool = False
     return out
 
 
-def stale_record(ws: Workspace, task: Task[Any]) -> dict[str, Any] | None:
-    """The ``key`` record of an earlier code version's result, when the task has no current result."""
-    rec = ws.get_record("key", task.key_hash)
+def stale_record(ws: Workspace, task: Task[Any], rec: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The ``key`` record of an earlier code version's result, when the task has no current result (``rec``: that
+    record, already read)."""
+    rec = rec if rec is not None else ws.get_record("key", task.key_hash)
     if rec is None or rec.get("task") == task.hash:
         return None
     result = rec.get("result")

@@ -197,11 +197,10 @@ def build_plan(
 def stale_summary(plan: Plan, workspace: Workspace) -> list[tuple[Task[Any], list[str]]]:
     """The planned tasks that have a result for an earlier version of their code, with what changed."""
     out = []
-    for unit in plan.units.values():
-        task = unit.root
-        if not task.cacheable:
-            continue
-        rec = cache.stale_record(workspace, task)
+    roots = [unit.root for unit in plan.units.values() if unit.root.cacheable]
+    earlier = workspace.get_records("key", sorted({t.key_hash for t in roots}))  # one batch (a listing on S3)
+    for task in roots:
+        rec = cache.stale_record(workspace, task, earlier.get(task.key_hash)) if task.key_hash in earlier else None
         if rec is None:
             continue
         fp = task.fingerprint

@@ -18,7 +18,6 @@ import shutil
 import sys
 import time
 import traceback
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -250,12 +249,11 @@ def _run_unit(
     root = unit.root
     if not root.cacheable:
         return _run_tasks(unit, workspace, start, run_id, executor, where, job_id, capture, assigned, snapshot)
-    if cache.is_cached(workspace, root):
-        return UnitOutcome(status="cached", duration=time.time() - start, where=where)
     holder = LockHolder.current(run=run_id, task=root.name, run_started=run_started)
     try:
         with workspace.lock(root.hash, holder):
-            # Another run may have finished this task between our check and the lock.
+            # Another run may have finished this task since the run was planned: looked up under the lock only (a
+            # look before it would cost every task a read, to spare the rare task done meanwhile a lock).
             if cache.is_cached(workspace, root):
                 return UnitOutcome(status="cached", duration=time.time() - start, where=where)
             return _run_tasks(unit, workspace, start, run_id, executor, where, job_id, capture, assigned, snapshot)
@@ -311,7 +309,7 @@ def _run_tasks(
             )
             return UnitOutcome(status="cached", duration=time.time() - start, where=where)
     # 3. Run.
-    attempt = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    attempt = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{os.urandom(3).hex()}"
     # The log stays in memory (or, for "fd" capture, in the process's spool file) unless it matters
     # (misen.tasklog); "fd" capture without a spool needs its file from the start.
     open_file = functools.partial(ws.log_path, "task", root.hash, attempt)
