@@ -5,7 +5,8 @@ Run ``python benchmarks/bench_peers.py [--n 1000] [--repeat 3]``; prints one JSO
 the median of ``repeat`` rounds; in each round every contender runs once, one after the other, so load on a
 shared machine falls on all of them alike. Every other round runs the peers first, and the disk is synced
 (untimed) before each step: on a virtual disk a process that follows another's thousands of small writes pays
-for their write-back, which a fixed order would charge to whoever always runs second. The workload is ``n`` cheap cacheable tasks (``leaf(i) -> i``):
+for their write-back, which a fixed order would charge to whoever always runs second. Every round's files stay until
+the last round is done: the disk works on thousands of deletions long after they return. The workload is ``n`` cheap cacheable tasks (``leaf(i) -> i``):
 
 - ``misen_cold_s`` / ``misen_cached_s``: ``python -m benchpkg.exp run``, in-process executor, disk workspace,
   empty then full.
@@ -122,6 +123,7 @@ def _project(
 def _round(n: int, jobs: int, tmp: Path, local: bool, baseline: str = "", flip: bool = False) -> dict[str, float]:
     """One round: every contender once. misen's steps come first, the peers' after (``flip``: the other way
     round), and the disk is synced before each step (untimed), so no contender pays for another's write-back."""
+    tmp.mkdir(parents=True, exist_ok=True)
     py = sys.executable
     run = [py, "-m", "benchpkg.exp", "run", "--n", str(n)]
     ours: list[list[tuple[str, list[str], Path, dict[str, str]]]] = []
@@ -166,13 +168,16 @@ def bench_peers(
     """Medians over ``repeat`` rounds of every figure (seconds), the per-round figures, and the ratios."""
     rounds = []
     base = _baseline_path(baseline) if baseline is not None else ""
-    for i in range(repeat):
-        tmp = Path(tempfile.mkdtemp(prefix="misen-peers-"))
-        try:
+    # Every round's files stay until the last round is done: deleting thousands of files is slow work for the
+    # disk that goes on after the deletion returns (and after a sync), and it would land on the next round's
+    # first step.
+    tmp = Path(tempfile.mkdtemp(prefix="misen-peers-"))
+    try:
+        for i in range(repeat):
             figures = _round(n, jobs, tmp / str(i), local, base, flip=i % 2 == 1)
             rounds.append({"load": os.getloadavg()[0], "peers_first": i % 2 == 1, **figures})
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     out: dict[str, Any] = {"n": n, "repeat": repeat, "jobs": jobs, "rounds": rounds}
     for key in rounds[0]:
         if not isinstance(rounds[0][key], bool):
