@@ -5,8 +5,14 @@ Run ``python benchmarks/bench_peers.py [--n 1000] [--repeat 3]``; prints one JSO
 the median of ``repeat`` rounds; in each round every contender runs once, one after the other, so load on a
 shared machine falls on all of them alike. Every other round runs the peers first, and the disk is synced
 (untimed) before each step: on a virtual disk a process that follows another's thousands of small writes pays
-for their write-back, which a fixed order would charge to whoever always runs second. Every round's files stay until
-the last round is done: the disk works on thousands of deletions long after they return. The workload is ``n`` cheap cacheable tasks (``leaf(i) -> i``):
+for their write-back, which a fixed order would charge to whoever always runs second. Every round's files stay
+until the last round is done: the disk works on thousands of deletions long after they return.
+
+``--dir /dev/shm`` runs everything on a RAM disk, where making a file costs next to nothing: what remains is each
+contender's CPU per task and its start-up, the comparison a fast local SSD comes close to. On a slow or busy disk
+the number of files each contender makes per task weighs more (misen makes one, joblib two and two folders).
+
+The workload is ``n`` cheap cacheable tasks (``leaf(i) -> i``):
 
 - ``misen_cold_s`` / ``misen_cached_s``: ``python -m benchpkg.exp run``, in-process executor, disk workspace,
   empty then full.
@@ -163,15 +169,21 @@ def _round(n: int, jobs: int, tmp: Path, local: bool, baseline: str = "", flip: 
 
 
 def bench_peers(
-    n: int = 1000, repeat: int = 3, jobs: int = 2, local: bool = True, baseline: Path | None = None
+    n: int = 1000,
+    repeat: int = 3,
+    jobs: int = 2,
+    local: bool = True,
+    baseline: Path | None = None,
+    directory: str | None = None,
 ) -> dict[str, Any]:
-    """Medians over ``repeat`` rounds of every figure (seconds), the per-round figures, and the ratios."""
+    """Medians over ``repeat`` rounds of every figure (seconds), the per-round figures, and the ratios; every
+    contender's files go under ``directory`` (default: the system's temporary folder)."""
     rounds = []
     base = _baseline_path(baseline) if baseline is not None else ""
     # Every round's files stay until the last round is done: deleting thousands of files is slow work for the
     # disk that goes on after the deletion returns (and after a sync), and it would land on the next round's
     # first step.
-    tmp = Path(tempfile.mkdtemp(prefix="misen-peers-"))
+    tmp = Path(tempfile.mkdtemp(prefix="misen-peers-", dir=directory))
     try:
         for i in range(repeat):
             figures = _round(n, jobs, tmp / str(i), local, base, flip=i % 2 == 1)
@@ -281,8 +293,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="workers of the parallel contenders (default 2)")
     parser.add_argument("--no-local", action="store_true", help="leave out the local executor")
     parser.add_argument("--baseline", type=Path, help="also run misen from this checkout's sources, each round")
+    parser.add_argument("--dir", help="where the contenders' files go (e.g. /dev/shm: CPU and start-up only)")
     args = parser.parse_args(argv)
-    print(json.dumps(bench_peers(args.n, args.repeat, args.jobs, local=not args.no_local, baseline=args.baseline)))
+    figures = bench_peers(
+        args.n, args.repeat, args.jobs, local=not args.no_local, baseline=args.baseline, directory=args.dir
+    )
+    print(json.dumps({"directory": args.dir, **figures}))
     return 0
 
 
