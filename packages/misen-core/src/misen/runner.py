@@ -200,7 +200,8 @@ def stale_summary(plan: Plan, workspace: Workspace) -> list[tuple[Task[Any], lis
     roots = [unit.root for unit in plan.units.values() if unit.root.cacheable]
     earlier = workspace.get_records("key", sorted({t.key_hash for t in roots}))  # one batch (a listing on S3)
     for task in roots:
-        rec = cache.stale_record(workspace, task, earlier.get(task.key_hash)) if task.key_hash in earlier else None
+        found = earlier.get(task.key_hash)
+        rec = cache.stale_record(workspace, task, found) if found is not None else None
         if rec is None:
             continue
         fp = task.fingerprint
