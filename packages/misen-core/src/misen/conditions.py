@@ -8,6 +8,7 @@ the thread variables and the number of CPUs the task could use; `misen.verify_co
 
 from __future__ import annotations
 
+import itertools
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +58,11 @@ def current_conditions() -> dict[str, Any]:
     env = os.environ
     # Names first, as bytes where the platform keeps them so (no decoding of every name and value: that cost more
     # than the rest of a cheap task).
-    raw = getattr(os, "environb", None)
+    # The mapping of bytes that os.environ keeps on POSIX, when it is there: iterating `os.environb` itself goes
+    # through a generator, one step per variable.
+    raw = getattr(env, "_data", None)
+    if not isinstance(raw, dict) or not all(type(k) is bytes for k in itertools.islice(raw, 1)):
+        raw = getattr(os, "environb", None)
     if raw is not None:
         names = [k.decode(errors="surrogateescape") for k in raw if k.endswith(_SUFFIXES_B) or k in _KNOWN_B]
     else:

@@ -117,6 +117,7 @@ class DiskWorkspaceSettings(WorkspaceSettings):
 #: and on a typical disk a folder costs as much as several small files. Workspaces written before keep their
 #: two-character shards, which are still read (and replaced by the narrow name when rewritten).
 _SHARD = 1
+_CHECKED_KINDS = frozenset({"task", "key", "resolved", "result", "failure", "code"})
 
 
 class DiskWorkspace(Workspace):
@@ -173,7 +174,8 @@ class DiskWorkspace(Workspace):
     # --- records ------------------------------------------------------------------------------------------------
 
     def _record_path(self, kind: str, key: str) -> str:
-        check_name(kind, "record kind")
+        if kind not in _CHECKED_KINDS:  # the kinds misen's core writes are known names: no need to check each time
+            check_name(kind, "record kind")
         check_name(key, "record key")
         return f"{self._records}/{kind}/{key[:_SHARD]}/{key}.json"
 
