@@ -39,7 +39,7 @@ def hostname() -> str:
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether a process with this pid exists on this host (one of another user's counts)."""
+    """Whether a process with this pid exists on this host (another user's process counts too)."""
     if pid <= 0:
         return False
     try:
@@ -87,7 +87,7 @@ class LockHolder:
         return f"host {self.host}, pid {self.pid}, since {started}"
 
     def as_dict(self) -> dict[str, Any]:
-        # Spelled out rather than attrs.asdict: a lock is taken for every task, and this is a third of its cost.
+        # Spelled out rather than attrs.asdict, which costs several times more: a lock is taken for every task.
         return {
             "host": self.host,
             "pid": self.pid,
