@@ -11,6 +11,7 @@ which is what the ``misen_session`` fixture of `misen.testing` does.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -92,11 +93,19 @@ class Session:
     def find_project_root(self, start: Path | None = None) -> Path | None:
         """The nearest directory at or above ``start`` (default: the current directory) holding ``.misen.toml``
         or ``pyproject.toml``; ``None`` when there is none."""
-        here = start or self.cwd
-        if not here.is_absolute():
-            here = self.cwd / here
-        key = str(here)  # resolved only once per directory: resolving walks every component of the path
-        if key not in self._roots:
+        if start is None and self._cwd is None:
+            # The common case, asked for every task (a result's provenance): looked up by the current directory's
+            # name, without building a Path first.
+            key = os.getcwd()
+            if key in self._roots:
+                return self._roots[key]
+            here = Path(key)
+        else:
+            here = start or self.cwd
+            if not here.is_absolute():
+                here = self.cwd / here
+            key = str(here)
+        if key not in self._roots:  # resolved only once per directory: resolving walks every component of the path
             self._roots[key] = search_project_root(here.resolve())
         return self._roots[key]
 

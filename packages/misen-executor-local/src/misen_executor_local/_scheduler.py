@@ -4,6 +4,7 @@ turn dead workers into failures, skip the dependents of failed units, and stop e
 from __future__ import annotations
 
 import contextlib
+import functools
 import pickle
 import select
 import selectors
@@ -47,10 +48,15 @@ _QUEUE_DEPTH = 1
 
 def _memory_request(unit: WorkUnit) -> float | None:
     """The GiB a unit asked for explicitly (enforced by its worker), or ``None`` when it kept the default."""
+    memory = unit.resources.memory
+    return float(memory) if memory and memory != _default_memory() else None
+
+
+@functools.cache
+def _default_memory() -> Any:
     from misen.resources import Resources
 
-    memory = unit.resources.memory
-    return float(memory) if memory and memory != Resources().memory else None
+    return Resources().memory
 
 
 def _over_memory(unit: WorkUnit, outcome: UnitOutcome) -> UnitOutcome:
