@@ -21,7 +21,7 @@ import pytest
 from misen import MemoryWorkspace, Task, meta
 from misen.reporting import PlainReporter
 from misen.runner import run
-from misen.tasklog import INLINE_LIMIT, Spool, SpoolLog, task_logs
+from misen.tasklog import INLINE_LIMIT, Spool, SpoolLog, TaskLog, task_logs
 from test_cli_project import Project, make_project, pycache_dir
 
 FLOW = '''
@@ -333,3 +333,28 @@ def test_a_spool_log_becomes_its_file_by_a_link_or_by_a_copy(tmp_path: Path, mon
     os.write(copied.fileno(), b"after the copy\n")
     assert copied.settle() == {"log": str(tmp_path / "c.log")}
     assert (tmp_path / "c.log").read_text() == "before\nafter the copy\n"
+
+
+def test_a_big_log_whose_file_is_refused_keeps_its_end_in_the_record(tmp_path: Path) -> None:
+    """A full or read-only disk: the log stays in memory (or in the spool), and the record keeps its last
+    ``limit`` characters under a line that says so, for both kinds of log."""
+
+    def refused() -> Path:
+        raise OSError(28, "No space left on device")
+
+    note = "[misen] (the log file could not be written: only the end of the log is kept)\n"
+    log = TaskLog(refused, after=60, limit=100)
+    log.write("a" * 150)
+    log.write("the end\n")
+    got = log.settle("[misen] done\n")
+    assert got["log"] is None and not log.on_disk()
+    assert got["log_text"] == note + ("a" * 150 + "the end\n[misen] done\n")[-100:]
+
+    spooled = SpoolLog(refused, Spool(str(tmp_path / "spool")), after=60, limit=100)
+    os.write(spooled.fileno(), b"b" * 150 + b"last line\n")
+    got = spooled.settle()
+    assert got["log"] is None and got["log_text"] == note + ("b" * 150 + "last line\n")[-100:]
+
+    small = TaskLog(refused, after=60, limit=100)
+    small.write("short\n")
+    assert small.settle() == {"log": None, "log_text": "short\n"}  # nothing clipped below the limit

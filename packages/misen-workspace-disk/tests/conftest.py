@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from misen.errors import TaskLockedError
@@ -77,18 +78,25 @@ def _racer(root: str, key: str | None, trials: int, barrier, results, name: str)
             barrier.wait()
 
 
+def race_pair(target: Any, args: tuple[Any, ...], *, replies: int, timeout: float) -> list[Any]:
+    """Two forked processes run ``target(*args, barrier, results, name)`` (named ``"a"`` and ``"b"``, meeting at
+    ``barrier`` as they please); returns the ``replies`` items they put on ``results``, once both ended cleanly."""
+    barrier, results = _FORK.Barrier(2, timeout=timeout), _FORK.Queue()
+    procs = [_FORK.Process(target=target, args=(*args, barrier, results, name)) for name in "ab"]
+    for p in procs:
+        p.start()
+    rows = [results.get(timeout=timeout) for _ in range(replies)]
+    for p in procs:
+        p.join(timeout / 2)
+        assert p.exitcode == 0
+    return rows
+
+
 def race_for_lock(root: str, key: str | None, trials: int) -> dict[int, list[tuple[str, str, int | None]]]:
     """Two forked processes try one lock at the same moment, ``trials`` times (``key``, or a new key per trial):
     each time exactly one wins and the other's `TaskLockedError` names the winner's pid. Returns
     ``{trial: [(process, "won" or the error, pid)]}`` for further checks."""
-    barrier, results = _FORK.Barrier(2, timeout=60), _FORK.Queue()
-    procs = [_FORK.Process(target=_racer, args=(root, key, trials, barrier, results, n)) for n in "ab"]
-    for p in procs:
-        p.start()
-    rows = [results.get(timeout=60) for _ in range(2 * trials)]
-    for p in procs:
-        p.join(30)
-        assert p.exitcode == 0
+    rows = race_pair(_racer, (root, key, trials), replies=2 * trials, timeout=60)
     by_trial: dict[int, list[tuple[str, str, int | None]]] = {}
     for i, name, what, pid in rows:
         by_trial.setdefault(i, []).append((name, what, pid))
@@ -105,3 +113,9 @@ def race_for_lock(root: str, key: str | None, trials: int) -> dict[int, list[tup
 def lock_race():
     """`race_for_lock`."""
     return race_for_lock
+
+
+@pytest.fixture
+def racing_pair():
+    """`race_pair`."""
+    return race_pair

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import textwrap
 from pathlib import Path
@@ -161,11 +160,10 @@ def test_edit_makes_result_stale(project: Path, python) -> None:
     assert calls(project) == ["numbers10", "total", "total"]
 
 
-CTX = multiprocessing.get_context("fork")
 RACES = 50
 
 
-def _race_runner(project: str, barrier, results) -> None:
+def _race_runner(project: str, barrier, results, _name: str) -> None:
     import sys
 
     os.environ["DISK_E2E_OUT"] = os.path.join(project, "out")
@@ -189,15 +187,8 @@ def _race_runner(project: str, barrier, results) -> None:
         )
 
 
-def test_duplicate_runs_execute_a_task_once(project: Path) -> None:
-    barrier, results = CTX.Barrier(2, timeout=120), CTX.Queue()
-    procs = [CTX.Process(target=_race_runner, args=(str(project), barrier, results)) for _ in range(2)]
-    for p in procs:
-        p.start()
-    rows = [results.get(timeout=120) for _ in range(2 * RACES)]
-    for p in procs:
-        p.join(60)
-        assert p.exitcode == 0
+def test_duplicate_runs_execute_a_task_once(project: Path, racing_pair) -> None:  # type: ignore[no-untyped-def]
+    rows = racing_pair(_race_runner, (str(project),), replies=2 * RACES, timeout=120)
     executed = calls(project)
     assert sorted(executed) == sorted(f"slow{i}" for i in range(RACES))  # each exactly once
     seen: dict[str, int] = {}

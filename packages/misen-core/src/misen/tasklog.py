@@ -128,13 +128,7 @@ class TaskLog:
             self._settled = True
             if self.path is not None:
                 return {"log": str(self.path)}
-            text = "".join(self._parts) + tail
-            if len(text) > self._limit:  # only when the file was refused: keep the end
-                text = (
-                    "[misen] (the log file could not be written: only the end of the log is kept)\n"
-                    + text[-self._limit :]
-                )
-            return {"log": None, "log_text": text}
+            return {"log": None, "log_text": self._clipped("".join(self._parts) + tail)}
 
     def keep(self, extra: str = "") -> str | None:
         """Make sure the log is in its file, with ``extra`` appended (a traceback), also after the attempt's block
@@ -169,6 +163,13 @@ class TaskLog:
             raise
         self._parts.clear()
         self._file, self.path = f, path
+
+    def _clipped(self, text: str) -> str:
+        """A log kept in the record: whole, or (only when its file was refused) its end."""
+        if len(text) <= self._limit:
+            return text
+        note = "[misen] (the log file could not be written: only the end of the log is kept)\n"
+        return note + text[-self._limit :]
 
     def _to_disk_quietly(self) -> None:
         try:
@@ -294,13 +295,8 @@ class SpoolLog(TaskLog):
                 if self._copied:
                     self._copy_to(self.path)
                 return {"log": str(self.path)}
-            text = os.pread(self._fd, size, 0).decode("utf-8", "replace") + tail
-            if len(text) > self._limit:
-                text = (
-                    "[misen] (the log file could not be written: only the end of the log is kept)\n"
-                    + text[-self._limit :]
-                )
-            return {"log": None, "log_text": text}
+            text = os.pread(self._fd, size, 0).decode("utf-8", "replace")
+            return {"log": None, "log_text": self._clipped(text + tail)}
 
     def keep(self, extra: str = "") -> str | None:
         with self._lock:

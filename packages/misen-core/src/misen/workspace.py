@@ -30,6 +30,7 @@ __all__ = [
     "pid_alive",
     "process_started_after",
     "resolve_workspace",
+    "writer_is_dead",
 ]
 
 @functools.cache
@@ -64,6 +65,18 @@ def process_started_after(pid: int, when: float) -> bool:
         return False
     # btime has a one-second resolution: allow for it.
     return btime + ticks / os.sysconf("SC_CLK_TCK") > when + 2.0
+
+
+def writer_is_dead(name: str, mtime: float) -> bool | None:
+    """Whether the process that made a scratch entry named ``<what>-<pid>-<random>-<host>`` (last changed at
+    ``mtime``) is gone: ``None`` when that cannot be known here (another host's entry, or a name without a pid).
+    A pid now used by a process that started after the entry was last changed is a reused pid: its writer is
+    gone too."""
+    parts = name.split("-", 3)
+    if len(parts) != 4 or parts[3] != hostname() or not parts[1].isdigit():
+        return None
+    pid = int(parts[1])
+    return not pid_alive(pid) or process_started_after(pid, mtime)
 
 
 @attrs.frozen

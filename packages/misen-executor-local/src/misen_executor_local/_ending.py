@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from misen import cache
 from misen.executor import UnitOutcome, WorkUnit
 from misen.tasklog import task_logs
-from misen.workspace import hostname, pid_alive, process_started_after
+from misen.workspace import hostname, writer_is_dead
 
 if TYPE_CHECKING:
     from misen.workspace import Workspace
@@ -77,20 +77,15 @@ def sweep_spools(tmp: Path) -> list[Path]:
     """Remove the spools in ``tmp`` of executors of this host that are gone (a crash, a kill): the disk
     workspace's own sweep would find them too, but a workspace whose local folder is only a cache (S3) has none.
     Spools of live processes, and of other hosts, stay. Returns what was removed."""
-    host, me = hostname(), os.getpid()
     removed: list[Path] = []
     with contextlib.suppress(OSError), os.scandir(tmp) as entries:
         for entry in entries:
-            parts = entry.name.split("-", 3)
-            if len(parts) != 4 or parts[0] != "spool" or parts[3] != host or not parts[1].isdigit():
+            if not entry.name.startswith("spool-"):
                 continue
-            pid = int(parts[1])
             with contextlib.suppress(OSError):
-                if pid == me or (pid_alive(pid) and not process_started_after(pid, entry.stat().st_mtime)):
-                    continue
-            with contextlib.suppress(OSError):
-                os.unlink(entry.path)
-                removed.append(Path(entry.path))
+                if writer_is_dead(entry.name, entry.stat(follow_symlinks=False).st_mtime):
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
     return removed
 
 

@@ -6,20 +6,11 @@ import contextlib
 import glob
 import os
 
-from misen_workspace_disk._fs import HOST, names, pid_alive, process_started_after, remove_tree, tree_size
+from misen.workspace import writer_is_dead
 
-__all__ = ["sweep", "writer_is_dead"]
+from misen_workspace_disk._fs import names, remove_tree, tree_size
 
-
-def writer_is_dead(name: str, mtime: float) -> bool | None:
-    """Whether the process that made the ``tmp`` entry ``name`` is gone: ``None`` when that cannot be known here
-    (another host's entry, or a name without a pid). A pid now used by a process that started after the entry
-    was last changed is a reused pid: its writer is gone too."""
-    parts = name.split("-", 3)
-    if len(parts) != 4 or parts[3] != HOST or not parts[1].isdigit():
-        return None
-    pid = int(parts[1])
-    return not pid_alive(pid) or process_started_after(pid, mtime)
+__all__ = ["sweep"]
 
 
 def sweep(tmp: str, temp_file_globs: list[str], limit: float, *, dry_run: bool) -> list[tuple[str, int]]:
