@@ -72,8 +72,6 @@ __all__ = [
 
 def result_hash(ws: Workspace, task: Task[Any]) -> str | None:
     """The hash of the task's current result, or ``None`` if it is not cached (or not cacheable)."""
-    if not task.cacheable:
-        return None
     found = current(ws, task)
     return found[0] if found is not None else None
 
@@ -258,10 +256,7 @@ def load(ws: Workspace, task: Task[Any]) -> Any:
         raise NotCachedError(f"{task!r} has no cached result in workspace {ws.describe()}")
     rh, rec = found
     try:
-        inline = inline_of(rec, rh)
-        if inline is not None:
-            return load_inline(inline, rh, serializer=task.meta.serializer)
-        return load_hash(ws, rh, serializer=task.meta.serializer)
+        return load_hash(ws, rh, serializer=task.meta.serializer, inline=inline_of(rec, rh))
     except SerializerMissingError as exc:
         raise NotCachedError(f"{task!r} counts as not cached: {exc}") from None
     except ResultCorruptedError as exc:
