@@ -1,7 +1,7 @@
 """The plugin manager and the registries it fills: executors, workspaces, serializers and hashers by name.
 
-Entry points in the ``misen`` group are read (metadata only) and their modules imported the first time a
-registry is needed; ``import misen`` imports no plugin. ``MISEN_DISABLE_PLUGINS`` (comma-separated entry-point
+Entry points in the ``misen`` group are read (metadata only, through a per-user cache: `misen._installed`) and
+their modules imported the first time a registry is needed; ``import misen`` imports no plugin. ``MISEN_DISABLE_PLUGINS`` (comma-separated entry-point
 names) switches plugins off, and ``MISEN_NO_ENTRY_POINTS=1`` keeps only the built-ins.
 """
 
@@ -215,22 +215,21 @@ def plugin_manager(extra: Iterable[Any] = ()) -> pluggy.PluginManager:
     for modname in BUILTIN_MODULES:
         pm.register(importlib.import_module(modname), name=modname.rsplit(".", 1)[1].replace("_", "-"))
     if os.environ.get("MISEN_NO_ENTRY_POINTS") != "1":
-        from importlib import metadata
+        from misen import _installed
 
-        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-            if ep.name in disabled or ep.value in BUILTIN_MODULES or pm.has_plugin(ep.name):
+        for name, value, dist in _installed.entry_points(ENTRY_POINT_GROUP):
+            if name in disabled or value in BUILTIN_MODULES or pm.has_plugin(name):
                 continue
             try:
-                module = ep.load()
+                module = _installed.load(value)
             except Exception as exc:
-                dist = getattr(getattr(ep, "dist", None), "name", "?")
                 print(
-                    f"misen: plugin {ep.name!r} from distribution {dist} failed to import "
+                    f"misen: plugin {name!r} from distribution {dist} failed to import "
                     f"({type(exc).__name__}: {exc}); it is skipped",
                     file=sys.stderr,
                 )
                 continue
-            pm.register(module, name=ep.name)
+            pm.register(module, name=name)
     for plugin in extra:
         pm.register(plugin)
     pm.check_pending()

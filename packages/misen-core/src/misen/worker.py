@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from misen import __version__, cache
+from misen._installed import distribution_names
 from misen.code_text import keep_code_text
 from misen.conditions import provenance_extras
 from misen.environment import Activation, active_activation, apply_activation
@@ -146,13 +147,16 @@ def _environment_digest(root: str) -> str:
     lock = Path(root) / "uv.lock"
     if lock.is_file():
         return "uv.lock:" + digest(lock.read_bytes())
-    from importlib import metadata
+    # The .dist-info folder names carry name and version: no need to parse every METADATA file, nor to ask
+    # importlib.metadata where the folders' listings tell.
+    dists = distribution_names()
+    if dists is None:
+        from importlib import metadata
 
-    # The .dist-info folder names carry name and version: no need to parse every METADATA file.
-    dists = sorted(
-        getattr(getattr(d, "_path", None), "name", "") or f"{d.metadata.get('Name', '?')}=={d.version}"
-        for d in metadata.distributions()
-    )
+        dists = sorted(
+            getattr(getattr(d, "_path", None), "name", "") or f"{d.metadata.get('Name', '?')}=={d.version}"
+            for d in metadata.distributions()
+        )
     return "dists:" + digest("\n".join(dists).encode())
 
 
