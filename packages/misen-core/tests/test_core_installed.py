@@ -114,3 +114,29 @@ def test_load_follows_the_entry_point_syntax() -> None:
     assert _installed.load("os:path.join [extra]") is os.path.join
     with pytest.raises(ValueError, match="not an entry point value"):
         _installed.load("not valid!")
+
+
+def test_the_importlib_metadata_backport_does_not_turn_the_cache_off(site: Path) -> None:
+    # Imported by some libraries, it puts a finder of distributions on sys.meta_path that looks where a listing
+    # looks.
+    backport = pytest.importorskip("importlib_metadata")
+    assert any(type(f).__module__ == backport.__name__ for f in sys.meta_path)
+    _dist(site, "plug_one", "one")
+    assert _names() == ["one"]
+    assert Path(_installed._cache_file()).is_file()
+
+
+def test_another_finder_of_distributions_leaves_it_to_importlib_metadata(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Finder:
+        def find_spec(self, *args: object) -> None:
+            return None
+
+        def find_distributions(self, *args: object) -> list[object]:
+            return []
+
+    monkeypatch.setattr(sys, "meta_path", [*sys.meta_path, Finder()])
+    _dist(site, "plug_one", "one")
+    assert _names() == ["one"]
+    assert not Path(_installed._cache_file()).exists()

@@ -33,15 +33,19 @@ __all__ = ["distribution_names", "entry_points", "load"]
 _FORMAT = 1
 
 
+#: Modules whose import hooks find distributions the way a listing does: in the folders on ``sys.path`` (the
+#: standard library's, and the ``importlib_metadata`` backport's, which puts a finder on ``sys.meta_path``).
+_PATH_FINDERS = frozenset(
+    {"_frozen_importlib_external", "importlib._bootstrap_external", "importlib.metadata", "importlib_metadata"}
+)
+
+
 def _listable() -> bool:
     """Whether only the path finder knows of distributions here (no other import hook finds any of its own)."""
     for finder in sys.meta_path:
         if getattr(finder, "find_distributions", None) is None:
             continue
-        if getattr(finder, "__module__", "") not in (
-            "_frozen_importlib_external",
-            "importlib._bootstrap_external",
-        ):
+        if getattr(finder, "__module__", "") not in _PATH_FINDERS:
             return False
     return True
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import pluggy
 
-from misen import hookspecs
+from misen import _installed, hookspecs
 from misen.errors import MisenError, PluginNotFoundError
 from misen.providers import install_hint, provider_of
 
@@ -215,8 +215,6 @@ def plugin_manager(extra: Iterable[Any] = ()) -> pluggy.PluginManager:
     for modname in BUILTIN_MODULES:
         pm.register(importlib.import_module(modname), name=modname.rsplit(".", 1)[1].replace("_", "-"))
     if os.environ.get("MISEN_NO_ENTRY_POINTS") != "1":
-        from misen import _installed
-
         for name, value, dist in _installed.entry_points(ENTRY_POINT_GROUP):
             if name in disabled or value in BUILTIN_MODULES or pm.has_plugin(name):
                 continue
