@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 if TYPE_CHECKING:
     from misen.tasklog import TaskLog
 
-__all__ = ["capture_output", "scoped_environment", "thread_output"]
+__all__ = ["capture_output", "routers_installed", "scoped_environment", "thread_output"]
 
 
 @contextlib.contextmanager
@@ -83,24 +83,51 @@ class _Routing:
         self.local = threading.local()
         self.saved: tuple[Any, Any] | None = None
 
-    @contextlib.contextmanager
-    def capture(self, log: TextIO, tee: bool) -> Iterator[None]:
+    def install(self) -> None:
         with self.lock:
             if self.users == 0:
                 self.saved = (sys.stdout, sys.stderr)
                 sys.stdout = _ThreadRouter(sys.stdout, self.local)
                 sys.stderr = _ThreadRouter(sys.stderr, self.local)
             self.users += 1
+
+    def uninstall(self) -> None:
+        with self.lock:
+            self.users -= 1
+            if self.users == 0 and self.saved is not None:
+                sys.stdout, sys.stderr = self.saved
+                self.saved = None
+
+    @contextlib.contextmanager
+    def capture(self, log: TextIO, tee: bool) -> Iterator[None]:
+        self.install()
         self.local.log, self.local.tee = log, tee
         try:
             yield
         finally:
             self.local.log, self.local.tee = None, False
-            with self.lock:
-                self.users -= 1
-                if self.users == 0 and self.saved is not None:
-                    sys.stdout, sys.stderr = self.saved
-                    self.saved = None
+            self.uninstall()
+
+
+class _ThreadCapture:
+    """`capture_output`'s ``"thread"``/``"python"`` modes, as a plain context manager (it is entered for every
+    unit)."""
+
+    __slots__ = ("log", "routing", "tee")
+
+    def __init__(self, log: TaskLog, tee: bool) -> None:
+        self.routing, self.log, self.tee = _routing(), log, tee
+
+    def __enter__(self) -> TaskLog:
+        self.routing.install()
+        local = self.routing.local
+        local.log, local.tee = self.log, self.tee
+        return self.log
+
+    def __exit__(self, *exc: object) -> None:
+        local = self.routing.local
+        local.log, local.tee = None, False
+        self.routing.uninstall()
 
 
 @functools.cache
@@ -118,7 +145,19 @@ def thread_output(log: TextIO, *, tee: bool = False) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def capture_output(log: TaskLog, mode: str) -> Iterator[TaskLog]:
+def routers_installed() -> Iterator[None]:
+    """Keep the thread routers of `thread_output` on ``sys.stdout``/``sys.stderr`` for the block, so that units
+    run one after another in this process do not install and remove them each (an executor wraps its run in it;
+    what threads print outside a unit still goes where it went before)."""
+    routing = _routing()
+    routing.install()
+    try:
+        yield
+    finally:
+        routing.uninstall()
+
+
+def capture_output(log: TaskLog, mode: str) -> contextlib.AbstractContextManager[TaskLog]:
     """Send a unit's output to ``log``.
 
     ``mode``: ``"fd"`` points file descriptors 1 and 2 of the whole process at the log's file (subprocesses
@@ -127,24 +166,28 @@ def capture_output(log: TaskLog, mode: str) -> Iterator[TaskLog]:
     safe when units run on several threads); ``"python"`` is ``"thread"`` that still shows the output where it went
     before (the in-process executor); ``"none"`` captures nothing.
     """
+    if mode in ("thread", "python"):
+        return _ThreadCapture(log, tee=mode == "python")
     if mode == "fd":
-        sys.stdout.flush()
-        sys.stderr.flush()
-        saved = os.dup(1), os.dup(2)
-        try:
-            os.dup2(log.fileno(), 1)
-            os.dup2(log.fileno(), 2)
-            yield log
-        finally:
-            with contextlib.suppress(Exception):
-                sys.stdout.flush()
-                sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
-    elif mode in ("thread", "python"):
-        with thread_output(log, tee=mode == "python"):  # type: ignore[arg-type]
-            yield log
-    else:
+        return _fd_capture(log)
+    return contextlib.nullcontext(log)
+
+
+@contextlib.contextmanager
+def _fd_capture(log: TaskLog) -> Iterator[TaskLog]:
+    """Point file descriptors 1 and 2 at the log's file for the block."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    try:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
         yield log
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])

@@ -17,7 +17,15 @@ if TYPE_CHECKING:
 __all__ = ["PlainReporter", "Reporter", "ReporterPlugin"]
 
 MARKS = types.MappingProxyType(
-    {"done": "✓", "cached": "✓", "failed": "✗", "timeout": "✗", "cancelled": "✗", "skipped": "-", "queued": "…"}
+    {
+        "done": "✓",
+        "cached": "✓",
+        "failed": "✗",
+        "timeout": "✗",
+        "cancelled": "✗",
+        "skipped": "-",
+        "queued": "…",
+    }
 )
 MAX_STALE_LINES = 20
 
@@ -29,7 +37,9 @@ class Reporter:
     registered on the lifecycle hooks for the run, like any other observer."""
 
     def stale(self, stale: list[tuple[Task[Any], list[str]]]) -> None: ...
-    def start(self, plan: Plan, cached: int, total: int, executor: Executor, workspace: Workspace) -> None: ...
+    def start(
+        self, plan: Plan, cached: int, total: int, executor: Executor, workspace: Workspace
+    ) -> None: ...
     def unit_started(self, unit: WorkUnit, where: str) -> None: ...
     def unit_finished(self, unit: WorkUnit, outcome: UnitOutcome) -> None: ...
     def finish(self, report: RunReport) -> None: ...
@@ -83,10 +93,14 @@ class PlainReporter(Reporter):
         self.verbose = verbose
 
     def _print(self, text: str) -> None:
-        print(text, file=self.stream or sys.stderr, flush=True)
+        stream = self.stream or sys.stderr
+        stream.write(text + "\n")  # one write, not print's two (a sweep prints a line per unit)
+        stream.flush()
 
     def stale(self, stale: list[tuple[Task[Any], list[str]]]) -> None:
-        self._print(f"misen: {len(stale)} task(s) have results for an earlier version of their code and will recompute")
+        self._print(
+            f"misen: {len(stale)} task(s) have results for an earlier version of their code and will recompute"
+        )
         if len(stale) <= MAX_STALE_LINES:
             for task, reasons in stale:
                 self._print(f"  ~ {task!r}: {'; '.join(reasons[:3])}{' …' if len(reasons) > 3 else ''}")

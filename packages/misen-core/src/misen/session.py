@@ -52,7 +52,9 @@ class Session:
     Build one with `make_session`. Every attribute is read-only from the outside; caches fill on first use.
     """
 
-    def __init__(self, *, config: str | Path | None = None, plugins: Iterable[Any] = (), cwd: Path | None = None) -> None:
+    def __init__(
+        self, *, config: str | Path | None = None, plugins: Iterable[Any] = (), cwd: Path | None = None
+    ) -> None:
         #: An explicit configuration file (``--config``): replaces the merge chain when set.
         self.config: Path | None = Path(config).expanduser() if config is not None else None
         #: Extra plugin objects registered beside the built-ins and entry points (tests, embedding code).
@@ -105,13 +107,25 @@ class Session:
             if not here.is_absolute():
                 here = self.cwd / here
             key = str(here)
-        if key not in self._roots:  # resolved only once per directory: resolving walks every component of the path
+        if (
+            key not in self._roots
+        ):  # resolved only once per directory: resolving walks every component of the path
             self._roots[key] = search_project_root(here.resolve())
         return self._roots[key]
 
     def project_root(self, start: Path | None = None) -> Path:
         """`find_project_root`, or the current directory when no project file is found."""
-        return self.find_project_root(start) or (start or self.cwd).resolve()
+        found = self.find_project_root(start)
+        if found is not None:
+            return found
+        if start is None and self._cwd is None:
+            # No project file: the current directory, resolved once per directory (asked for every task).
+            key = "\0" + os.getcwd()
+            here = self._roots.get(key)
+            if here is None:
+                here = self._roots[key] = Path(key[1:]).resolve()
+            return here
+        return (start or self.cwd).resolve()
 
     @property
     def settings(self) -> Settings:
@@ -196,7 +210,9 @@ class Session:
                 ws = self._workspaces.get(key)
                 if ws is None:
                     cls = self.registry.get("workspace", spec["type"])
-                    settings = structure_settings(cls.Settings, spec.get("settings", {}), where="workspace spec")
+                    settings = structure_settings(
+                        cls.Settings, spec.get("settings", {}), where="workspace spec"
+                    )
                     ws = self._workspaces[key] = cls(settings)
         return ws
 
@@ -222,7 +238,9 @@ def _spec_key(spec: dict[str, Any]) -> str:
     return repr((spec.get("type"), sorted((spec.get("settings") or {}).items())))
 
 
-def make_session(*, config: str | Path | None = None, plugins: Iterable[Any] = (), cwd: Path | None = None) -> Session:
+def make_session(
+    *, config: str | Path | None = None, plugins: Iterable[Any] = (), cwd: Path | None = None
+) -> Session:
     """A new session. ``config`` replaces the configuration chain (like ``--config``); ``plugins`` are extra
     plugin objects registered beside the installed ones; ``cwd`` fixes where the project root is searched from."""
     return Session(config=config, plugins=plugins, cwd=cwd)

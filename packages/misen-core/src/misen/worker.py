@@ -160,18 +160,16 @@ def _environment_digest(root: str) -> str:
     return "dists:" + digest("\n".join(dists).encode())
 
 
+@functools.cache
+def _process_fields(pid: int) -> dict[str, Any]:
+    return {"host": hostname(), "pid": pid, "misen": __version__, "python": platform.python_version()}
+
+
 def _provenance(**fields: Any) -> dict[str, Any]:
     native = active_activation()
     if native is not None:  # issue 19: the native environment's digest goes with the result
         fields = {"native_environment": native.provenance(), **fields}
-    return {
-        "host": hostname(),
-        "pid": os.getpid(),
-        "misen": __version__,
-        "python": platform.python_version(),
-        "environment": environment_digest(),
-        **fields,
-    }
+    return {**_process_fields(os.getpid()), "environment": environment_digest(), **fields}
 
 
 def _fingerprint_dict(task: Task[Any]) -> dict[str, Any] | None:
@@ -216,16 +214,30 @@ def run_unit(
     try:
         while True:
             outcome = _run_unit(
-                unit, workspace, start, run_id, executor, where, job_id, capture, assigned, snapshot, run_started
+                unit,
+                workspace,
+                start,
+                run_id,
+                executor,
+                where,
+                job_id,
+                capture,
+                assigned,
+                snapshot,
+                run_started,
             )
             if not isinstance(outcome, TaskLockedError):
                 return outcome
             if not (wait or yields_to(outcome.holder, run_started, run_id)):
-                return UnitOutcome(status="failed", error=str(outcome), duration=time.time() - start, where=where)
+                return UnitOutcome(
+                    status="failed", error=str(outcome), duration=time.time() - start, where=where
+                )
             while workspace.lock_holder(unit.root.hash) is not None:
                 time.sleep(WAIT_POLL)
     except MisenError as exc:
-        return UnitOutcome(status="failed", error=str(exc).splitlines()[0], duration=time.time() - start, where=where)
+        return UnitOutcome(
+            status="failed", error=str(exc).splitlines()[0], duration=time.time() - start, where=where
+        )
 
 
 def yields_to(holder: object, run_started: float, run_id: str) -> bool:
@@ -252,7 +264,9 @@ def _run_unit(
 ) -> UnitOutcome | TaskLockedError:
     root = unit.root
     if not root.cacheable:
-        return _run_tasks(unit, workspace, start, run_id, executor, where, job_id, capture, assigned, snapshot)
+        return _run_tasks(
+            unit, workspace, start, run_id, executor, where, job_id, capture, assigned, snapshot
+        )
     holder = LockHolder.current(run=run_id, task=root.name, run_started=run_started)
     try:
         with workspace.lock(root.hash, holder):
@@ -260,7 +274,9 @@ def _run_unit(
             # look before it would cost every task a read, to spare the rare task done meanwhile a lock).
             if cache.is_cached(workspace, root):
                 return UnitOutcome(status="cached", duration=time.time() - start, where=where)
-            return _run_tasks(unit, workspace, start, run_id, executor, where, job_id, capture, assigned, snapshot)
+            return _run_tasks(
+                unit, workspace, start, run_id, executor, where, job_id, capture, assigned, snapshot
+            )
     except TaskLockedError as exc:
         return exc  # the caller decides: wait for the holder, or fail naming it
 
@@ -309,7 +325,12 @@ def _run_tasks(
         if found is not None:
             existing, carry = found  # a small result travels in the new record too
             cache.link(
-                ws, root, resolved=root_resolved, result=existing, fingerprint=_fingerprint_dict(root), inline=carry
+                ws,
+                root,
+                resolved=root_resolved,
+                result=existing,
+                fingerprint=_fingerprint_dict(root),
+                inline=carry,
             )
             return UnitOutcome(status="cached", duration=time.time() - start, where=where)
     # 3. Run.
@@ -318,7 +339,11 @@ def _run_tasks(
     # (misen.tasklog); "fd" capture without a spool needs its file from the start.
     open_file = functools.partial(ws.log_path, "task", root.hash, attempt)
     spool = process_spool() if capture == "fd" else None
-    log = SpoolLog(open_file, spool, after=DURABLE_AFTER) if spool is not None else TaskLog(open_file, after=DURABLE_AFTER)
+    log = (
+        SpoolLog(open_file, spool, after=DURABLE_AFTER)
+        if spool is not None
+        else TaskLog(open_file, after=DURABLE_AFTER)
+    )
     if capture == "fd" and spool is None:
         log.promote()
     values: dict[bytes, Any] = {}
@@ -359,7 +384,9 @@ def _run_tasks(
                 # A result that took a while to compute is made durable before it is published; a quick one is
                 # flushed by the workspace's sync at the end of the run (losing it costs little to recompute).
                 durable = duration >= DURABLE_AFTER
-                result, inline = cache.store_small(ws, value, serializer=root.meta.serializer, durable=durable)
+                result, inline = cache.store_small(
+                    ws, value, serializer=root.meta.serializer, durable=durable
+                )
                 prov = _provenance(
                     start=start,
                     duration=duration,
@@ -403,7 +430,9 @@ def _run_tasks(
         where_ran = {"start": start, "run": run_id, "where": where, "job_id": job_id, "host": hostname()}
         _record(ws, root, "failed", summary, log_path, **where_ran)  # the report's timeline draws it
         _publish(ws, root, attempt, log_path)
-        return UnitOutcome(status="failed", error=summary, log=log_path, duration=time.time() - start, where=where)
+        return UnitOutcome(
+            status="failed", error=summary, log=log_path, duration=time.time() - start, where=where
+        )
     # A task without a record (not cacheable) keeps its log in its file; a cacheable one's is in its provenance.
     log_path = log.keep() if not root.cacheable else str(log.path) if log.path is not None else None
     _publish(ws, root, attempt, log_path)
@@ -435,14 +464,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     payload = Path(args.payload).read_bytes()
     outcome = execute_payload(payload, where=args.where, job_id=args.job_id, capture="fd")
-    for ws in current_session().open_workspaces():  # this process may be the only one on its machine: flush before exiting
+    for ws in (
+        current_session().open_workspaces()
+    ):  # this process may be the only one on its machine: flush before exiting
         with contextlib.suppress(Exception):
             ws.sync()
     if args.outcome:
         tmp = Path(args.outcome + ".tmp")
         tmp.write_text(json.dumps(outcome.as_dict()))
         os.replace(tmp, args.outcome)
-    print(f"[misen] unit ended: {outcome.status}" + (f" ({outcome.error})" if outcome.error else ""), file=sys.stderr)
+    print(
+        f"[misen] unit ended: {outcome.status}" + (f" ({outcome.error})" if outcome.error else ""),
+        file=sys.stderr,
+    )
     return 0 if outcome.ok else 1
 
 

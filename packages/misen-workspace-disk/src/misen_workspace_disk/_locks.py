@@ -44,7 +44,6 @@ import os
 import random
 import re
 import time
-from collections.abc import Iterator
 
 from misen.errors import TaskLockedError
 from misen.workspace import LockHolder
@@ -123,7 +122,9 @@ class _Lease:
 
     def release(self) -> None:
         try:
-            with contextlib.suppress(OSError):  # no stale note: a probe then answers "free" without a lock test
+            with contextlib.suppress(
+                OSError
+            ):  # no stale note: a probe then answers "free" without a lock test
                 if self.offset is None:
                     os.ftruncate(self.fd, 0)
                     fcntl.flock(self.fd, fcntl.LOCK_UN)
@@ -168,7 +169,9 @@ def _try_slot(locks_dir: str, key: str, holder: LockHolder, note: bytes, fsync: 
         os.close(fd)
         if found is None or found[0] == key:
             return _Busy(found[1] if found else None)
-        return _try_file(locks_dir, key, holder, fsync, slot=(path, offset))  # a collision: use the key's file
+        return _try_file(
+            locks_dir, key, holder, fsync, slot=(path, offset)
+        )  # a collision: use the key's file
     if not same_file(fd, path):
         os.close(fd)
         return _Busy(again=True)  # unlinked by gc between our open and our lock: lock the file there now
@@ -243,47 +246,70 @@ def _attempt(locks_dir: str, key: str, holder: LockHolder, note: bytes, fsync: b
     return got
 
 
-@contextlib.contextmanager
-def hold_lock(locks_dir: str, key: str, holder: LockHolder, *, timeout: float, fsync: bool) -> Iterator[None]:
+def hold_lock(locks_dir: str, key: str, holder: LockHolder, *, timeout: float, fsync: bool) -> _Hold:
     """Hold the exclusive lock ``key`` for the ``with`` block, or raise `TaskLockedError` naming the holder.
 
     Waits up to ``timeout`` seconds for a holder of ``key`` to let go; never for a holder of another key.
     """
-    deadline = time.monotonic() + max(timeout, PROBE_GRACE)
-    note = _slots.encode_note(key, holder)  # before any lock is taken: it may raise
-    unknown = 0
-    while True:
-        got = _attempt(locks_dir, key, holder, note, fsync)
-        if isinstance(got, _Lease):
-            break
-        if got.again:
-            continue
-        if time.monotonic() < deadline:
-            time.sleep(POLL * random.uniform(0.5, 1.5))
-            continue
-        if got.holder is None and unknown < 5:
-            # No note: the holder has just taken the lock and not written it yet, or has just let go (it clears
-            # its note before it releases). Look again, and take the lock if it is free now.
-            unknown += 1
-            time.sleep(0.002)
-            continue
-        other = got.holder
-        who = other.describe() if other is not None else "another process (it has not said who yet)"
-        what = f"task {other.task}" if other is not None and other.task else f"task {key}"
-        raise TaskLockedError(
-            f"{what} is already running in this workspace (lock held by {who}); it was not started twice — "
-            "wait for it to finish, and a later run finds its result cached",
-            other,
+    return _Hold(locks_dir, key, holder, timeout, fsync)
+
+
+class _Hold:
+    """`hold_lock`'s context manager (a plain class: one is entered for every task)."""
+
+    __slots__ = ("fsync", "holder", "key", "lease", "locks_dir", "timeout")
+
+    def __init__(self, locks_dir: str, key: str, holder: LockHolder, timeout: float, fsync: bool) -> None:
+        self.locks_dir, self.key, self.holder, self.timeout, self.fsync = (
+            locks_dir,
+            key,
+            holder,
+            timeout,
+            fsync,
         )
-    try:
-        yield
-    finally:
-        got.release()
+        self.lease: _Lease | None = None
+
+    def __enter__(self) -> None:
+        key, holder = self.key, self.holder
+        deadline = time.monotonic() + max(self.timeout, PROBE_GRACE)
+        note = _slots.encode_note(key, holder)  # before any lock is taken: it may raise
+        unknown = 0
+        while True:
+            got = _attempt(self.locks_dir, key, holder, note, self.fsync)
+            if isinstance(got, _Lease):
+                self.lease = got
+                return
+            if got.again:
+                continue
+            if time.monotonic() < deadline:
+                time.sleep(POLL * random.uniform(0.5, 1.5))
+                continue
+            if got.holder is None and unknown < 5:
+                # No note: the holder has just taken the lock and not written it yet, or has just let go (it
+                # clears its note before it releases). Look again, and take the lock if it is free now.
+                unknown += 1
+                time.sleep(0.002)
+                continue
+            other = got.holder
+            who = other.describe() if other is not None else "another process (it has not said who yet)"
+            what = f"task {other.task}" if other is not None and other.task else f"task {key}"
+            raise TaskLockedError(
+                f"{what} is already running in this workspace (lock held by {who}); it was not started twice — "
+                "wait for it to finish, and a later run finds its result cached",
+                other,
+            )
+
+    def __exit__(self, *exc: object) -> None:
+        lease, self.lease = self.lease, None
+        if lease is not None:
+            lease.release()
 
 
 def _alive(holder: LockHolder) -> bool:
     """Whether a note may name a live holder (on this host: its process exists and is the one that wrote it)."""
-    return holder.host != HOST or (pid_alive(holder.pid) and not process_started_after(holder.pid, holder.since))
+    return holder.host != HOST or (
+        pid_alive(holder.pid) and not process_started_after(holder.pid, holder.since)
+    )
 
 
 def probe_holder(locks_dir: str, key: str) -> LockHolder | None:
@@ -345,7 +371,9 @@ def survey(locks_dir: str) -> list[tuple[str, int]]:
 def remove_idle_lock(path: str) -> None:
     """Unlink lock file ``path`` if nobody holds a lock in it (an acquirer that opened it before re-opens the new
     one)."""
-    if not (_SHARD_FILE.fullmatch(os.path.basename(path)) and os.path.basename(os.path.dirname(path)) == "locks"):
+    if not (
+        _SHARD_FILE.fullmatch(os.path.basename(path)) and os.path.basename(os.path.dirname(path)) == "locks"
+    ):
         remove_idle_file(path)  # a per-key file, in locks/<key[:2]>/
         return
     try:
@@ -358,4 +386,3 @@ def remove_idle_lock(path: str) -> None:
                 os.unlink(path)
     finally:
         os.close(fd)
-

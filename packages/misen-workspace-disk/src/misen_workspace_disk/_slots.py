@@ -21,9 +21,11 @@ import errno
 import fcntl
 import hashlib
 import json
+import math
 import os
 import re
 import struct
+from json.encoder import encode_basestring_ascii as _string
 
 from misen.errors import MisenError
 from misen.workspace import LockHolder
@@ -137,17 +139,41 @@ def encode_note(key: str, holder: LockHolder) -> bytes:
 
     A long ``task`` name (then ``run`` id) is shortened to fit; they only name the holder in messages.
     """
+    data = _note_json(key, holder)
+    if len(data) <= SLOT:
+        return data.ljust(SLOT, b"\0")
     fields = holder.as_dict()
     fields["key"] = key
-    data = dump_json(fields)
     for name in ("task", "run"):
         while len(data) > SLOT and fields[name]:
             value = str(fields[name])
             fields[name] = value[: max(0, len(value) - (len(data) - SLOT))]
             data = dump_json(fields)
     if len(data) > SLOT:  # only with a host name far longer than Linux allows
-        raise MisenError(f"disk workspace: the lock holder note of {key} does not fit in {SLOT} bytes: {data!r}")
+        raise MisenError(
+            f"disk workspace: the lock holder note of {key} does not fit in {SLOT} bytes: {data!r}"
+        )
     return data.ljust(SLOT, b"\0")
+
+
+def _note_json(key: str, holder: LockHolder) -> bytes:
+    """``dump_json`` of the note's fields, spelled out for the usual types (a lock is taken for every task)."""
+    h = holder
+    if (
+        type(h.pid) is int
+        and type(h.since) is float
+        and type(h.run_started) is float
+        and math.isfinite(h.since)
+        and math.isfinite(h.run_started)
+        and type(h.host) is str
+        and type(h.run) is str
+        and type(h.task) is str
+    ):
+        return (
+            f'{{"host":{_string(h.host)},"key":{_string(key)},"pid":{h.pid!r},"run":{_string(h.run)},'
+            f'"run_started":{h.run_started!r},"since":{h.since!r},"task":{_string(h.task)}}}'
+        ).encode()
+    return dump_json({**h.as_dict(), "key": key})
 
 
 def decode_note(data: bytes) -> tuple[str, LockHolder] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import attrs
@@ -9,6 +10,7 @@ import attrs
 from misen.environment import activated, activation_key
 from misen.executor import Executor, ExecutorSettings, Plan, RunEvents, UnitOutcome
 from misen.hookspecs import hookimpl
+from misen.output import routers_installed
 from misen.worker import run_unit, scoped_environment
 from misen.workspace import Workspace
 
@@ -36,7 +38,12 @@ class InProcessExecutor(Executor):
     def execute(self, plan: Plan, workspace: Workspace, events: RunEvents) -> dict[str, UnitOutcome]:
         outcomes: dict[str, UnitOutcome] = {}
         where = f"in process {os.getpid()}"
-        with scoped_environment(plan.env):
+        capture = "python" if self.settings.capture else "none"
+        # The output routers stay installed for the whole run rather than once per unit.
+        with (
+            scoped_environment(plan.env),
+            routers_installed() if self.settings.capture else contextlib.nullcontext(),
+        ):
             for unit in plan.units.values():
                 if events.cancel_requested:
                     outcome = UnitOutcome(status="cancelled", error="the run was cancelled")
@@ -45,7 +52,9 @@ class InProcessExecutor(Executor):
                     continue
                 bad = [d for d in unit.deps if d in outcomes and not outcomes[d].ok]
                 if bad:
-                    outcome = UnitOutcome(status="skipped", error=f"dependency {plan.units[bad[0]].label} did not succeed")
+                    outcome = UnitOutcome(
+                        status="skipped", error=f"dependency {plan.units[bad[0]].label} did not succeed"
+                    )
                     outcomes[unit.id] = outcome
                     events.unit_finished(unit, outcome)
                     continue
@@ -59,7 +68,7 @@ class InProcessExecutor(Executor):
                         plan=plan,
                         executor=self.PLUGIN_NAME,
                         where=where,
-                        capture="python" if self.settings.capture else "none",
+                        capture=capture,
                     )
                 outcomes[unit.id] = outcome
                 events.unit_finished(unit, outcome)

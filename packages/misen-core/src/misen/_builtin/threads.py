@@ -17,6 +17,7 @@ import attrs
 
 from misen.executor import Executor, ExecutorSettings, Plan, RunEvents, UnitOutcome, WorkUnit
 from misen.hookspecs import hookimpl
+from misen.output import routers_installed
 from misen.worker import run_unit, scoped_environment
 from misen.workspace import Workspace
 
@@ -56,7 +57,9 @@ class ThreadsExecutor(Executor):
         def run_one(unit: WorkUnit) -> UnitOutcome:
             where = f"thread {threading.current_thread().name} (pid {os.getpid()})"
             events.unit_started(unit, where)
-            return run_unit(unit, workspace, plan=plan, executor=self.PLUGIN_NAME, where=where, capture="thread")
+            return run_unit(
+                unit, workspace, plan=plan, executor=self.PLUGIN_NAME, where=where, capture="thread"
+            )
 
         def finish(unit: WorkUnit, outcome: UnitOutcome) -> list[WorkUnit]:
             """Record the outcome; return the units that became ready (skipping those that cannot run)."""
@@ -82,9 +85,13 @@ class ThreadsExecutor(Executor):
                             ready.append(child)
             return ready
 
-        with scoped_environment(plan.env), cf.ThreadPoolExecutor(
-            max_workers=self.settings.max_workers, thread_name_prefix="misen-unit"
-        ) as pool:
+        with (
+            scoped_environment(plan.env),
+            routers_installed(),
+            cf.ThreadPoolExecutor(
+                max_workers=self.settings.max_workers, thread_name_prefix="misen-unit"
+            ) as pool,
+        ):
             running: dict[cf.Future[UnitOutcome], WorkUnit] = {}
             for unit in plan.units.values():
                 if not waiting[unit.id]:
