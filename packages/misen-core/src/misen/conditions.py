@@ -8,6 +8,7 @@ the thread variables and the number of CPUs the task could use; `misen.verify_co
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 from typing import TYPE_CHECKING, Any
@@ -64,11 +65,19 @@ def current_conditions() -> dict[str, Any]:
     if not isinstance(raw, dict) or not all(type(k) is bytes for k in itertools.islice(raw, 1)):
         raw = getattr(os, "environb", None)
     if raw is not None:
-        names = [k.decode(errors="surrogateescape") for k in raw if k.endswith(_SUFFIXES_B) or k in _KNOWN_B]
+        # The names are looked for again only when the environment's names changed: the scan cost more than the
+        # rest of a cheap task.
+        names = _thread_names(tuple(raw))
     else:
-        names = [k for k in env if is_thread_variable(k)]
-    threads = {k: env[k] for k in sorted(names) if k in env}
+        names = sorted(k for k in env if is_thread_variable(k))
+    threads = {k: env[k] for k in names if k in env}
     return {"threads": threads, "cpus": _cpus()}
+
+
+@functools.lru_cache(maxsize=4)
+def _thread_names(names: tuple[bytes, ...]) -> tuple[str, ...]:
+    """The thread variables among the environment's ``names`` (bytes), sorted."""
+    return tuple(sorted(k.decode(errors="surrogateescape") for k in names if k.endswith(_SUFFIXES_B) or k in _KNOWN_B))
 
 
 def provenance_extras(task: Task[Any], attempts: int = 1) -> dict[str, Any]:
