@@ -138,7 +138,9 @@ def test_task_result_computes_through_the_misen_compute_hook() -> None:
     @hookimpl(tryfirst=True)
     def misen_compute(tasks: object, workspace: object, session: object) -> object:
         asked.append([t.name for t in tasks])  # type: ignore[attr-defined]
-        return run(list(tasks), executor="in-process", workspace=workspace, reporter=PlainReporter(verbose=False))  # type: ignore[arg-type, call-overload]
+        return run(
+            list(tasks), executor="in-process", workspace=workspace, reporter=PlainReporter(verbose=False)
+        )  # type: ignore[arg-type, call-overload]
 
     mod.misen_compute = misen_compute  # type: ignore[attr-defined]
     start_session(mod)
@@ -146,3 +148,109 @@ def test_task_result_computes_through_the_misen_compute_hook() -> None:
     assert Task(double, x=21).result(ws) == 42
     assert len(asked) == 1 and asked[0][0].endswith("double")
     assert Task(double, x=21).result(ws) == 42 and len(asked) == 1  # cached: the hook is not asked again
+
+
+def _lazy_plugin(tmp_path, monkeypatch, name: str, source: str, lazy_args: tuple) -> types.ModuleType:
+    """A plugin module registering ``Lazy(*lazy_args)`` for an executor whose class lives in module ``name``."""
+    (tmp_path / f"{name}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from misen.plugins import Lazy
+
+    mod = types.ModuleType(f"{name}_hooks")
+
+    @hookimpl
+    def misen_add_executors():
+        return [Lazy(*lazy_args)]
+
+    mod.misen_add_executors = misen_add_executors  # type: ignore[attr-defined]
+    return mod
+
+
+SERIAL = """
+from misen.executor import Executor
+
+class SerialExecutor(Executor):
+    PLUGIN_NAME = "serial-lazy"
+    ALIASES = ("serial_lazy2",)
+"""
+
+
+def test_a_lazy_backend_is_imported_only_when_asked_for_by_name(tmp_path, monkeypatch) -> None:
+    mod = _lazy_plugin(
+        tmp_path,
+        monkeypatch,
+        "lazy_serial_mod",
+        SERIAL,
+        ("serial-lazy", "lazy_serial_mod:SerialExecutor", ("serial_lazy2",)),
+    )
+    reg = start_session(mod).registry
+    assert "serial-lazy" in reg.entries("executor") and "serial_lazy2" in reg.entries("executor")
+    assert reg.get("executor", "in-process").PLUGIN_NAME == "in-process"
+    assert "lazy_serial_mod" not in sys.modules  # another backend was asked for: this one stays unimported
+    cls = reg.get("executor", "serial_lazy2")
+    assert "lazy_serial_mod" in sys.modules
+    assert cls.__name__ == "SerialExecutor" and reg.get("executor", "serial-lazy") is cls
+    assert reg.executors()["serial-lazy"] is cls  # the table holds the class from now on
+    assert ("executor", "serial-lazy") in {(i.kind, i.name) for i in reg.infos()}
+
+
+def test_a_lazy_entry_whose_names_disagree_with_its_class_fails_naming_both(tmp_path, monkeypatch) -> None:
+    mod = _lazy_plugin(
+        tmp_path, monkeypatch, "lazy_wrong_mod", SERIAL, ("serial-other", "lazy_wrong_mod:SerialExecutor")
+    )
+    reg = start_session(mod).registry
+    with pytest.raises(MisenError, match=r"registered as 'serial-other'.*class says 'serial-lazy'"):
+        reg.get("executor", "serial-other")
+
+
+def test_a_lazy_entry_that_fails_to_import_says_which(tmp_path, monkeypatch) -> None:
+    mod = _lazy_plugin(
+        tmp_path,
+        monkeypatch,
+        "lazy_broken_mod",
+        "raise RuntimeError('broken on import')\n",
+        ("serial-broken", "lazy_broken_mod:SerialExecutor"),
+    )
+    reg = start_session(mod).registry
+    with pytest.raises(
+        MisenError, match=r"executor 'serial-broken' .*failed to import: RuntimeError: broken on import"
+    ):
+        reg.get("executor", "serial-broken")
+    assert reg.get("executor", "in-process").PLUGIN_NAME == "in-process"  # the others still work
+
+
+def test_a_run_imports_only_the_backends_it_uses(tmp_path) -> None:
+    code = (
+        "import sys\n"
+        "from misen import Task, meta, run\n"
+        "@meta(id='LAZYRUN', cache=True)\n"
+        "def f(x: int) -> int:\n"
+        "    return x\n"
+        "run([Task(f, x=1)], executor='in-process', workspace='memory')\n"
+        "print(sorted(m for m in ('misen_executor_slurm.executor', 'misen_executor_dask.executor', "
+        "'misen_executor_local.executor', 'misen_workspace_s3.workspace') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_listing_every_backend_skips_a_lazy_one_that_fails_to_import(tmp_path, monkeypatch, capsys) -> None:
+    mod = _lazy_plugin(
+        tmp_path,
+        monkeypatch,
+        "lazy_broken2_mod",
+        "raise RuntimeError('broken')\n",
+        ("serial-broken2", "lazy_broken2_mod:SerialExecutor"),
+    )
+    reg = start_session(mod).registry
+    table = reg.executors()
+    assert "serial-broken2" not in table and "in-process" in table
+    from misen.plugins import Lazy
+
+    assert not any(isinstance(cls, Lazy) for cls in table.values())  # every other backend is imported: classes
+    assert (
+        "executor 'serial-broken2' (lazy_broken2_mod:SerialExecutor) failed to import"
+        in capsys.readouterr().err
+    )

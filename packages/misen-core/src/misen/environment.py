@@ -125,7 +125,7 @@ def resolve_environment() -> Environment | None:
     where = section_where(settings, "environment")
     kind = section.pop("type", None)
     if kind is None:
-        table = current_session().registry.environments()
+        table = current_session().registry.entries("environment")  # the names only: nothing is imported yet
         names = sorted({cls.PLUGIN_NAME for cls in table.values()})
         if not names:
             return None

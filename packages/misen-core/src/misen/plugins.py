@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from misen.serializer import Serializer
     from misen.workspace import Workspace
 
-__all__ = ["PluginInfo", "Registry", "plugin_manager"]
+__all__ = ["Lazy", "PluginInfo", "Registry", "plugin_manager"]
 
 ENTRY_POINT_GROUP = "misen"
 
@@ -40,6 +40,42 @@ BUILTIN_MODULES = (
     "misen._builtin.stdlib",
     "misen._builtin.models",
 )
+
+
+class Lazy:
+    """A class a registration hook names without importing it (executors, workspaces and environments): its
+    module is imported the first time the class is asked for by name (`Registry.get`), so a run imports only the
+    backends it uses.
+
+    ``Lazy("slurm", "misen_executor_slurm.executor:SlurmExecutor")``; ``aliases`` as the class's ``ALIASES``. The
+    names are checked against the class once it is imported.
+    """
+
+    __slots__ = ("ALIASES", "PLUGIN_NAME", "target")
+
+    def __init__(self, name: str, target: str, aliases: Iterable[str] = ()) -> None:
+        self.PLUGIN_NAME = name
+        self.target = target
+        self.ALIASES = tuple(aliases)
+
+    def __repr__(self) -> str:
+        return f"Lazy({self.PLUGIN_NAME!r}, {self.target!r})"
+
+    def load(self, kind: str) -> Any:
+        """The class, imported; raises `MisenError` if it cannot be, or if its names are not the ones given."""
+        try:
+            obj = _installed.load(self.target)
+        except Exception as exc:
+            raise MisenError(
+                f"{kind} {self.PLUGIN_NAME!r} ({self.target}) failed to import: {type(exc).__name__}: {exc}"
+            ) from exc
+        names = (getattr(obj, "PLUGIN_NAME", None), tuple(getattr(obj, "ALIASES", ())))
+        if names != (self.PLUGIN_NAME, self.ALIASES):
+            raise MisenError(
+                f"{kind} {self.target} is registered as {self.PLUGIN_NAME!r} (aliases {list(self.ALIASES)}) but its "
+                f"class says {names[0]!r} (aliases {list(names[1])}): make the Lazy entry and the class agree"
+            )
+        return obj
 
 
 @attrs.frozen
@@ -98,17 +134,48 @@ class Registry:
             self._tables[kind] = table
             return table
 
+    def entries(self, kind: str) -> dict[str, Any]:
+        """Name (and alias) → registered class, or `Lazy` entry not imported yet; both carry ``PLUGIN_NAME``."""
+        return self._table(kind)
+
+    def _loaded(self, kind: str, only: Any = None) -> dict[str, Any]:
+        """The table with its `Lazy` entries imported (``only``: just that one)."""
+        table = self._table(kind)
+        pending = [
+            obj
+            for obj in dict.fromkeys(table.values())
+            if isinstance(obj, Lazy) and (only is None or obj is only)
+        ]
+        for lazy in pending:
+            try:
+                cls = lazy.load(kind)
+            except MisenError as exc:
+                if only is not None:
+                    raise
+                # Listing every backend (`misen plugins`): a broken one is reported and left out, like a plugin
+                # module that fails to import.
+                print(f"misen: {exc}; it is skipped", file=sys.stderr)
+                cls = None
+            with self._lock:
+                for n, obj in list(table.items()):
+                    if obj is lazy:
+                        if cls is None:
+                            del table[n]
+                        else:
+                            table[n] = cls
+        return table
+
     def executors(self) -> dict[str, type[Executor]]:
-        return self._table("executor")
+        return self._loaded("executor")
 
     def workspaces(self) -> dict[str, type[Workspace]]:
-        return self._table("workspace")
+        return self._loaded("workspace")
 
     def serializers(self) -> list[type[Serializer]]:
-        return list(dict.fromkeys(self._table("serializer").values()))
+        return list(dict.fromkeys(self._loaded("serializer").values()))
 
     def hashers(self) -> list[Hasher]:
-        return list({id(h): h for h in self._table("hasher").values()}.values())
+        return list({id(h): h for h in self._loaded("hasher").values()}.values())
 
     def memo(self, name: str, factory: Any) -> Any:
         """A table derived from this registry, made by ``factory()`` on first use and kept as long as the registry
@@ -149,14 +216,15 @@ class Registry:
         return tables
 
     def environments(self) -> dict[str, type[Environment]]:
-        return self._table("environment")
+        return self._loaded("environment")
 
     def get(self, kind: str, name: str) -> Any:
         table = self._table(kind)
         normalized = name.strip().lower()
         for candidate in (normalized, normalized.replace("_", "-")):
             if candidate in table:
-                return table[candidate]
+                found = table[candidate]
+                return self._loaded(kind, found)[candidate] if isinstance(found, Lazy) else found
         installed = ", ".join(sorted({getattr(v, "PLUGIN_NAME", k) for k, v in table.items()})) or "none"
         provider = provider_of(kind, normalized)
         hint = f"; install it with {install_hint(provider)}" if provider else ""
@@ -176,7 +244,7 @@ class Registry:
         rows = []
         for kind in ("executor", "workspace", "serializer", "hasher", "environment"):
             seen = set()
-            for name, obj in sorted(self._table(kind).items()):
+            for name, obj in sorted(self._loaded(kind).items()):
                 if id(obj) in seen or name != getattr(obj, "PLUGIN_NAME", name):
                     continue
                 seen.add(id(obj))
@@ -187,6 +255,8 @@ class Registry:
 
 
 def _describe(obj: Any) -> str:
+    if isinstance(obj, Lazy):
+        return obj.target.replace(":", ".")
     tp = obj if isinstance(obj, type) else type(obj)
     return f"{tp.__module__}.{tp.__qualname__}"
 
@@ -201,7 +271,10 @@ def _top_level_dists() -> dict[str, tuple[str, str]]:
             continue
         top = name.replace("-", "_")
         if name == "misen-core":
-            found["misen"] = (name, dist.version)  # the import package `misen` is misen-core's, not the meta-package's
+            found["misen"] = (
+                name,
+                dist.version,
+            )  # the import package `misen` is misen-core's, not the meta-package's
             continue
         found.setdefault(top, (name, dist.version))
     return found

@@ -167,7 +167,7 @@ class Session:
     def default_backend(self, kind: str) -> str:
         """The name of the ``kind`` (``"executor"`` or ``"workspace"``) backend used when none is chosen:
         ``local``/``disk`` when installed, else the built-in ``in-process``/``memory``."""
-        table = self.registry.executors() if kind == "executor" else self.registry.workspaces()
+        table = self.registry.entries(kind)  # the names only: nothing is imported
         preferred, fallback = ("local", "in-process") if kind == "executor" else ("disk", "memory")
         return preferred if preferred in table else fallback
 

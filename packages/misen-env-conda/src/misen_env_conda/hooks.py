@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from misen import hookimpl
+from misen.plugins import Lazy
 
 __all__ = ["misen_add_environments"]
 
 
 @hookimpl
 def misen_add_environments() -> list[type[Any]]:
-    from misen_env_conda.environment import CondaEnvironment
-
-    return [CondaEnvironment]
+    return [Lazy("conda", "misen_env_conda.environment:CondaEnvironment")]  # imported when it is used

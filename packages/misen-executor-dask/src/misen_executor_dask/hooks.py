@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from misen.hookspecs import hookimpl
+from misen.plugins import Lazy
 
 __all__ = ["misen_add_executors"]
 
 
 @hookimpl
 def misen_add_executors() -> list[type[Any]]:
-    from misen_executor_dask.executor import DaskExecutor
-
-    return [DaskExecutor]
+    return [Lazy("dask", "misen_executor_dask.executor:DaskExecutor")]  # imported when a run uses it

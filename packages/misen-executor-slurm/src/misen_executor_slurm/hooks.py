@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from misen import hookimpl
+from misen.plugins import Lazy
 
 if TYPE_CHECKING:
     import click
@@ -13,9 +14,7 @@ if TYPE_CHECKING:
 
 @hookimpl
 def misen_add_executors() -> list[type[Executor]]:
-    from misen_executor_slurm.executor import SlurmExecutor
-
-    return [SlurmExecutor]
+    return [Lazy("slurm", "misen_executor_slurm.executor:SlurmExecutor")]  # imported when a run uses it
 
 
 @hookimpl

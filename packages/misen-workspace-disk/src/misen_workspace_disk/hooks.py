@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from misen import hookimpl
+from misen.plugins import Lazy
 
 if TYPE_CHECKING:
     import click
@@ -14,9 +15,7 @@ __all__ = ["misen_add_commands", "misen_add_workspaces"]
 
 @hookimpl
 def misen_add_workspaces() -> list[type[Any]]:
-    from misen_workspace_disk.workspace import DiskWorkspace
-
-    return [DiskWorkspace]
+    return [Lazy("disk", "misen_workspace_disk.workspace:DiskWorkspace")]  # imported when a run uses it
 
 
 @hookimpl

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from misen import hookimpl
-from misen.workspace import Workspace
-
-from misen_workspace_s3.workspace import S3Workspace
+from misen.plugins import Lazy
 
 __all__ = ["misen_add_workspaces"]
 
 
 @hookimpl
-def misen_add_workspaces() -> list[type[Workspace]]:
-    return [S3Workspace]
+def misen_add_workspaces() -> list[Lazy]:
+    # imported when a run uses it
+    return [Lazy("s3", "misen_workspace_s3.workspace:S3Workspace", aliases=("gcs", "fsspec"))]
