@@ -100,3 +100,37 @@ def test_missing_explicit_file(tmp_path: Path) -> None:
     set_config_override(tmp_path / "nope.toml")
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings()
+
+
+def test_settings_built_without_cattrs_equal_what_cattrs_builds() -> None:
+    # Scalar settings with values of the right types skip the converter (its import costs every start); they must
+    # come out exactly as the converter makes them, whether or not the classes' annotations were resolved.
+    import attrs
+    from misen import settings as S
+
+    reg = start_session().registry
+    backends = {**reg.executors(), **reg.workspaces(), **reg.environments()}
+    classes = [S.CacheSettings, *(c.Settings for c in backends.values() if c.PLUGIN_NAME != "s3")]
+    fast_paths = 0
+    for resolved in (False, True):
+        S._plain_fields.cache_clear()
+        for cls in dict.fromkeys(classes):
+            if resolved:
+                attrs.resolve_types(cls)
+            data = {k: (str(v) if isinstance(v, Path) else v) for k, v in S.converter().unstructure(cls()).items()}
+            plain = S._unstructure_plain(cls())
+            assert plain is None or plain == data, cls
+            built = S._structure_plain(cls, data)
+            assert built is None or built == S.converter().structure(dict(data), cls), cls
+            fast_paths += built is not None
+    assert fast_paths >= 8  # the built-in backends, disk, conda and [cache] at least
+
+
+def test_a_wrong_value_still_gets_the_converters_message(tmp_path: Path) -> None:
+    from misen.settings import CacheSettings, structure_settings
+
+    assert structure_settings(CacheSettings, {"code_changes": "ignore"}, where="x").code_changes == "ignore"
+    with pytest.raises(ConfigError, match=r"x: key 'code_changes'"):
+        structure_settings(CacheSettings, {"code_changes": "sometimes"}, where="x")
+    with pytest.raises(ConfigError, match="unknown key 'nope'"):
+        structure_settings(CacheSettings, {"nope": 1}, where="x")

@@ -7,10 +7,13 @@ settings, structured by cattrs into the backend's attrs ``Settings`` class) and 
 
 from __future__ import annotations
 
+import ast
 import functools
 import os
 import re
 import tomllib
+import types
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -146,6 +149,9 @@ def _describe_error(exc: Exception, where: str, cls: type) -> str:
 
 def structure_settings(cls: type, data: dict[str, Any], *, where: str) -> Any:
     """Build ``cls`` (an attrs class) from ``data``; unknown keys and wrong types raise `ConfigError`."""
+    plain = _structure_plain(cls, data)
+    if plain is not None:
+        return plain
     try:
         return converter().structure(dict(data), cls)
     except Exception as exc:
@@ -153,8 +159,109 @@ def structure_settings(cls: type, data: dict[str, Any], *, where: str) -> Any:
 
 
 def unstructure_settings(obj: Any) -> dict[str, Any]:
+    plain = _unstructure_plain(obj)
+    if plain is not None:
+        return plain
     out = converter().unstructure(obj)
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in out.items()}
+
+
+# Settings of scalar fields with values of the right types are built (and read back) without cattrs, whose import
+# costs tens of milliseconds of every start; anything else, and every mistake,
+# goes through the converter, which words the error.
+_TAKES: dict[str, Any] = {
+    "str": lambda v: v if type(v) is str else _NO,
+    "int": lambda v: v if type(v) is int else _NO,
+    "float": lambda v: float(v) if type(v) in (int, float) else _NO,
+    "bool": lambda v: v if type(v) is bool else _NO,
+    "Path": lambda v: Path(v) if isinstance(v, str | Path) else _NO,
+}
+_NO = object()
+
+
+@functools.cache
+def _plain_fields(cls: type) -> dict[str, tuple[str, Any]]:
+    """``{key: (argument name, check)}`` of the init fields of attrs class ``cls`` whose type is a plain scalar
+    (``str``, ``int``, ``float``, ``bool``, ``Path``, or one of them ``| None``)."""
+    out: dict[str, tuple[str, Any]] = {}
+    if not attrs.has(cls):
+        return out
+    for a in attrs.fields(cls):
+        if not a.init:
+            continue
+        take, optional = _check_of(a.type)
+        if take is None:
+            continue
+        if optional:
+            take = (lambda t: lambda v: None if v is None else t(v))(take)
+        out[a.name] = (a.alias or a.name, take)
+    return out
+
+
+def _check_of(tp: Any) -> tuple[Any, bool]:
+    """``(check, optional)`` for a field annotated ``tp`` (a string under ``from __future__ import annotations``,
+    or the type once something resolved it); ``(None, False)`` when it is not a plain scalar."""
+    if isinstance(tp, str):
+        optional = tp.endswith(" | None")
+        tp = tp.removesuffix(" | None")
+        if tp.startswith(("Literal[", "typing.Literal[")):
+            try:
+                values = ast.literal_eval("(" + tp[tp.index("[") + 1 : -1] + ",)")
+            except (ValueError, SyntaxError):
+                return None, False
+            return _literal(values), optional
+        return _TAKES.get(tp), optional
+    args = typing.get_args(tp)
+    origin = typing.get_origin(tp)
+    if origin is typing.Literal:
+        return _literal(args), False
+    if origin in (typing.Union, types.UnionType) and len(args) == 2 and type(None) in args:
+        inner = next(a for a in args if a is not type(None))
+        return _check_of(inner)[0], True
+    return (_TAKES.get(tp.__name__), False) if isinstance(tp, type) else (None, False)
+
+
+def _literal(values: tuple[Any, ...]) -> Any:
+    """The check of a ``Literal[...]`` field of strings, or ``None`` when its values are not all strings."""
+    if not values or not all(type(v) is str for v in values):
+        return None
+    allowed = frozenset(values)
+    return lambda v: v if type(v) is str and v in allowed else _NO
+
+
+def _structure_plain(cls: type, data: dict[str, Any]) -> Any:
+    fields = _plain_fields(cls)
+    if not fields and data:
+        return None
+    kwargs = {}
+    for key, value in data.items():
+        found = fields.get(key) if type(key) is str else None
+        if found is None:
+            return None
+        value = found[1](value)
+        if value is _NO:
+            return None
+        kwargs[found[0]] = value
+    try:
+        return cls(**kwargs)
+    except Exception:
+        return None  # a validator said no: the converter says it again, in words
+
+
+def _unstructure_plain(obj: Any) -> dict[str, Any] | None:
+    cls = type(obj)
+    if not attrs.has(cls):
+        return None
+    out: dict[str, Any] = {}
+    for a in attrs.fields(cls):
+        value = getattr(obj, a.name)
+        if value is None or type(value) in (str, int, float, bool):
+            out[a.name] = value
+        elif isinstance(value, Path):
+            out[a.name] = str(value)
+        else:
+            return None
+    return out
 
 
 def search_project_root(here: Path) -> Path | None:
