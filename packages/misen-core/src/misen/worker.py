@@ -179,7 +179,15 @@ def _fingerprint_dict(task: Task[Any]) -> dict[str, Any] | None:
         fp = function_fingerprint(task.fn)
     except Exception:
         return None
-    return fp.as_dict() if fp is not None else None
+    if fp is None:
+        return None
+    # One dict per fingerprint (kept as long as the fingerprint, computed once per function): every record of a
+    # sweep's tasks holds the same one, and records only read it.
+    known: dict[int, tuple[Any, dict[str, Any]]] = current_session().memo("worker.fingerprint_dicts", dict)
+    found = known.get(id(fp))
+    if found is None or found[0] is not fp:
+        found = known[id(fp)] = (fp, fp.as_dict())
+    return found[1]
 
 
 def run_unit(
@@ -350,7 +358,7 @@ def _run_tasks(
     current = root
     try:
         with log, capture_output(log, capture):
-            print(f"[misen] {unit.label} on {hostname()} (pid {os.getpid()}) {where}".rstrip(), file=log)
+            log.write(f"[misen] {unit.label} on {hostname()} (pid {os.getpid()}) {where}".rstrip() + "\n")
             log.flush()
             for key, dep in external.items():
                 try:
@@ -411,7 +419,7 @@ def _run_tasks(
                     inline=inline,
                 )
                 keep_code_text(ws, root)  # the readable code behind the fingerprint, for `why` and reports
-            print(f"[misen] done in {duration:.2f}s", file=log)
+            log.write(f"[misen] done in {duration:.2f}s\n")
     except KeyboardInterrupt:
         log_path = log.keep()
         _record(ws, root, "cancelled", "interrupted", log_path)
