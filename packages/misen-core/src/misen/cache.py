@@ -76,12 +76,17 @@ def result_hash(ws: Workspace, task: Task[Any]) -> str | None:
     return found[0] if found is not None else None
 
 
-def current(ws: Workspace, task: Task[Any]) -> tuple[str, dict[str, Any]] | None:
+#: `current`'s ``record`` when the caller has not read the task's record.
+_UNREAD: Any = object()
+
+
+def current(ws: Workspace, task: Task[Any], record: Any = _UNREAD) -> tuple[str, dict[str, Any]] | None:
     """``(result hash, task record)`` of the task's current result (the record may hold the result itself,
-    `misen.inline`), or ``None`` if it is not cached (or not cacheable)."""
+    `misen.inline`), or ``None`` if it is not cached (or not cacheable). ``record``: the task's record as the
+    caller read it already (``None``: it has none), e.g. in a batch (`Workspace.get_records`)."""
     if not task.cacheable:
         return None
-    rec = ws.get_record("task", task.hash)
+    rec = ws.get_record("task", task.hash) if record is _UNREAD else record
     if rec is None:
         return None
     rh = rec.get("result")

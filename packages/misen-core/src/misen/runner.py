@@ -129,13 +129,20 @@ def build_plan(
     notes = notes if notes is not None else []
     forced = {t._id_bytes for t in force}
     cached: dict[bytes, bool] = {}
+    # The roots' records in one batch (a listing on S3); the rest of the graph is read as it is reached.
+    asked = [t.hash for t in roots if t.cacheable and t._id_bytes not in forced]
+    read = workspace.get_records("task", asked) if len(asked) > 1 else None
+    batch = set(asked)
 
     def is_cached(t: Task[Any]) -> bool:
         c = cached.get(t._id_bytes)
         if c is None:
             c = False
             if t.cacheable and t._id_bytes not in forced:
-                found = cache.current(workspace, t)
+                if read is not None and t.hash in batch:
+                    found = cache.current(workspace, t, record=read.get(t.hash))  # None: it had no record
+                else:
+                    found = cache.current(workspace, t)
                 if found is None and cache.carry_over(workspace, t):
                     found = cache.current(workspace, t)
                 c = found is not None and _heal(t, workspace, found[0], notes, found[1])

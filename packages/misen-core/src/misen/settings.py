@@ -169,13 +169,15 @@ def unstructure_settings(obj: Any) -> dict[str, Any]:
 # Settings of scalar fields with values of the right types are built (and read back) without cattrs, whose import
 # costs tens of milliseconds of every start; anything else, and every mistake,
 # goes through the converter, which words the error.
-_TAKES: dict[str, Any] = {
-    "str": lambda v: v if type(v) is str else _NO,
-    "int": lambda v: v if type(v) is int else _NO,
-    "float": lambda v: float(v) if type(v) in (int, float) else _NO,
-    "bool": lambda v: v if type(v) is bool else _NO,
-    "Path": lambda v: Path(v) if isinstance(v, str | Path) else _NO,
-}
+_TAKES = types.MappingProxyType(
+    {
+        "str": lambda v: v if type(v) is str else _NO,
+        "int": lambda v: v if type(v) is int else _NO,
+        "float": lambda v: float(v) if type(v) in (int, float) else _NO,
+        "bool": lambda v: v if type(v) is bool else _NO,
+        "Path": lambda v: Path(v) if isinstance(v, str | Path) else _NO,
+    }
+)
 _NO = object()
 
 

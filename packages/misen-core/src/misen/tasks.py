@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import types
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -223,6 +224,8 @@ class Task(Generic[R]):
     def resources(self) -> Resources:
         """The resources declared by ``@meta(resources=...)``, evaluated for this task's arguments."""
         spec = self.meta.resources
+        if spec is None:
+            return _no_resources()  # the common case: nothing declared (one frozen value for every task)
         where = f"resources of task {self.name}"
         if callable(spec):
             try:
@@ -470,3 +473,8 @@ def runtime_values(task: Task[Any], ws: Workspace, assigned: AssignedResources |
             runtime["ASSIGNED_RESOURCES"] = res
             runtime["ASSIGNED_RESOURCES_PER_NODE"] = [res]
     return runtime
+
+
+@functools.cache
+def _no_resources() -> Resources:
+    return Resources()

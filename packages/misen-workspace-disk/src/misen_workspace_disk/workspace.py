@@ -197,6 +197,8 @@ class DiskWorkspace(Workspace):
     def get_records(self, kind: str, keys: list[str]) -> dict[str, dict[str, Any]]:
         check_name(kind, "record kind")
         base = f"{self._records}/{kind}/"
+        if len(keys) > 1 and not os.path.isdir(base):
+            return {}  # no record of this kind at all (a new workspace): one look instead of one per key
         width = _SHARD
         out: dict[str, dict[str, Any]] = {}
         loads = _json_loads
