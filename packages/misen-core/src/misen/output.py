@@ -11,13 +11,13 @@ import io
 import os
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from misen.tasklog import TaskLog
 
-__all__ = ["capture_output", "routers_installed", "scoped_environment", "thread_output"]
+__all__ = ["add_flusher", "capture_output", "remove_flusher", "routers_installed", "scoped_environment", "thread_output"]
 
 
 @contextlib.contextmanager
@@ -53,6 +53,13 @@ class _ThreadRouter(io.TextIOBase):
             return self.original.write(s)
         if getattr(self.local, "tee", False):
             with contextlib.suppress(Exception):
+                # Progress lines written before the task's output come out first; they are not the task's
+                # output, so while they are written this thread prints where it would outside a unit.
+                self.local.log = None
+                try:
+                    _routing().flush_waiting()
+                finally:
+                    self.local.log = log
                 self.original.write(s)
         return log.write(s)
 
@@ -82,6 +89,13 @@ class _Routing:
         self.users = 0
         self.local = threading.local()
         self.saved: tuple[Any, Any] | None = None
+        #: Flushes of progress lines that wait (`misen.reporting.PlainReporter`): asked before a task's output
+        #: is shown where it goes.
+        self.flushers: list[Callable[[], None]] = []
+
+    def flush_waiting(self) -> None:
+        for flush in list(self.flushers):
+            flush()
 
     def install(self) -> None:
         with self.lock:
@@ -142,6 +156,20 @@ def thread_output(log: TextIO, *, tee: bool = False) -> Iterator[None]:
     written to file descriptors 1 and 2 directly (subprocesses, C code) is not captured this way."""
     with _routing().capture(log, tee):
         yield
+
+
+def add_flusher(flush: Callable[[], None]) -> None:
+    """Have ``flush`` called before a task's output is shown on this process's streams (a reporter that holds
+    lines back for a moment, so that they still come out before what a later task prints)."""
+    with _routing().lock:
+        _routing().flushers.append(flush)
+
+
+def remove_flusher(flush: Callable[[], None]) -> None:
+    """Undo `add_flusher`."""
+    with _routing().lock:
+        with contextlib.suppress(ValueError):
+            _routing().flushers.remove(flush)
 
 
 @contextlib.contextmanager

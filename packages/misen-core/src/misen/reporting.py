@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import sys
+import threading
+import time
 import types
 from typing import TYPE_CHECKING, Any, TextIO
 
 from misen.hookspecs import hookimpl
+from misen.output import add_flusher, remove_flusher
 
 if TYPE_CHECKING:
     from misen.executor import Executor, Plan, UnitOutcome, WorkUnit
@@ -43,6 +46,9 @@ class Reporter:
     def unit_started(self, unit: WorkUnit, where: str) -> None: ...
     def unit_finished(self, unit: WorkUnit, outcome: UnitOutcome) -> None: ...
     def finish(self, report: RunReport) -> None: ...
+    def close(self) -> None:
+        """Called once more when the run is over, however it ended (after `finish`, or after an error): write
+        out whatever is held back."""
 
 
 class ReporterPlugin:
@@ -86,16 +92,68 @@ class ReporterPlugin:
 
 
 class PlainReporter(Reporter):
-    """One line per event, no colour."""
+    """One line per event, no colour.
+
+    A line comes out at once when the last one came out more than `BATCH` seconds ago; lines that follow it
+    closer than that are written together at most `BATCH` seconds later (a sweep of quick units makes a few
+    writes a second, not one per unit: into a pipe, each write wakes the reader). What a task prints is shown
+    after the lines written before it started (`misen.output` asks for them first), and `finish` and `close`
+    write whatever waits.
+    """
+
+    #: Seconds a line may wait for the next ones.
+    BATCH = 0.1
 
     def __init__(self, stream: TextIO | None = None, *, verbose: bool = True) -> None:
         self.stream = stream
         self.verbose = verbose
+        self._lock = threading.RLock()
+        self._pending: list[str] = []
+        self._last = 0.0
+        self._timer: threading.Timer | None = None
+        self._hooked = False
 
     def _print(self, text: str) -> None:
-        stream = self.stream or sys.stderr
-        stream.write(text + "\n")  # one write, not print's two (a sweep prints a line per unit)
-        stream.flush()
+        with self._lock:
+            self._pending.append(text + "\n")
+            now = time.monotonic()
+            if now - self._last >= self.BATCH:
+                self._write_locked(now)
+            else:
+                if not self._hooked:
+                    add_flusher(self.flush)  # a task's own output waits for these lines
+                    self._hooked = True
+                if self._timer is None:
+                    self._timer = threading.Timer(self.BATCH, self.flush)
+                    self._timer.daemon = True
+                    self._timer.start()
+
+    def _write_locked(self, now: float) -> None:
+        if self._pending:
+            stream = self.stream or sys.stderr
+            text = "".join(self._pending)
+            self._pending.clear()
+            stream.write(text)
+            stream.flush()
+        self._last = now
+
+    def flush(self) -> None:
+        """Write the lines that wait."""
+        with self._lock:
+            self._timer = None
+            if self._pending:
+                self._write_locked(time.monotonic())
+
+    def close(self) -> None:
+        """Write what waits and stop waiting (the end of a run)."""
+        with self._lock:
+            timer, self._timer = self._timer, None
+            hooked, self._hooked = self._hooked, False
+        if timer is not None:
+            timer.cancel()
+        if hooked:
+            remove_flusher(self.flush)
+        self.flush()
 
     def stale(self, stale: list[tuple[Task[Any], list[str]]]) -> None:
         self._print(
@@ -133,3 +191,4 @@ class PlainReporter(Reporter):
                 parts.append(f"{counts[status]} {status}")
         verdict = "finished" if bad == 0 else "finished with failures"
         self._print(f"misen: run {verdict} in {report.duration:.1f}s: {', '.join(parts)}")
+        self.close()

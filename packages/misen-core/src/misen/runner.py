@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -333,6 +334,10 @@ def run(
         _safe(hook.misen_run_finished, outcomes=outcomes, executor=ex, workspace=ws, report=report, run_id=run_id)
     finally:
         session.registry.pm.unregister(observer)
+        close = getattr(reporter, "close", None)
+        if close is not None:  # lines a reporter holds back come out even when the run ends by an error
+            with contextlib.suppress(Exception):
+                close()
     if interrupted:
         raise KeyboardInterrupt
     return report

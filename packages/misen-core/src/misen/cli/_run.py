@@ -74,6 +74,9 @@ class LabelledReporter(Reporter):
             self._follower.start()
 
     def _print_output(self, label: str, line: str) -> None:
+        flush = getattr(self.inner, "flush", None)
+        if flush is not None:
+            flush()  # the progress lines written before this output come out first
         console = getattr(self.inner, "console", None)
         if console is not None:
             from rich.text import Text
