@@ -332,9 +332,14 @@ def save_result(
     return result_hash, manifest
 
 
+#: `result_hash_of`'s encoder, built once: the same bytes as ``json.dumps(body, sort_keys=True, separators=(",",
+#: ":"), default=str)``, which every stored result hash was computed from.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+
+
 def result_hash_of(body: dict[str, Any]) -> str:
     """The result hash of a manifest's body (the manifest without its ``result_hash`` field)."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
+    canonical = _CANONICAL.encode(body).encode()
     return hashlib.blake2b(canonical, digest_size=16).hexdigest()
 
 

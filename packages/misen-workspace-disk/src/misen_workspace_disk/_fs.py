@@ -264,8 +264,13 @@ def read_json(path: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+#: One encoder for every record (``json.dumps`` with these options builds a new one per call); records are trees
+#: misen builds, so the check for circular references is left out.
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str, check_circular=False)
+
+
 def dump_json(value: dict[str, Any]) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return _ENCODER.encode(value).encode()
 
 
 def remove_tree(path: str | os.PathLike[str]) -> None:
