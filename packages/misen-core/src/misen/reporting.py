@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
@@ -124,7 +125,7 @@ class PlainReporter(Reporter):
                     add_flusher(self.flush)  # a task's own output waits for these lines
                     self._hooked = True
                 if self._timer is None:
-                    self._timer = threading.Timer(self.BATCH, self.flush)
+                    self._timer = threading.Timer(self.BATCH, self._flush_later)
                     self._timer.daemon = True
                     self._timer.start()
 
@@ -143,6 +144,12 @@ class PlainReporter(Reporter):
             self._timer = None
             if self._pending:
                 self._write_locked(time.monotonic())
+
+    def _flush_later(self) -> None:
+        # On the timer's thread: a stream that went away meanwhile (closed, a pipe whose reader left) is the
+        # writer's business at its next line or at `close`, not a traceback from a thread.
+        with contextlib.suppress(OSError, ValueError):
+            self.flush()
 
     def close(self) -> None:
         """Write what waits and stop waiting (the end of a run)."""
