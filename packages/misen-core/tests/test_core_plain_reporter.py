@@ -93,3 +93,37 @@ def test_lines_held_back_come_out_when_the_run_fails() -> None:
     except RuntimeError:
         pass
     assert sum(1 for line in stream.getvalue().splitlines() if line.startswith("✓ quiet")) == 5
+
+
+def test_another_observer_of_the_unit_events_still_gets_them() -> None:
+    # The run's reporter alone is called directly; with another plugin observing, every observer is called.
+    from misen import hookimpl
+    from misen.testing.fixtures import start_session
+
+    seen: list[str] = []
+
+    class Observer:
+        @hookimpl
+        def misen_unit_started(self, unit, workspace, where, run_id) -> None:  # type: ignore[no-untyped-def]
+            seen.append(f"started {unit.label}")
+
+        @hookimpl
+        def misen_unit_finished(self, unit, workspace, outcome, run_id) -> None:  # type: ignore[no-untyped-def]
+            seen.append(f"finished {unit.label} {outcome.status}")
+
+    session = start_session(Observer())
+    try:
+        stream = io.StringIO()
+        run(
+            [Task(quiet, i=i) for i in range(3)],
+            executor="in-process",
+            workspace=MemoryWorkspace(),
+            reporter=PlainReporter(stream),
+            session=session,
+        )
+    finally:
+        start_session()
+    assert sorted(seen) == sorted(
+        [f"started quiet[i={i}]" for i in range(3)] + [f"finished quiet[i={i}] done" for i in range(3)]
+    )
+    assert sum(1 for line in stream.getvalue().splitlines() if line.startswith("✓ quiet")) == 3
