@@ -292,25 +292,10 @@ def run(
     observer = ReporterPlugin(reporter, run_id)
     session.registry.pm.register(observer)
     try:
-        # Two events per unit. When the run's own reporter is the only observer of one (plugins are registered
-        # when the session starts), it is called without the plugin manager's dispatch.
-        def only_ours(caller: Any) -> bool:
-            return [i.plugin for i in caller.get_hookimpls()] == [observer]
-
         events = RunEvents(
-            (lambda unit, where: _safe(observer.misen_unit_started, unit=unit, where=where, run_id=run_id))
-            if only_ours(hook.misen_unit_started)
-            else (
-                lambda unit, where: _safe(
-                    hook.misen_unit_started, unit=unit, workspace=ws, where=where, run_id=run_id
-                )
-            ),
-            (lambda unit, outcome: _safe(observer.misen_unit_finished, unit=unit, outcome=outcome, run_id=run_id))
-            if only_ours(hook.misen_unit_finished)
-            else (
-                lambda unit, outcome: _safe(
-                    hook.misen_unit_finished, unit=unit, workspace=ws, outcome=outcome, run_id=run_id
-                )
+            lambda unit, where: _safe(hook.misen_unit_started, unit=unit, workspace=ws, where=where, run_id=run_id),
+            lambda unit, outcome: _safe(
+                hook.misen_unit_finished, unit=unit, workspace=ws, outcome=outcome, run_id=run_id
             ),
         )
         _safe(
