@@ -254,3 +254,22 @@ def test_listing_every_backend_skips_a_lazy_one_that_fails_to_import(tmp_path, m
         "executor 'serial-broken2' (lazy_broken2_mod:SerialExecutor) failed to import"
         in capsys.readouterr().err
     )
+
+
+def test_lazy_exports_import_a_name_on_first_use_only(tmp_path, monkeypatch) -> None:
+    pkg = tmp_path / "lazy_pkg_demo"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(
+        "from misen.plugins import lazy_exports\n__getattr__ = lazy_exports(__name__, {'Thing': 'heavy'})\n"
+    )
+    (pkg / "heavy.py").write_text("class Thing:\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+
+    mod = importlib.import_module("lazy_pkg_demo")
+    assert "lazy_pkg_demo.heavy" not in sys.modules
+    thing = mod.Thing
+    assert "lazy_pkg_demo.heavy" in sys.modules and thing.__name__ == "Thing"
+    assert mod.__dict__["Thing"] is thing  # kept: the next look-up is an ordinary attribute
+    with pytest.raises(AttributeError, match="has no attribute 'Other'"):
+        getattr(mod, "Other")  # noqa: B009

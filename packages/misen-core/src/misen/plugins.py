@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from misen.serializer import Serializer
     from misen.workspace import Workspace
 
-__all__ = ["Lazy", "PluginInfo", "Registry", "plugin_manager"]
+__all__ = ["Lazy", "PluginInfo", "Registry", "lazy_exports", "plugin_manager"]
 
 ENTRY_POINT_GROUP = "misen"
 
@@ -76,6 +76,24 @@ class Lazy:
                 f"class says {names[0]!r} (aliases {list(names[1])}): make the Lazy entry and the class agree"
             )
         return obj
+
+
+def lazy_exports(package: str, where: dict[str, str]) -> Any:
+    """A module ``__getattr__`` for a plugin package whose public names live in submodules (``{name: submodule}``),
+    imported on first use: importing the package, as registering its hooks does, then imports none of them.
+
+    ``__getattr__ = lazy_exports(__name__, {"SerialExecutor": "executor"})`` in the package's ``__init__.py``.
+    """
+
+    def __getattr__(name: str) -> Any:
+        module = where.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f"{package}.{module}"), name)
+        setattr(sys.modules[package], name, value)
+        return value
+
+    return __getattr__
 
 
 @attrs.frozen

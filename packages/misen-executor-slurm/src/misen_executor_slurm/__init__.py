@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from misen.plugins import lazy_exports
 
 __all__ = ["Settings", "SlurmExecutor"]
 
 if TYPE_CHECKING:
     from misen_executor_slurm.executor import Settings, SlurmExecutor
 
-
-def __getattr__(name: str) -> Any:
-    # Lazy, so reading entry points and `import misen` stay cheap.
-    if name in __all__:
-        from misen_executor_slurm import executor
-
-        return getattr(executor, name)
-    raise AttributeError(f"module 'misen_executor_slurm' has no attribute {name!r}")
+# Imported on first use: registering the plugin imports this package, not the backend a run may never use.
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "Settings": "executor",
+        "SlurmExecutor": "executor",
+    },
+)
