@@ -64,6 +64,8 @@ class Session:
         self._registry: Registry | None = None
         self._settings: tuple[Any, Settings] | None = None
         self._roots: dict[str, Path | None] = {}
+        #: The resolved current directory, by name, for `project_root` outside any project.
+        self._cwd_roots: dict[str, Path] = {}
         self._workspaces: dict[str, Workspace] = {}
         self._memos: dict[str, Any] = {}
         self._tracked: bool | None = None
@@ -107,9 +109,8 @@ class Session:
             if not here.is_absolute():
                 here = self.cwd / here
             key = str(here)
-        if (
-            key not in self._roots
-        ):  # resolved only once per directory: resolving walks every component of the path
+        # Resolved only once per directory: resolving walks every component of the path.
+        if key not in self._roots:
             self._roots[key] = search_project_root(here.resolve())
         return self._roots[key]
 
@@ -120,10 +121,10 @@ class Session:
             return found
         if start is None and self._cwd is None:
             # No project file: the current directory, resolved once per directory (asked for every task).
-            key = "\0" + os.getcwd()
-            here = self._roots.get(key)
+            key = os.getcwd()
+            here = self._cwd_roots.get(key)
             if here is None:
-                here = self._roots[key] = Path(key[1:]).resolve()
+                here = self._cwd_roots[key] = Path(key).resolve()
             return here
         return (start or self.cwd).resolve()
 
