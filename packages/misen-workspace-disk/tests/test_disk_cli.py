@@ -101,7 +101,7 @@ def test_gc_removes_only_unreferenced(cli: click.Group, workspace: DiskWorkspace
     assert not workspace.has_result(p["orphan"])
     assert all(workspace.has_result(p[k]) for k in ("kept", "fresh", "other"))
     assert cache.is_cached(workspace, p["task"]) and cache.is_cached(workspace, p["other_task"])
-    assert not (Path(workspace.root) / "locks" / "c.lock").exists()  # an idle lock file
+    assert (Path(workspace.root) / "locks" / "c.lock").stat().st_size == 0  # an idle lock file, emptied
 
 
 def test_gc_keeps_only_what_experiments_use(

@@ -215,8 +215,8 @@ def test_lock_files_of_an_earlier_version_are_honoured_and_collected(tmp_path: P
             pass
         assert (Path(ws.root) / "locks" / "a.lock").is_file()  # the slot was taken, then let go
         _gc(ws)
-        assert path.exists() and not idle.exists()  # the held one stays; the idle one and the idle shard go
-        assert not (Path(ws.root) / "locks" / "a.lock").exists()
+        assert path.exists() and not idle.exists()  # the held one stays, the idle one goes, the idle shard is emptied
+        assert (Path(ws.root) / "locks" / "a.lock").stat().st_size == 0
     finally:
         _kill(old)
     with ws.lock(K1, LockHolder.current()):
@@ -231,10 +231,53 @@ def test_gc_keeps_a_shard_file_with_a_held_slot(tmp_path: Path) -> None:
     try:
         assert dict(survey(ws.root + "/locks")) == {ws.root + "/locks/a.lock": 1, ws.root + "/locks/f.lock": 0}
         _gc(ws)
-        assert (Path(ws.root) / "locks" / "a.lock").is_file() and not (Path(ws.root) / "locks" / "f.lock").exists()
+        locks = Path(ws.root) / "locks"
+        assert (locks / "a.lock").stat().st_size > 0 and (locks / "f.lock").stat().st_size == 0
         assert ws.lock_holder(K1).pid == holder.pid
+        assert plan_gc(ws).locks == []  # an emptied shard file is not listed again
     finally:
         _kill(holder)
+
+
+def test_a_note_left_by_a_released_lock_is_not_believed(tmp_path: Path) -> None:
+    """Release leaves the note in its slot: only a held range makes it the holder's."""
+    ws = _workspace(tmp_path, "slots")
+    with ws.lock(K1, LockHolder.current(task="first")):
+        pass
+    shard = Path(ws.root) / "locks" / "a.lock"
+    assert K1.encode() in shard.read_bytes()  # the note stays
+    assert ws.lock_holder(K1) is None
+    with ws.lock(K2, LockHolder.current(task="second")):  # another key of the slot takes it directly
+        assert ws.lock_holder(K2).task == "second" and ws.lock_holder(K1) is None
+        assert not (Path(ws.root) / "locks" / K2[:2]).exists()  # no per-key file: the stale note was not a holder
+    holder = _hold(ws, K1)
+    try:
+        with pytest.raises(TaskLockedError, match=f"pid {holder.pid}"), ws.lock(K1, LockHolder.current()):
+            pass
+    finally:
+        _kill(holder)
+
+
+def test_gc_empties_a_shard_file_an_acquirer_has_open(tmp_path: Path) -> None:
+    """gc truncates an idle shard file rather than unlinking it: a process that opened it before still locks the
+    file every later process locks."""
+    from misen_workspace_disk import _slots
+
+    ws = _workspace(tmp_path, "slots")
+    with ws.lock(K1, LockHolder.current()):
+        pass
+    shard = Path(ws.root) / "locks" / "a.lock"
+    early = os.open(shard, os.O_RDWR)
+    try:
+        _gc(ws)
+        assert shard.stat().st_size == 0 and os.fstat(early).st_ino == shard.stat().st_ino
+        holder = _hold(ws, K1)
+        try:
+            assert _slots.try_range(early, _slots.place(K1)[1]) is False  # the holder's range, in the same file
+        finally:
+            _kill(holder)
+    finally:
+        os.close(early)
 
 
 REFUSE = """

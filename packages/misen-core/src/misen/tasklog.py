@@ -320,7 +320,9 @@ class _Promoter:
 
     def _reset(self) -> None:
         self._pid = os.getpid()
-        self._cond = threading.Condition(threading.Lock())
+        # A plain lock (taken twice for every task: a condition's costs more) and a sleep: nothing wakes the thread
+        # early, since it looks at least once a tick and a log's deadline is at least one tick away.
+        self._lock = threading.Lock()
         self._logs: dict[int, TaskLog] = {}
         self._tick = 1.0
         self._thread: threading.Thread | None = None
@@ -328,33 +330,36 @@ class _Promoter:
     def watch(self, log: TaskLog) -> None:
         if os.getpid() != self._pid:  # a forked child: the parent's thread and lock state are not ours
             self._reset()
-        with self._cond:
+        with self._lock:
             self._logs[id(log)] = log
-            # A log's deadline is at least one tick away: the thread looks at least once a tick, so it is never late.
-            self._tick = min(self._tick, max(log._after, 0.01))
-            if self._thread is None or not self._thread.is_alive():
+            if log._after < self._tick:
+                self._tick = max(log._after, 0.01)
+            if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="misen-task-logs", daemon=True)
                 self._thread.start()
 
     def forget(self, log: TaskLog) -> None:
         if os.getpid() != self._pid:
             self._reset()
-        with self._cond:
+        with self._lock:
             self._logs.pop(id(log), None)
 
     def _run(self) -> None:
-        while True:
-            with self._cond:
-                now = time.monotonic()
-                due = [log for log in self._logs.values() if log.deadline <= now]
-                for log in due:
-                    del self._logs[id(log)]
-                if not due:
+        try:
+            while True:
+                with self._lock:
+                    now = time.monotonic()
+                    due = [log for log in self._logs.values() if log.deadline <= now]
+                    for log in due:
+                        del self._logs[id(log)]
                     soonest = min((log.deadline for log in self._logs.values()), default=now + self._tick)
-                    self._cond.wait(min(soonest - now, self._tick))
-                    continue
-            for log in due:
-                log._promote_if_running()
+                for log in due:
+                    log._promote_if_running()
+                if not due:
+                    time.sleep(min(soonest - now, self._tick))
+        finally:
+            with self._lock:  # the next watch starts another (only an unexpected error ends the loop)
+                self._thread = None
 
 
 @functools.cache

@@ -4,14 +4,17 @@ with a per-key ``flock`` file ``locks/<key[:2]>/<key>.lock`` for the rare key wh
 **Slots.** A key's lock is an exclusive open file description lock (``F_OFD_SETLK``, see `._slots`) on its
 512-byte slot (of 4,096) in one of at most 16 shard files, which exist after the first use: taking a lock
 creates no file (a per-task file and its shard folder cost 100-400 µs on a typical disk; opening an existing
-file and locking a range a few µs). Each acquisition opens the shard file itself, so two threads of one process exclude each other.
-The holder's note (JSON naming the full key, host, pid, start time, run and task) is written into the slot once
-the range is locked, and zeroed on release.
+file and locking a range a few µs). Each acquisition opens the shard file itself, so two threads of one process
+exclude each other. The holder's note (JSON naming the full key, host, pid, start time, run and task, padded with
+zeros to the slot's size) is written into the slot once the range is locked, and left there on release: a note
+is only believed while its range is held, and the next holder of the slot writes over all of it.
 
 **The lock is the truth**: the kernel (or the NFS server, when its lease expires) drops it when the holder dies, so
 a killed process never leaves a lock behind. The note only names the holder in error messages and for
-`task.is_running()`; a note whose range is free is stale and ignored, and `probe_holder` tests the range with
-``F_OFD_GETLK``, which takes nothing and writes nothing.
+`task.is_running()`; a note whose range is free is stale and ignored (`probe_holder` tests the range with
+``F_OFD_GETLK``, which takes nothing and writes nothing). A note read while its range is held may still be the
+previous holder's for the few microseconds before the new holder writes its own: an acquirer that then takes the
+key's file is turned back by the checks below, as with any other collision.
 
 **Collisions.** Two keys with the same slot (same first four hex digits) must not make one of them fail with
 "already running" while nobody runs it, nor wait for an unrelated task (a task that computes another task in its
@@ -28,9 +31,11 @@ a lock file left by a version that did not know slots is honoured, since a slot 
 Two versions running on one workspace at the same moment do not exclude each other, though (the older one never
 looks at slots); let an older run finish before starting a newer version on the same workspace.
 
-``misen gc`` removes idle lock files: shard files with no range held (locked whole while it unlinks them) and
-per-key files nobody flocks. An acquirer re-checks, once it holds its lock, that the path still names the file it
-locked, and starts again if not, so two processes never hold "the same" lock on two inodes.
+``misen gc`` empties idle shard files (no range held: it locks the whole file while it truncates it) and removes
+per-key files nobody flocks. A shard file is never unlinked while the workspace is in use, so a slot's acquirer
+needs no check that the path still names the file it opened. An acquirer of a per-key file re-checks, once it
+holds the flock, that the path still names the file it locked, and starts again if not, so two processes never
+hold "the same" lock on two inodes.
 
 A child made by ``fork`` closes the descriptors of the locks its parent holds (``_HELD``), and a holder releases
 its lock explicitly before closing, so a lock is free once its holder lets go, whatever it forked.
@@ -56,14 +61,21 @@ from misen_workspace_disk._keyfiles import (
     open_create,
     read_file_note,
     remove_idle_file,
-    same_file,
     try_lock,
 )
 
-__all__ = ["MARKER", "hold_lock", "probe_holder", "remove_idle_lock", "survey", "uses_slots"]
+__all__ = [
+    "MARKER",
+    "hold_lock",
+    "idle_lock_files",
+    "probe_holder",
+    "remove_idle_lock",
+    "survey",
+    "uses_slots",
+]
 
 # Some looks hold a lock for a few microseconds (a probe or a slot holder's check of a per-key file: a shared
-# flock; gc: the whole shard file while it unlinks it); an acquirer retries this long so such a look never makes
+# flock; gc: the whole shard file while it empties it); an acquirer retries this long so such a look never makes
 # it fail.
 PROBE_GRACE = 0.02
 #: Seconds between attempts while waiting for a busy lock (each wait is drawn between half and one and a half).
@@ -121,16 +133,16 @@ class _Lease:
             raise storage_error(exc, self.path, "write the lock holder") from None
 
     def release(self) -> None:
+        # Let go explicitly before closing: a child forked meanwhile may share the open file description.
         try:
-            with contextlib.suppress(
-                OSError
-            ):  # no stale note: a probe then answers "free" without a lock test
-                if self.offset is None:
-                    os.ftruncate(self.fd, 0)
-                    fcntl.flock(self.fd, fcntl.LOCK_UN)
-                else:
-                    os.pwrite(self.fd, bytes(_slots.SLOT), self.offset)
-                    _slots.unlock_range(self.fd, self.offset)
+            if self.offset is None:
+                # A per-key file's note goes: it is also read without a lock test.
+                os.ftruncate(self.fd, 0)
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
+            else:
+                _slots.unlock_range(self.fd, self.offset)  # the note stays (see the module docstring)
+        except OSError:
+            pass  # closing the descriptor below lets go as well
         finally:
             _HELD.discard(self.fd)
             os.close(self.fd)
@@ -172,9 +184,6 @@ def _try_slot(locks_dir: str, key: str, holder: LockHolder, note: bytes, fsync: 
         return _try_file(
             locks_dir, key, holder, fsync, slot=(path, offset)
         )  # a collision: use the key's file
-    if not same_file(fd, path):
-        os.close(fd)
-        return _Busy(again=True)  # unlinked by gc between our open and our lock: lock the file there now
     lease = _Lease(fd, path, offset)
     lease.write(note, fsync)
     held, other = file_held(key_path(locks_dir, key))
@@ -285,8 +294,8 @@ class _Hold:
                 time.sleep(POLL * random.uniform(0.5, 1.5))
                 continue
             if got.holder is None and unknown < 5:
-                # No note: the holder has just taken the lock and not written it yet, or has just let go (it
-                # clears its note before it releases). Look again, and take the lock if it is free now.
+                # No note: the holder has just taken a slot nobody used before (or one gc emptied) and not
+                # written its note yet. Look again, and take the lock if it is free now.
                 unknown += 1
                 time.sleep(0.002)
                 continue
@@ -368,12 +377,32 @@ def survey(locks_dir: str) -> list[tuple[str, int]]:
     return found
 
 
+def idle_lock_files(locks_dir: str) -> list[str]:
+    """The lock files `remove_idle_lock` would tidy: per-key files and non-empty shard files, nobody holding a lock
+    in them."""
+    return [path for path, held in survey(locks_dir) if not held and not _emptied_shard(path)]
+
+
+def _is_shard(path: str) -> bool:
+    return (
+        _SHARD_FILE.fullmatch(os.path.basename(path)) is not None
+        and os.path.basename(os.path.dirname(path)) == "locks"
+    )
+
+
+def _emptied_shard(path: str) -> bool:
+    if not _is_shard(path):
+        return False
+    try:
+        return os.stat(path).st_size == 0
+    except OSError:
+        return True
+
+
 def remove_idle_lock(path: str) -> None:
-    """Unlink lock file ``path`` if nobody holds a lock in it (an acquirer that opened it before re-opens the new
-    one)."""
-    if not (
-        _SHARD_FILE.fullmatch(os.path.basename(path)) and os.path.basename(os.path.dirname(path)) == "locks"
-    ):
+    """Tidy up lock file ``path`` if nobody holds a lock in it: a shard file is emptied (an acquirer may have it
+    open already), a per-key file unlinked (its acquirers re-open a replaced file)."""
+    if not _is_shard(path):
         remove_idle_file(path)  # a per-key file, in locks/<key[:2]>/
         return
     try:
@@ -382,7 +411,7 @@ def remove_idle_lock(path: str) -> None:
         return
     try:
         with contextlib.suppress(_slots.Refused, OSError):
-            if _slots.try_range(fd, 0, 0) and same_file(fd, path):  # the whole file: no slot is held
-                os.unlink(path)
+            if _slots.try_range(fd, 0, 0):  # the whole file: no slot is held
+                os.ftruncate(fd, 0)
     finally:
         os.close(fd)

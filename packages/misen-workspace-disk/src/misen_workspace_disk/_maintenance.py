@@ -21,7 +21,7 @@ from misen.inline import RECORD_KIND as INLINE_KIND
 from misen.inline import inline_of, size_of
 
 from misen_workspace_disk._fs import tree_size
-from misen_workspace_disk._locks import remove_idle_lock, survey
+from misen_workspace_disk._locks import idle_lock_files, remove_idle_lock, survey
 from misen_workspace_disk.workspace import AREAS, DiskWorkspace
 
 __all__ = ["GcPlan", "apply_gc", "human_size", "plan_gc", "reachable_results", "workspace_info"]
@@ -154,7 +154,7 @@ def plan_gc(ws: DiskWorkspace, *, keep: set[str] | None = None, min_age: float =
     for kind, key, result in refs:
         if result in doomed or not (ws.has_result(result) or result in inline):
             plan.records.append((kind, key))
-    plan.locks = [path for path, held in survey(os.path.join(ws.root, "locks")) if not held]
+    plan.locks = idle_lock_files(os.path.join(ws.root, "locks"))
     plan.tmp = ws.sweep_tmp(dry_run=True)
     return plan
 

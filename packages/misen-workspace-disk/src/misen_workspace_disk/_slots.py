@@ -5,7 +5,7 @@ A slot is ``SLOT`` bytes at ``index * SLOT`` of shard file ``<shard>.lock``; the
 key's first four hex digits (one for the shard, three for the index), or from a BLAKE2b digest of keys that do
 not start with four lowercase hex digits. Sixteen files (not 256: creating a file costs 100-250 µs on a typical
 disk, and a fresh workspace would create them all) of ``SLOTS`` slots keep each file at most 2 MiB, all 16 at most
-32 MiB (sparse files: only the 4 KiB blocks of slots ever written take space, and ``misen gc`` removes idle shard
+32 MiB (sparse files: only the 4 KiB blocks of slots ever written take space, and ``misen gc`` empties idle shard
 files). More slots would make two running tasks share a slot less often, but a shared slot costs
 little (`._locks`: one per-key file), while the space the files take grows with their length.
 

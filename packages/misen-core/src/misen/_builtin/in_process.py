@@ -61,7 +61,8 @@ class InProcessExecutor(Executor):
                 events.unit_started(unit, where)
                 # The native environment (issue 19) is applied to os.environ while the unit runs: programs the
                 # task starts see the prefix; libraries already loaded into this Python do not change.
-                with activated(plan.activations.get(activation_key(unit))):
+                activation = plan.activations.get(activation_key(unit)) if plan.activations else None
+                with activated(activation) if activation is not None else contextlib.nullcontext():
                     outcome = run_unit(
                         unit,
                         workspace,
