@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from misen import cache
-from misen.workspace import LogEntry
+from misen.workspace import LogEntry, process_id
 
 if TYPE_CHECKING:
     from misen.tasks import Task
@@ -319,7 +319,7 @@ class _Promoter:
         self._reset()
 
     def _reset(self) -> None:
-        self._pid = os.getpid()
+        self._pid = process_id()
         # A plain lock (taken twice for every task: a condition's costs more) and a sleep: nothing wakes the thread
         # early, since it looks at least once a tick and a log's deadline is at least one tick away.
         self._lock = threading.Lock()
@@ -328,7 +328,7 @@ class _Promoter:
         self._thread: threading.Thread | None = None
 
     def watch(self, log: TaskLog) -> None:
-        if os.getpid() != self._pid:  # a forked child: the parent's thread and lock state are not ours
+        if process_id() != self._pid:  # a forked child: the parent's thread and lock state are not ours
             self._reset()
         with self._lock:
             self._logs[id(log)] = log
@@ -339,7 +339,7 @@ class _Promoter:
                 self._thread.start()
 
     def forget(self, log: TaskLog) -> None:
-        if os.getpid() != self._pid:
+        if process_id() != self._pid:
             self._reset()
         with self._lock:
             self._logs.pop(id(log), None)

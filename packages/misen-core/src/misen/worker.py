@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import os
 import pickle
 import platform
@@ -36,7 +37,7 @@ from misen.retries import call_with_retries
 from misen.session import Session, current_session
 from misen.tasklog import SpoolLog, TaskLog, process_spool
 from misen.tasks import Task, call_task, runtime_values
-from misen.workspace import LockHolder, Workspace, hostname
+from misen.workspace import LockHolder, Workspace, hostname, process_id
 
 if TYPE_CHECKING:
     from misen.executor import Plan
@@ -169,7 +170,20 @@ def _provenance(**fields: Any) -> dict[str, Any]:
     native = active_activation()
     if native is not None:  # issue 19: the native environment's digest goes with the result
         fields = {"native_environment": native.provenance(), **fields}
-    return {**_process_fields(os.getpid()), "environment": environment_digest(), **fields}
+    return {**_process_fields(process_id()), "environment": _environment_of_run(fields.get("run", "")), **fields}
+
+
+def _environment_of_run(run_id: str) -> str:
+    """`environment_digest`, looked up once per run in each process rather than for every result (it asks for the
+    current directory); outside a run, every time."""
+    if not run_id:
+        return environment_digest()
+    kept: dict[str, str] = current_session().memo("worker.environment_of_run", dict)
+    found = kept.get(run_id)
+    if found is None:
+        kept.clear()  # the last run's only
+        found = kept[run_id] = environment_digest()
+    return found
 
 
 def _fingerprint_dict(task: Task[Any]) -> dict[str, Any] | None:
@@ -342,7 +356,7 @@ def _run_tasks(
             )
             return UnitOutcome(status="cached", duration=time.time() - start, where=where)
     # 3. Run.
-    attempt = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{os.urandom(3).hex()}"
+    attempt = _attempt_name()
     # The log stays in memory (or, for "fd" capture, in the process's spool file) unless it matters
     # (misen.tasklog); "fd" capture without a spool needs its file from the start.
     open_file = functools.partial(ws.log_path, "task", root.hash, attempt)
@@ -358,7 +372,7 @@ def _run_tasks(
     current = root
     try:
         with log, capture_output(log, capture):
-            log.write(f"[misen] {unit.label} on {hostname()} (pid {os.getpid()}) {where}".rstrip() + "\n")
+            log.write(f"[misen] {unit.label} on {hostname()} (pid {process_id()}) {where}".rstrip() + "\n")
             log.flush()
             for key, dep in external.items():
                 try:
@@ -445,6 +459,19 @@ def _run_tasks(
     log_path = log.keep() if not root.cacheable else str(log.path) if log.path is not None else None
     _publish(ws, root, attempt, log_path)
     return UnitOutcome(status="done", log=log_path, duration=time.time() - start, where=where)
+
+
+@functools.cache
+def _attempt_numbers(pid: int) -> itertools.count[int]:
+    return itertools.count(int.from_bytes(os.urandom(3), "big"))
+
+
+def _attempt_name() -> str:
+    """``<date>-<time>-<pid>-<six hex digits>``: the digits count on from a random start drawn once per process
+    (a child made by fork draws its own)."""
+    pid = process_id()
+    number = next(_attempt_numbers(pid)) & 0xFFFFFF
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{pid}-{number:06x}"
 
 
 def _publish(ws: Workspace, root: Task[Any], attempt: str, log_path: str | None) -> None:

@@ -28,6 +28,7 @@ __all__ = [
     "WorkspaceSettings",
     "hostname",
     "pid_alive",
+    "process_id",
     "process_started_after",
     "resolve_workspace",
     "writer_is_dead",
@@ -37,6 +38,17 @@ __all__ = [
 def hostname() -> str:
     """This machine's name (asked once per process; a fork inherits the same machine)."""
     return socket.gethostname()
+
+
+@functools.cache
+def process_id() -> int:
+    """This process's pid, asked once: ``os.getpid()`` is a system call, and a task asks several times. A child
+    made by ``os.fork`` (multiprocessing included) asks again."""
+    return os.getpid()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=process_id.cache_clear)
 
 
 def pid_alive(pid: int) -> bool:
@@ -93,7 +105,7 @@ class LockHolder:
 
     @classmethod
     def current(cls, run: str = "", task: str = "", run_started: float = 0.0) -> LockHolder:
-        return cls(host=hostname(), pid=os.getpid(), since=time.time(), run=run, task=task, run_started=run_started)
+        return cls(host=hostname(), pid=process_id(), since=time.time(), run=run, task=task, run_started=run_started)
 
     def describe(self) -> str:
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.since))

@@ -14,7 +14,7 @@ import socket
 from typing import Any
 
 from misen.errors import MisenError
-from misen.workspace import pid_alive, process_started_after
+from misen.workspace import pid_alive, process_id, process_started_after
 
 __all__ = [
     "WorkspaceStorageError",
@@ -102,7 +102,7 @@ _TOKENS = itertools.count()
 
 def token() -> str:
     """A name part unique on this machine: the pid and a counter (re-seeded by random after a fork)."""
-    pid = os.getpid()
+    pid = process_id()
     if _TOKEN_PID[0] != pid:
         _TOKEN_PID[:] = [pid, secrets.randbits(24)]
     return f"{pid:x}.{_TOKEN_PID[1]:06x}.{next(_TOKENS):x}"

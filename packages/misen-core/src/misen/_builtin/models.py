@@ -9,6 +9,7 @@ pickle); the rest stays JSON.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 from pathlib import Path
@@ -52,8 +53,10 @@ def import_class(name: str) -> type:
     return obj
 
 
+@functools.lru_cache(maxsize=1024)
 def _kind(tp: type) -> str | None:
-    """Which library defines the model class ``tp`` (``"pydantic"``, ``"pydantic.v1"``, ``"msgspec"``, ``"attrs"``)."""
+    """Which library defines the model class ``tp`` (``"pydantic"``, ``"pydantic.v1"``, ``"msgspec"``, ``"attrs"``);
+    asked for every result stored (remembered per class)."""
     for base in tp.__mro__:
         full = f"{base.__module__}.{base.__qualname__}"
         if full == _PYDANTIC:
