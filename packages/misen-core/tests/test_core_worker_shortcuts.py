@@ -96,3 +96,37 @@ def test_a_plain_task_s_resolved_hash_is_the_one_its_arguments_give() -> None:
     assert nested.resolved_hash({task._id_bytes: "r" * 32}) != nested.resolved_hash(
         {task._id_bytes: "s" * 32}
     )
+
+
+class _CountingWorkspace(MemoryWorkspace):
+    """Counts the records read by kind."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: dict[str, int] = {}
+
+    def get_record(self, kind: str, key: str):  # type: ignore[no-untyped-def]
+        self.reads[kind] = self.reads.get(kind, 0) + 1
+        return super().get_record(kind, key)
+
+
+def test_early_cutoff_is_looked_up_only_for_tasks_with_nested_tasks() -> None:
+    """A task without a nested task has its resolved identity and its hash from the same bytes: its earlier result
+    would be under its own hash, looked up already. A task with one still finds a result of equal inputs."""
+    ws = _CountingWorkspace()
+    leaves = [Task(plain, i=i) for i in range(20)]
+    assert run(leaves, executor="in-process", workspace=ws, reporter=PlainReporter(stream=io.StringIO())).ok
+    assert ws.reads.get("resolved", 0) == 0
+    first = Task(total, xs=[Task(plain, i=1), 2.0])
+    assert run([first], executor="in-process", workspace=ws, reporter=PlainReporter(stream=io.StringIO())).ok
+    assert ws.reads.get("resolved", 0) == 1  # the dependent's lookup
+    # Another task hash with the same inputs once resolved: plain(2, 0.5) gives the 1.0 that plain(1) gave.
+    twin = Task(total, xs=[Task(plain, i=2, scale=0.5), 2.0])
+    assert twin.hash != first.hash
+    report = run([twin], executor="in-process", workspace=ws, reporter=PlainReporter(stream=io.StringIO()))
+    assert report.ok and twin.result(workspace=ws) == 3.0
+    from misen import cache
+
+    assert cache.result_hash(ws, twin) == cache.result_hash(ws, first)
+    # linked, not computed again: the twin's provenance is the first computation's
+    assert cache.provenance(ws, twin)["start"] == cache.provenance(ws, first)["start"]

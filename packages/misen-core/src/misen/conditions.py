@@ -9,7 +9,6 @@ the thread variables and the number of CPUs the task could use; `misen.verify_co
 from __future__ import annotations
 
 import functools
-import itertools
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -62,7 +61,7 @@ def current_conditions() -> dict[str, Any]:
     # The mapping of bytes that os.environ keeps on POSIX, when it is there: iterating `os.environb` itself goes
     # through a generator, one step per variable.
     raw = getattr(env, "_data", None)
-    if not isinstance(raw, dict) or not all(type(k) is bytes for k in itertools.islice(raw, 1)):
+    if type(raw) is not dict or (raw and type(next(iter(raw))) is not bytes):
         raw = getattr(os, "environb", None)
     if raw is not None:
         # The names are looked for again only when the environment's names changed: the scan cost more than the
