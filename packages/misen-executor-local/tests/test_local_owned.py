@@ -82,3 +82,25 @@ def test_a_task_over_its_memory_request_fails_naming_it(
     assert outcomes[repr(over)].status == "failed"
     assert f"{over!r} exceeded its memory request of 0.25 GiB" in outcomes[repr(over)].error
     assert outcomes[repr(within)].status == "done" and cache.load(workspace, within) == 16 * 2**20
+
+
+KILLER = """
+import subprocess, sys, time
+from misen_executor_local._owned import kill_descendants
+print(kill_descendants(), flush=True)  # no child: the one-waitpid answer
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+grandparent = subprocess.Popen([sys.executable, "-c", "import subprocess, sys, time; "
+    "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); time.sleep(60)"])
+time.sleep(1.0)
+print(kill_descendants(), child.poll() is not None, flush=True)
+print(kill_descendants(), flush=True)
+"""
+
+
+def test_kill_descendants_answers_at_once_without_children_and_kills_them_all_otherwise() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", KILLER], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:3] == ["0", "3 True", "0"]

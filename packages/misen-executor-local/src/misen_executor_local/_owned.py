@@ -68,8 +68,15 @@ def descendants(pid: int) -> list[int]:
 def kill_descendants(pid: int | None = None, *, patience: float = 2.0) -> int:
     """SIGKILL every descendant of ``pid`` (default: this process) until none is left; returns how many.
 
-    Run from the process itself, it also reaps them (its orphans are re-parented to it as a subreaper).
+    Run from the process itself, it also reaps them (its orphans are re-parented to it as a subreaper). A process
+    with no child at all (one ``waitpid``, the usual case after a unit) has no descendant to look for: an orphan of
+    its tree would have become its child, or, where it is no subreaper, is out of the tree's reach anyway.
     """
+    if pid is None:
+        try:
+            os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return 0
     root = os.getpid() if pid is None else pid
     killed: set[int] = set()
     deadline = time.monotonic() + patience

@@ -89,7 +89,10 @@ def bind_unit(request: dict[str, Any], assigned_type: Any) -> Any:
 
     ``request`` holds ``env``, ``cpus``, ``gpus``, ``gpu_runtime``, ``memory`` and optionally ``node``.
     """
-    os.environ.update(request["env"])
+    env = os.environ
+    for name, value in request["env"].items():
+        if env.get(name) != value:  # setting a variable costs more than reading it: most stay as they were
+            env[name] = value
     with contextlib.suppress(AttributeError, OSError):
         os.sched_setaffinity(0, request["cpus"])
     return assigned_type(
