@@ -130,3 +130,43 @@ def test_early_cutoff_is_looked_up_only_for_tasks_with_nested_tasks() -> None:
     assert cache.result_hash(ws, twin) == cache.result_hash(ws, first)
     # linked, not computed again: the twin's provenance is the first computation's
     assert cache.provenance(ws, twin)["start"] == cache.provenance(ws, first)["start"]
+
+
+def test_prepare_process_applies_once_what_a_worker_is_given_for_every_unit(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    import sys
+
+    from misen.worker import prepare_process
+
+    monkeypatch.setattr(sys, "path", ["/usr/lib/python", "/elsewhere"])
+    snapshot = tmp_path / "snap"
+    (snapshot / "src").mkdir(parents=True)
+    prepare_process(str(snapshot), {"SHORTCUT_VAR": "1"}, ["/parent", "/elsewhere", "/parent"])
+    first = list(sys.path)
+    assert first == [str(snapshot / "src"), str(snapshot), "/usr/lib/python", "/elsewhere", "/parent"]
+    assert os.environ["SHORTCUT_VAR"] == "1"
+    prepare_process(str(snapshot), {"SHORTCUT_VAR": "2"}, ["/parent"])
+    assert sys.path == first and os.environ["SHORTCUT_VAR"] == "2"
+    other = tmp_path / "other"
+    other.mkdir()
+    sys.path.insert(0, "/pushed-by-a-task")
+    prepare_process(str(other), {}, [])
+    assert sys.path[:2] == [str(other), "/pushed-by-a-task"]
+    prepare_process(str(snapshot), {}, [])
+    assert sys.path[:2] == [str(snapshot / "src"), str(snapshot)] and sys.path.count(str(snapshot)) == 1
+    monkeypatch.delenv("SHORTCUT_VAR")
+
+
+def test_conditions_read_the_current_values_of_thread_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    from misen.conditions import current_conditions
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert current_conditions()["threads"]["OMP_NUM_THREADS"] == "3"
+    monkeypatch.setenv("OMP_NUM_THREADS", "5")  # the same names, another value
+    monkeypatch.setenv("SHORTCUT_MAX_THREADS", "7")  # a new name
+    threads = current_conditions()["threads"]
+    assert threads["OMP_NUM_THREADS"] == "5" and threads["SHORTCUT_MAX_THREADS"] == "7"
+    assert list(threads) == sorted(threads)
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert "OMP_NUM_THREADS" not in current_conditions()["threads"]

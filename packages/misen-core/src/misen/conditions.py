@@ -65,18 +65,22 @@ def current_conditions() -> dict[str, Any]:
         raw = getattr(os, "environb", None)
     if raw is not None:
         # The names are looked for again only when the environment's names changed: the scan cost more than the
-        # rest of a cheap task.
-        names = _thread_names(tuple(raw))
+        # rest of a cheap task. Their values are read from the same bytes (a worker bound to its CPUs has a dozen).
+        threads = {}
+        for name, key in _thread_names(tuple(raw)):
+            value = raw.get(key)
+            if value is not None:
+                threads[name] = os.fsdecode(value)
     else:
-        names = sorted(k for k in env if is_thread_variable(k))
-    threads = {k: env[k] for k in names if k in env}
+        threads = {k: env[k] for k in sorted(k for k in env if is_thread_variable(k))}
     return {"threads": threads, "cpus": _cpus()}
 
 
 @functools.lru_cache(maxsize=4)
-def _thread_names(names: tuple[bytes, ...]) -> tuple[str, ...]:
-    """The thread variables among the environment's ``names`` (bytes), sorted."""
-    return tuple(sorted(k.decode(errors="surrogateescape") for k in names if k.endswith(_SUFFIXES_B) or k in _KNOWN_B))
+def _thread_names(names: tuple[bytes, ...]) -> tuple[tuple[str, bytes], ...]:
+    """The thread variables among the environment's ``names`` (bytes), sorted: ``(name, name as bytes)``."""
+    found = [k for k in names if k.endswith(_SUFFIXES_B) or k in _KNOWN_B]
+    return tuple(sorted((os.fsdecode(k), k) for k in found))
 
 
 def provenance_extras(task: Task[Any], attempts: int = 1) -> dict[str, Any]:

@@ -65,26 +65,38 @@ def make_payload(plan: Plan, unit: WorkUnit, **extra: Any) -> bytes:
 
 
 def snapshot_paths(snapshot: str | Path) -> list[str]:
+    return list(_snapshot_paths(str(snapshot)))
+
+
+@functools.lru_cache(maxsize=8)
+def _snapshot_paths(snapshot: str) -> tuple[str, ...]:
+    """The snapshot's import roots (``src/`` first when it has one): looked at once per snapshot, not per unit."""
     root = Path(snapshot)
-    paths = [str(root)]
-    if (root / "src").is_dir():
-        paths.insert(0, str(root / "src"))
-    return paths
+    return (str(root / "src"), str(root)) if (root / "src").is_dir() else (str(root),)
 
 
 def prepare_process(
     snapshot: str | None, env: dict[str, str], parent_path: list[str], activation: Activation | None = None
 ) -> None:
-    """Make the snapshot's code win imports, apply the project's environment files and the native environment."""
+    """Make the snapshot's code win imports, apply the project's environment files and the native environment.
+
+    A worker calls this before every unit, mostly with what it applied for the previous one: what is in place
+    already is left as it is.
+    """
     if snapshot:
-        for p in reversed(snapshot_paths(snapshot)):
-            if p in sys.path:
-                sys.path.remove(p)
-            sys.path.insert(0, p)
-    for p in parent_path:
-        if p not in sys.path:
-            sys.path.append(p)
-    os.environ.update(env)
+        first = _snapshot_paths(snapshot)
+        if tuple(sys.path[: len(first)]) != first:
+            for p in reversed(first):
+                if p in sys.path:
+                    sys.path.remove(p)
+                sys.path.insert(0, p)
+    if parent_path:
+        present = set(sys.path)
+        sys.path.extend(p for p in dict.fromkeys(parent_path) if p not in present)
+    environ = os.environ
+    for name, value in env.items():
+        if environ.get(name) != value:
+            environ[name] = value
     # Native environment (issue 19): the prefix's bin/ ahead on PATH, CONDA_PREFIX, activation variables; a
     # reused worker process drops the previous unit's activation first.
     apply_activation(activation)
