@@ -228,7 +228,8 @@ def test_a_run_imports_only_the_backends_it_uses_and_no_cattrs(tmp_path) -> None
         "    return x\n"
         "run([Task(f, x=1)], executor='in-process', workspace='memory')\n"
         "print(sorted(m for m in ('misen_executor_slurm.executor', 'misen_executor_dask.executor', "
-        "'misen_executor_local.executor', 'misen_workspace_s3.workspace', 'cattrs') if m in sys.modules))\n"
+        "'misen_executor_local.executor', 'misen_workspace_s3.workspace', 'cattrs', 'concurrent.futures') "
+        "if m in sys.modules))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True

@@ -9,7 +9,6 @@ directly (so the ``memory`` workspace works). CPU-bound Python code does not run
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import os
 import threading
 
@@ -49,6 +48,8 @@ class ThreadsExecutor(Executor):
     SNAPSHOT = False
 
     def execute(self, plan: Plan, workspace: Workspace, events: RunEvents) -> dict[str, UnitOutcome]:
+        import concurrent.futures as cf  # here: a run on threads is rare, and every start would pay for it
+
         outcomes: dict[str, UnitOutcome] = {}
         dependents = plan.dependents()
         waiting = {uid: set(unit.deps) for uid, unit in plan.units.items()}
