@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -43,6 +42,8 @@ def warn_if_env_local_tracked(root: Path) -> bool:
     git = shutil.which("git")
     if git is None:
         return False
+    import subprocess  # here: only a project with a .env.local in git gets this far (every run asks)
+
     try:
         proc = subprocess.run(
             [git, "check-ignore", "-q", ".env.local"], cwd=root, capture_output=True, timeout=10, check=False

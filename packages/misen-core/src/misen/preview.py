@@ -8,7 +8,6 @@ range; DataFrames as their head). `misen.serializer.preview_value` is what calle
 
 from __future__ import annotations
 
-import html
 import io
 import os
 import pprint
@@ -121,8 +120,14 @@ def dict_table(
             shown = type(v).__name__ if shown_preview is None else f"{type(v).__name__} ({shown_preview.kind})"
         else:
             shown = short_text(str(shown_preview.data).replace("\n", " "), 160)
-        rows.append(f"<tr><th>{html.escape(repr(k))}</th><td>{html.escape(shown)}</td></tr>")
+        rows.append(f"<tr><th>{_escape(repr(k))}</th><td>{_escape(shown)}</td></tr>")
     return Preview.html(f"<table class='kv'>{''.join(rows)}</table>")
+
+
+def _escape(text: str) -> str:
+    import html  # here: only a preview shown as a table needs it, and every start would pay for it
+
+    return html.escape(text)
 
 
 def _safe_default(value: Any) -> Preview | None:

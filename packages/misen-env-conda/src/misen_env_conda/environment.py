@@ -9,8 +9,6 @@ from typing import Any
 from misen.environment import Activation, Environment
 from misen.errors import ConfigError
 
-from misen_env_conda._build import ensure_prefix
-from misen_env_conda._lock import read_locked_environment
 from misen_env_conda.settings import CondaSettings
 
 __all__ = ["LOCK_FILE", "CondaEnvironment", "prefix_location"]
@@ -55,6 +53,10 @@ class CondaEnvironment(Environment):
             if name is not None:
                 raise ConfigError(f"a task names the conda environment {name!r}, but there is no {LOCK_FILE} in {project}")
             return None
+        # Imported here: every run asks, and a project without a pixi.lock (returned above) needs neither.
+        from misen_env_conda._build import ensure_prefix
+        from misen_env_conda._lock import read_locked_environment
+
         locked = read_locked_environment(lock_path, chosen, conf.platform)
         location = prefix_location(conf, project, workspace)
         prefix = location / locked.digest
