@@ -144,9 +144,9 @@ class Task(Generic[R]):
         self._key_bytes = key_bytes
         self._id_bytes = id_bytes
         self._check = identity.arguments_check(parts) if mutable else None
-        # Encoded arguments without a task or a mutable value inside cannot change: kept for `resolved_hash`,
-        # which would otherwise encode them again when the task runs.
-        self._plain = parts if not deps and not mutable else None
+        # Encoded arguments without a task or a mutable value inside cannot change: kept (joined, one bytes object)
+        # for `resolved_hash`, which would otherwise encode them again when the task runs.
+        self._plain = b"".join(parts) if not deps and not mutable else None
 
     @property
     def fn(self) -> Callable[..., R]:
@@ -187,7 +187,7 @@ class Task(Generic[R]):
         Equal resolved hashes mean equal inputs, so a recomputed dependency that returned an identical value
         leaves its dependents' resolved hashes, and so their results, unchanged (early cutoff).
         """
-        parts = self._plain if self._plain is not None else self._parts()
+        parts = [self._plain] if self._plain is not None else self._parts()
         return identity.resolved_digest(self._head, self._fp_bytes, parts, dependency_hashes)
 
     # --- identity -------------------------------------------------------------------------------------------
