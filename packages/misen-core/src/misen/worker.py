@@ -356,7 +356,7 @@ def _run_tasks(
     # 2. Early cutoff: the same inputs already produced a result under another task hash. Only a task with a nested
     # task can have one: without, its resolved identity and its hash are digests of the same bytes, so an earlier
     # result of the same inputs is under this very task hash, which the caller has just looked up.
-    if root.cacheable and root._deps:
+    if root.cacheable and root.dependencies:
         found = cache.cutoff(ws, root_resolved)
         if found is not None:
             existing, carry = found  # a small result travels in the new record too
