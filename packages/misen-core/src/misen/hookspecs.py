@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from misen.environment import Environment
     from misen.executor import Executor, Plan, RunEvents, UnitOutcome, WorkUnit
     from misen.hashing import Hasher
+    from misen.plugins import Lazy
     from misen.runner import RunReport
     from misen.serializer import Serializer
     from misen.tasks import Task
@@ -42,7 +43,7 @@ hookimpl = pluggy.HookimplMarker("misen")
 
 
 @hookspec
-def misen_add_executors() -> Sequence[type[Executor]]:
+def misen_add_executors() -> Sequence[type[Executor] | Lazy]:
     """Register executor classes.
 
     Called once, the first time misen resolves an executor by name (``[executor] type``, ``--executor-type``,
@@ -52,7 +53,8 @@ def misen_add_executors() -> Sequence[type[Executor]]:
         A sequence of `misen.Executor` subclasses. Each names itself with ``PLUGIN_NAME`` (``"local"``) and may
         list ``ALIASES``; its ``Settings`` attrs class receives the ``[executor]`` section of ``.misen.toml``.
         Two executors claiming one name is an error naming both classes. ``None`` (or an empty list) registers
-        nothing.
+        nothing. An entry may be a `misen.plugins.Lazy` instead of the class (``Lazy("serial",
+        "my_pkg.executor:SerialExecutor")``): its module is imported only when a run asks for that executor.
     """
 
 
@@ -76,7 +78,7 @@ def misen_compute(tasks: Sequence[Task[Any]], workspace: Workspace, session: Any
 
 
 @hookspec
-def misen_add_workspaces() -> Sequence[type[Workspace]]:
+def misen_add_workspaces() -> Sequence[type[Workspace] | Lazy]:
     """Register workspace classes.
 
     Called once, the first time misen resolves a workspace by name (``[workspace] type``,
@@ -84,7 +86,8 @@ def misen_add_workspaces() -> Sequence[type[Workspace]]:
 
     Returns:
         A sequence of `misen.Workspace` subclasses, each with ``PLUGIN_NAME`` (``"disk"``) and a ``Settings``
-        attrs class for the ``[workspace]`` section. ``None`` registers nothing.
+        attrs class for the ``[workspace]`` section. ``None`` registers nothing. An entry may be a
+        `misen.plugins.Lazy`, imported only when a run asks for that workspace.
     """
 
 
@@ -228,7 +231,7 @@ def misen_add_commands(cli: click.Group) -> None:
 
 
 @hookspec
-def misen_add_environments() -> Sequence[type[Environment]]:
+def misen_add_environments() -> Sequence[type[Environment] | Lazy]:
     """Register native-environment classes: what a task's process needs beyond the uv venv.
 
     Called once, the first time a run has units to execute (or ``why``/``verify`` look at a task). The
@@ -247,5 +250,6 @@ def misen_add_environments() -> Sequence[type[Environment]]:
 
     Returns:
         A sequence of `misen.environment.Environment` subclasses, each with ``PLUGIN_NAME`` (``"conda"``) and a
-        ``Settings`` attrs class. ``None`` registers nothing.
+        ``Settings`` attrs class. ``None`` registers nothing. An entry may be a `misen.plugins.Lazy`, imported
+        only when it is used.
     """

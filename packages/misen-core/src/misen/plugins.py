@@ -289,10 +289,8 @@ def _top_level_dists() -> dict[str, tuple[str, str]]:
             continue
         top = name.replace("-", "_")
         if name == "misen-core":
-            found["misen"] = (
-                name,
-                dist.version,
-            )  # the import package `misen` is misen-core's, not the meta-package's
+            # The import package `misen` is misen-core's, not the meta-package's.
+            found["misen"] = (name, dist.version)
             continue
         found.setdefault(top, (name, dist.version))
     return found

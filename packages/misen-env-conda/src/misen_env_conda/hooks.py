@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from misen import hookimpl
 from misen.plugins import Lazy
 
@@ -11,5 +9,5 @@ __all__ = ["misen_add_environments"]
 
 
 @hookimpl
-def misen_add_environments() -> list[type[Any]]:
+def misen_add_environments() -> list[Lazy]:
     return [Lazy("conda", "misen_env_conda.environment:CondaEnvironment")]  # imported when it is used

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from misen import hookimpl
 from misen.plugins import Lazy
 
@@ -11,5 +9,5 @@ __all__ = ["misen_add_executors"]
 
 
 @hookimpl
-def misen_add_executors() -> list[type[Any]]:
+def misen_add_executors() -> list[Lazy]:
     return [Lazy("local", "misen_executor_local.executor:LocalExecutor")]  # imported when a run uses it

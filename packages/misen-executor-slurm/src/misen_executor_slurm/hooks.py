@@ -9,11 +9,10 @@ from misen.plugins import Lazy
 
 if TYPE_CHECKING:
     import click
-    from misen.executor import Executor
 
 
 @hookimpl
-def misen_add_executors() -> list[type[Executor]]:
+def misen_add_executors() -> list[Lazy]:
     return [Lazy("slurm", "misen_executor_slurm.executor:SlurmExecutor")]  # imported when a run uses it
 
 

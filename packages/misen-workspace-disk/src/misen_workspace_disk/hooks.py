@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from misen import hookimpl
 from misen.plugins import Lazy
@@ -14,7 +14,7 @@ __all__ = ["misen_add_commands", "misen_add_workspaces"]
 
 
 @hookimpl
-def misen_add_workspaces() -> list[type[Any]]:
+def misen_add_workspaces() -> list[Lazy]:
     return [Lazy("disk", "misen_workspace_disk.workspace:DiskWorkspace")]  # imported when a run uses it
 
 
