@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -105,13 +106,19 @@ def alternating_rounds(
     repeat: int,
     directory: str | None = None,
     cold: bool = True,
+    settle: float = 5.0,
 ) -> tuple[dict[str, list[dict[str, Any]]], bool]:
     """Run ``plan`` ``repeat`` times, each round in a fresh temporary folder; return every step's rounds.
 
     Every other round swaps each pair of steps (the library's save with misen's store, its load with misen's):
-    on this machine's virtual disk the second of two 1 GiB writes pays for the first one's write-back, so a fixed
-    order would charge that to whichever side always goes second. The disk is also synced before every step
-    (untimed), so that no step starts while the previous one's data is still being written back.
+    on this virtual machine the order of two 1 GiB writes changes their times, so a fixed order would charge the
+    difference to one side. The disk is also synced before every step
+    (untimed), so that no step starts while the previous one's data is still being written back, and then left
+    alone for ``settle`` seconds. On this virtual machine a 1 GiB write that starts at once after the step
+    before it took anywhere from 0.6 to 3.9 s, and 3.2 to 3.9 s, whichever side wrote it, when it started 3 s or
+    more after the last step. The machine reports free memory to its host (virtio-balloon free page reporting),
+    and memory freed more than about 2 s ago costs a host page fault at its next touch, which is part of the
+    story (see docs/performance.md, seventh round). The pause gives every step the same start.
 
     Args:
         step: ``step(name, folder, earlier)`` measures one step (in a fresh interpreter, e.g. with
@@ -121,6 +128,7 @@ def alternating_rounds(
         repeat: Rounds.
         directory: Where the temporary folders go (default: the system's).
         cold: Drop the page cache where the plan says so; ``False`` measures with the files still cached.
+        settle: Seconds to wait after the sync (or the drop) before each step.
 
     Returns:
         ``({name: [figures of each round]}, whether the page cache could be dropped)``.
@@ -139,6 +147,7 @@ def alternating_rounds(
                     dropped = drop_caches() or dropped
                 else:
                     os.sync()  # untimed: no step pays for the write-back of the one before it
+                time.sleep(settle)
                 earlier[name] = step(name, tmp, earlier)
                 rounds[name].append(earlier[name])
     return rounds, dropped
