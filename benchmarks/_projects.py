@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -21,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["alternating_rounds", "best", "drop_caches", "fresh_python", "make_project"]
+__all__ = ["alternating_rounds", "best", "drop_caches", "fresh_python", "make_project", "paired_ratios", "ratio"]
 
 _TASKS = '''
 from misen import Experiment, Task, meta
@@ -97,6 +98,21 @@ def drop_caches() -> bool:
 def best(rounds: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The fastest of a step's rounds (by its ``"s"``)."""
     return min(rounds, key=lambda r: r["s"])
+
+
+def paired_ratios(peer: Sequence[dict[str, Any]], ours: Sequence[dict[str, Any]]) -> list[float]:
+    """misen's time over the peer's, round by round (a round's two steps ran within the same minute)."""
+    return [round(b["s"] / a["s"], 2) for a, b in zip(peer, ours, strict=True)]
+
+
+def ratio(peer: Sequence[dict[str, Any]], ours: Sequence[dict[str, Any]]) -> float:
+    """The median of `paired_ratios`: what the large store/load benchmarks report as misen's ratio.
+
+    On a virtual machine one round of either side can be several times faster than the rest (see
+    `alternating_rounds`), and the best round of each side would then compare a lucky round with an ordinary
+    one; each round's own ratio compares two steps taken under the same conditions.
+    """
+    return round(statistics.median(paired_ratios(peer, ours)), 2)
 
 
 def alternating_rounds(

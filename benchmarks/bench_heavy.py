@@ -24,7 +24,7 @@ import os
 import sys
 from typing import Any
 
-from _projects import alternating_rounds, best, fresh_python
+from _projects import alternating_rounds, best, fresh_python, paired_ratios, ratio
 
 __all__ = ["bench_heavy"]
 
@@ -113,7 +113,8 @@ _ENV = {"JAX_PLATFORMS": "cpu", "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1
 
 def bench_heavy(kind: str, gib: float = 1.0, directory: str | None = None, repeat: int = 3) -> dict[str, Any]:
     """Store and load a ``gib`` GiB value of ``kind`` (``"jax"`` or ``"dataset"``), against the library's own save
-    and load (best of ``repeat`` rounds each, alternating, since a shared virtual disk varies from second to second)."""
+    and load (best of ``repeat`` rounds each, alternating, since a shared virtual disk varies from second to second;
+    the ratios are the median of the rounds' own ratios, see `_projects.ratio`)."""
     g = str(gib)
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("MISEN_")}, **_ENV}
 
@@ -132,10 +133,14 @@ def bench_heavy(kind: str, gib: float = 1.0, directory: str | None = None, repea
         "repeat": repeat,
         "lib_save_fsync_s": round(save["s"], 3),
         "store_s": round(store["s"], 3),
-        "store_ratio": round(store["s"] / save["s"], 2),
+        "store_ratio": ratio(saves, stores),  # the median of the rounds' own ratios
+        "store_ratio_best": round(store["s"] / save["s"], 2),
+        "store_ratio_rounds": paired_ratios(saves, stores),
         "lib_load_s": round(lib_load["s"], 3),
         "load_s": round(load["s"], 3),
-        "load_ratio": round(load["s"] / lib_load["s"], 2),
+        "load_ratio": ratio(lib_loads, loads),
+        "load_ratio_best": round(load["s"] / lib_load["s"], 2),
+        "load_ratio_rounds": paired_ratios(lib_loads, loads),
         "lib_load_peak_mib": round(lib_load["peak_mib"]),
         "load_peak_mib": round(load["peak_mib"]),
         "loaded_type": load["type"],

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from typing import Any
 
-from _projects import alternating_rounds, best, fresh_python
+from _projects import alternating_rounds, best, fresh_python, paired_ratios, ratio
 
 __all__ = ["bench_numpy"]
 
@@ -93,40 +92,31 @@ def bench_numpy(
     rounds, cold = alternating_rounds(step, plan, repeat=repeat, directory=directory, settle=settle)
     saves, stores, np_loads, loads, unrecorded, np_maps = (rounds[name] for name, _ in plan)
     save, store, np_load, load = best(saves), best(stores), best(np_loads), best(loads)
-
-    def paired(base: list[dict[str, Any]], ours: list[dict[str, Any]]) -> list[float]:
-        """misen's time over the peer's, round by round (each pair taken in the same minute)."""
-        return [round(b["s"] / a["s"], 2) for a, b in zip(base, ours, strict=True)]
-
-    store_rounds, load_rounds = paired(saves, stores), paired(np_loads, loads)
-    mmap_rounds, unrecorded_rounds = paired(np_maps, loads), paired(np_loads, unrecorded)
     return {
         "bench": "numpy.ndarray",
         "gib": gib,
         "repeat": repeat,
         "settle_s": settle,
-        # The ratios are medians of the rounds' own ratios: a virtual machine's memory can make one round of
-        # either side several times faster than the others (see alternating_rounds), and the best of each side
-        # then compares a lucky round with an ordinary one. The best against the best is given beside them.
+        # ratios: the median of the rounds' own ratios (see _projects.ratio); the best against the best beside them
         "np_save_fsync_s": round(save["s"], 3),
         "store_s": round(store["s"], 3),
-        "store_ratio": round(statistics.median(store_rounds), 2),
+        "store_ratio": ratio(saves, stores),
         "store_ratio_best": round(store["s"] / save["s"], 2),
         "store_extra_mib": round(store["extra_mib"]),
         "np_load_s": round(np_load["s"], 3),
         "load_s": round(load["s"], 3),
-        "load_ratio": round(statistics.median(load_rounds), 2),
+        "load_ratio": ratio(np_loads, loads),
         "load_ratio_best": round(load["s"] / np_load["s"], 2),
         # misen's load maps the file; np.load without mmap_mode also reads it into new memory
         "np_load_mmap_s": round(best(np_maps)["s"], 3),
-        "load_mmap_ratio": round(statistics.median(mmap_rounds), 2),
+        "load_mmap_ratio": ratio(np_maps, loads),
         "load_unrecorded_s": round(best(unrecorded)["s"], 3),
-        "load_unrecorded_ratio": round(statistics.median(unrecorded_rounds), 2),
-        "store_ratio_rounds": store_rounds,
+        "load_unrecorded_ratio": ratio(np_loads, unrecorded),
+        "store_ratio_rounds": paired_ratios(saves, stores),
         "np_save_fsync_s_rounds": [round(a["s"], 2) for a in saves],
         "store_s_rounds": [round(b["s"], 2) for b in stores],
-        "load_ratio_rounds": load_rounds,
-        "load_mmap_ratio_rounds": mmap_rounds,
+        "load_ratio_rounds": paired_ratios(np_loads, loads),
+        "load_mmap_ratio_rounds": paired_ratios(np_maps, loads),
         "np_load_peak_mib": round(np_load["peak_mib"]),
         "load_peak_mib": round(load["peak_mib"]),
         "array_mib": int(gib * 1024),

@@ -21,7 +21,7 @@ import json
 import sys
 from typing import Any
 
-from _projects import alternating_rounds, best, fresh_python
+from _projects import alternating_rounds, best, fresh_python, paired_ratios, ratio
 
 __all__ = ["bench_xarray"]
 
@@ -88,7 +88,8 @@ def bench_xarray(
     gib: float = 1.0, directory: str | None = None, repeat: int = 3, cold: bool = True
 ) -> dict[str, Any]:
     """Store and load a ``gib`` GiB float64 Dataset, against xarray's ``to_netcdf``+fsync and ``load_dataset``
-    (best of ``repeat`` rounds each, alternating, since a shared virtual disk varies from one second to the next).
+    (best of ``repeat`` rounds each, alternating, since a shared virtual disk varies from one second to the next;
+    the ratios are the median of the rounds' own ratios, see `_projects.ratio`).
 
     With ``cold`` the page cache is dropped before each load (where allowed); without it both loads read files
     still in the page cache, which measures decoding and misen's own work without the disk's noise."""
@@ -110,10 +111,14 @@ def bench_xarray(
         "file_mib": round(save["bytes"] / 2**20),
         "xr_save_fsync_s": round(save["s"], 3),
         "store_s": round(store["s"], 3),
-        "store_ratio": round(store["s"] / save["s"], 2),
+        "store_ratio": ratio(saves, stores),  # the median of the rounds' own ratios
+        "store_ratio_best": round(store["s"] / save["s"], 2),
+        "store_ratio_rounds": paired_ratios(saves, stores),
         "xr_load_s": round(xr_load["s"], 3),
         "load_s": round(load["s"], 3),
-        "load_ratio": round(load["s"] / xr_load["s"], 2),
+        "load_ratio": ratio(xr_loads, loads),
+        "load_ratio_best": round(load["s"] / xr_load["s"], 2),
+        "load_ratio_rounds": paired_ratios(xr_loads, loads),
         "xr_load_peak_mib": round(xr_load["peak_mib"]),
         "load_peak_mib": round(load["peak_mib"]),
         "loaded_type": load["type"],

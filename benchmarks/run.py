@@ -323,7 +323,8 @@ def _store_load_rows(prefix: str, what: str, f: dict[str, Any], save: str, load:
     """The two rows of a 1 GiB store/load benchmark: misen beside the library's own save and load (≤ 1.3×)."""
     cold = "yes" if f["cold_cache"] else "no"
     return [
-        Row(f"{prefix}:store", f"store {what} (disk workspace, every byte checksummed)",
+        Row(f"{prefix}:store", f"store {what} (disk workspace, every byte checksummed; best round, and the median "
+            "of the rounds' ratios)",
             f"{_s(f['store_s'])} ({f['store_ratio']}×)", f"{_s(f[f'{lib}_save_fsync_s'])} {save}", "≤ 1.3×",
             f["store_ratio"] <= 1.3),
         Row(f"{prefix}:load", f"load it and touch every value (page cache dropped: {cold})",
@@ -336,7 +337,7 @@ def bench_xarray() -> list[Row]:
     """A 1 GiB xarray Dataset (NetCDF-4): store ≤ 1.3× `to_netcdf`+fsync, load ≤ 1.3× `load_dataset` (bench_xarray.py)."""
     from bench_xarray import bench_xarray as measure
 
-    f = measure(1.0, repeat=4)  # best of four, in both orders: this disk varies several-fold from run to run
+    f = measure(1.0, repeat=5)  # five alternating rounds: this disk varies several-fold from run to run
     return _store_load_rows("xarray", f"a 1 GiB `xarray.Dataset` (two float64 variables, a {f['file_mib']:,} MiB "
                             "NetCDF-4 file)", f, "`to_netcdf` + fsync", "`xarray.load_dataset`", lib="xr")
 
@@ -345,7 +346,7 @@ def bench_jax() -> list[Row]:
     """A 1 GiB float32 JAX array: store ≤ 1.3× `np.save`+fsync, load ≤ 1.3× `device_put(np.load)` (bench_heavy.py)."""
     from bench_heavy import bench_heavy as measure
 
-    f = measure("jax", 1.0, repeat=4)
+    f = measure("jax", 1.0, repeat=5)  # an odd count: the ratio is the median of the rounds'
     return _store_load_rows("jax", "a 1 GiB float32 `jax.Array` (CPU)", f, "`np.save(np.asarray(x))` + fsync",
                             "`jax.device_put(np.load(...))`")
 
