@@ -231,6 +231,27 @@ def test_unfitted_models_store_their_parameters(tmp_path: Path) -> None:
         assert_same_params(out.get_params(), model.get_params())
 
 
+def test_a_wrapper_class_that_cannot_be_imported_is_refused_or_named(tmp_path: Path) -> None:
+    import xgboost
+    from misen.errors import MisenError
+
+    class LocalRegressor(xgboost.XGBRegressor):
+        pass
+
+    refused = r"the model class .*LocalRegressor is defined in .*, which another process cannot import"
+    with pytest.raises(MisenError, match=refused):
+        save_result(LocalRegressor(max_depth=2), tmp_path / "local")
+    save_result(xgboost.XGBRegressor(max_depth=2), tmp_path / "r")
+    wrapper = tmp_path / "r" / "wrapper.json"
+    body = json.loads(wrapper.read_text())
+    assert body["class"] == "xgboost.sklearn:XGBRegressor"
+    body["class"] = "xgboost.sklearn:GoneRegressor"  # as if a newer xgboost had renamed it
+    wrapper.write_text(json.dumps(body))
+    lost = r"this result is a xgboost\.sklearn\.GoneRegressor, which cannot be imported here"
+    with pytest.raises(MisenError, match=lost):
+        load_result(tmp_path / "r", verify=False)
+
+
 def test_a_callable_parameter_falls_back_to_pickle_for_the_wrapper_only(
     models: dict[str, Any], data: tuple[Any, Any, Any], tmp_path: Path
 ) -> None:

@@ -1,7 +1,7 @@
 """The `Serializer` interface, the type dispatch over registered serializers, and the result format.
 
 A stored result is a directory: the serializer's own files plus ``manifest.json``, which records the serializer
-(``PLUGIN_NAME`` and ``FORMAT_VERSION``), its metadata, and the size and BLAKE2b digest of every file. The
+(``PLUGIN_NAME`` and ``FORMAT_VERSION``), its metadata, and the size and checksum (XXH3-128) of every file. The
 result hash is a digest of that record, so equal results are stored once and a result that changed on disk is
 detected on load.
 """
@@ -9,6 +9,7 @@ detected on load.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 from pathlib import Path
@@ -33,6 +34,8 @@ __all__ = [
     "LoadContext",
     "SaveContext",
     "Serializer",
+    "class_reference",
+    "import_reference",
     "load_result",
     "preview_value",
     "save_result",
@@ -137,6 +140,41 @@ class LoadContext:
         ctx = LoadContext(record.get("version", 1), self.mmap)
         _check_version(ser, ctx.format_version)
         return ser.load(directory, record.get("meta", {}), ctx)
+
+
+def class_reference(value: Any, *, what: str = "class") -> str:
+    """``"module:qualname"`` of ``value``'s class, for a serializer that records which class to rebuild on load.
+
+    Refused with a `MisenError` naming the class when another process could not import it: a class defined inside
+    a function, or in ``__main__`` (the script that was run). ``what`` names the class in that message
+    (``"model class"``).
+    """
+    cls = type(value)
+    if "<locals>" in cls.__qualname__ or cls.__module__ == "__main__":
+        raise MisenError(
+            f"the {what} {cls.__qualname__} is defined in {cls.__module__}, which another process cannot import; "
+            "define it in an importable module"
+        )
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def import_reference(name: str, *, what: str = "", advice: str = "") -> Any:
+    """The object named ``"module:qualname"`` (as `class_reference` writes it), imported here.
+
+    Where it cannot be imported, a `MisenError`: ``this result is a [what] module.qualname, which cannot be
+    imported here (the import's own error)``, then ``advice`` when given (``"make the class importable where the
+    result is loaded"``).
+    """
+    module, _, qualname = name.partition(":")
+    try:
+        obj: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        named = f"{what} {module}.{qualname}" if what else f"{module}.{qualname}"
+        tail = f"; {advice}" if advice else ""
+        raise MisenError(f"this result is a {named}, which cannot be imported here ({exc}){tail}") from None
+    return obj
 
 
 def _load_tables() -> tuple[dict[str, Serializer], dict[str, list[Serializer]]]:

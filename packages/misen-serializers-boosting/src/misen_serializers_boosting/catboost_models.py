@@ -8,7 +8,7 @@ from typing import Any
 
 from misen.serializer import LoadContext, SaveContext, Serializer
 
-from misen_serializers_boosting.wrapper_state import class_name, read_wrapper, write_wrapper
+from misen_serializers_boosting.wrapper_state import read_wrapper, write_wrapper
 
 __all__ = ["CatBoostSerializer"]
 
@@ -33,7 +33,7 @@ class CatBoostSerializer(Serializer):
         fitted = bool(value.is_fitted())
         if fitted:
             value.save_model(str(directory / MODEL_FILE), format="cbm")
-        engine = write_wrapper(directory, class_name(value), value.get_params(), {})
+        engine = write_wrapper(directory, value, value.get_params(), {})
         return {"catboost_version": catboost.__version__, "fitted": fitted, "wrapper": engine}
 
     def load(self, directory: Path, meta: dict[str, Any], ctx: LoadContext) -> Any:

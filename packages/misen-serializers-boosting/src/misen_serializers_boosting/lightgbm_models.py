@@ -9,7 +9,7 @@ from typing import Any
 
 from misen.serializer import LoadContext, SaveContext, Serializer
 
-from misen_serializers_boosting.wrapper_state import class_name, read_wrapper, write_wrapper
+from misen_serializers_boosting.wrapper_state import read_wrapper, write_wrapper
 
 __all__ = ["LightGBMBoosterSerializer", "LightGBMWrapperSerializer"]
 
@@ -59,7 +59,7 @@ class LightGBMWrapperSerializer(Serializer):
         booster = getattr(value, "_Booster", None)
         if booster is not None:
             booster.save_model(str(directory / MODEL_FILE))
-        engine = write_wrapper(directory, class_name(value), params, state)
+        engine = write_wrapper(directory, value, params, state)
         return {"lightgbm_version": lightgbm.__version__, "fitted": booster is not None, "wrapper": engine}
 
     def load(self, directory: Path, meta: dict[str, Any], ctx: LoadContext) -> Any:

@@ -9,15 +9,15 @@ type. A wrapper whose parameters hold something else (a callable objective, a ca
 from __future__ import annotations
 
 import collections
-import importlib
 import json
 import pickle
 from pathlib import Path
 from typing import Any
 
-from misen.errors import MisenError, ResultCorruptedError
+from misen.errors import ResultCorruptedError
+from misen.serializer import class_reference, import_reference
 
-__all__ = ["NotJsonError", "class_name", "import_class", "read_wrapper", "write_wrapper"]
+__all__ = ["NotJsonError", "read_wrapper", "write_wrapper"]
 
 WRAPPER_JSON = "wrapper.json"
 WRAPPER_PICKLE = "wrapper.pkl"
@@ -98,33 +98,10 @@ def _key(key: Any) -> Any:
     return tuple(key) if isinstance(key, list) else key
 
 
-def class_name(value: Any) -> str:
-    """``module:qualname`` of ``value``'s class, refused when another process could not import it."""
-    cls = type(value)
-    if "<locals>" in cls.__qualname__ or cls.__module__ == "__main__":
-        raise MisenError(
-            f"the model class {cls.__qualname__} is defined in {cls.__module__}, which another process cannot "
-            "import; define it in an importable module"
-        )
-    return f"{cls.__module__}:{cls.__qualname__}"
-
-
-def import_class(name: str) -> Any:
-    """The class named ``module:qualname``, with a clear message when it cannot be imported."""
-    module, _, qualname = name.partition(":")
-    try:
-        obj: Any = importlib.import_module(module)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
-        raise MisenError(
-            f"this result is a {module}.{qualname}, which cannot be imported here ({exc})"
-        ) from None
-    return obj
-
-
-def write_wrapper(directory: Path, cls: str, params: dict[str, Any], state: dict[str, Any]) -> str:
-    """Write the wrapper's class, parameters and fitted state; return ``"json"`` or ``"pickle"``."""
+def write_wrapper(directory: Path, wrapper: Any, params: dict[str, Any], state: dict[str, Any]) -> str:
+    """Write the class of ``wrapper`` (refused when another process could not import it), its parameters and its
+    fitted state; return ``"json"`` or ``"pickle"``."""
+    cls = class_reference(wrapper, what="model class")
     try:
         body = {"class": cls, "params": encode(params), "state": encode(state)}
     except NotJsonError:
@@ -141,7 +118,7 @@ def read_wrapper(directory: Path, engine: str) -> tuple[Any, dict[str, Any], dic
     if engine == "pickle":
         with open(directory / WRAPPER_PICKLE, "rb") as f:
             body = pickle.load(f)
-        return import_class(body["class"]), body["params"], body["state"]
+        return import_reference(body["class"]), body["params"], body["state"]
     with open(directory / WRAPPER_JSON) as f:
         body = json.load(f)
-    return import_class(body["class"]), decode(body["params"]), decode(body["state"])
+    return import_reference(body["class"]), decode(body["params"]), decode(body["state"])

@@ -8,7 +8,7 @@ from typing import Any
 
 from misen.serializer import LoadContext, SaveContext, Serializer
 
-from misen_serializers_boosting.wrapper_state import class_name, read_wrapper, write_wrapper
+from misen_serializers_boosting.wrapper_state import read_wrapper, write_wrapper
 
 __all__ = ["XGBoostBoosterSerializer", "XGBoostWrapperSerializer"]
 
@@ -53,7 +53,7 @@ class XGBoostWrapperSerializer(Serializer):
         fitted = bool(value.__sklearn_is_fitted__())
         if fitted:
             value.save_model(directory / MODEL_FILE)
-        engine = write_wrapper(directory, class_name(value), value.get_params(deep=False), {})
+        engine = write_wrapper(directory, value, value.get_params(deep=False), {})
         return {"xgboost_version": xgboost.__version__, "fitted": fitted, "wrapper": engine}
 
     def load(self, directory: Path, meta: dict[str, Any], ctx: LoadContext) -> Any:

@@ -5,52 +5,25 @@ inside the methods only."""
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
-from misen.errors import MisenError
-from misen.serializer import LoadContext, SaveContext, Serializer
+from misen.serializer import LoadContext, SaveContext, Serializer, class_reference, import_reference
 
-__all__ = ["ConfigSerializer", "ModelSerializer", "TokenizerSerializer", "class_name", "import_class"]
+__all__ = ["ConfigSerializer", "ModelSerializer", "TokenizerSerializer"]
 
 PRETRAINED_DIR = "pretrained"
-
-
-def class_name(value: Any) -> str:
-    """``module:qualname`` of ``value``'s class, refused when another process could not import it."""
-    cls = type(value)
-    if "<locals>" in cls.__qualname__ or cls.__module__ == "__main__":
-        raise MisenError(
-            f"the class {cls.__qualname__} is defined in {cls.__module__}, which another process cannot import; "
-            "define it in an importable module"
-        )
-    return f"{cls.__module__}:{cls.__qualname__}"
-
-
-def import_class(name: str) -> Any:
-    """The class named ``module:qualname``, with a clear message when it cannot be imported."""
-    module, _, qualname = name.partition(":")
-    try:
-        obj: Any = importlib.import_module(module)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
-        raise MisenError(
-            f"this result is a {module}.{qualname}, which cannot be imported here ({exc})"
-        ) from None
-    return obj
 
 
 def _save(value: Any, directory: Path, **kwargs: Any) -> dict[str, Any]:
     import transformers
 
     value.save_pretrained(str(directory / PRETRAINED_DIR), **kwargs)
-    return {"class": class_name(value), "transformers_version": transformers.__version__}
+    return {"class": class_reference(value), "transformers_version": transformers.__version__}
 
 
 def _load(directory: Path, meta: dict[str, Any], **kwargs: Any) -> Any:
-    cls = import_class(meta["class"])
+    cls = import_reference(meta["class"])
     return cls.from_pretrained(str(directory / PRETRAINED_DIR), local_files_only=True, **kwargs)
 
 

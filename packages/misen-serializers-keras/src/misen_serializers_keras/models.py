@@ -7,7 +7,6 @@ with fixed member dates and without ``date_saved``. keras is imported inside the
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import shutil
@@ -15,8 +14,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from misen.errors import MisenError, ResultCorruptedError
-from misen.serializer import LoadContext, SaveContext, Serializer
+from misen.errors import ResultCorruptedError
+from misen.serializer import LoadContext, SaveContext, Serializer, class_reference, import_reference
 
 __all__ = ["ModelSerializer", "normalize_archive"]
 
@@ -42,14 +41,6 @@ def normalize_archive(path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _import(name: str) -> Any:
-    module, _, qualname = name.partition(":")
-    obj: Any = importlib.import_module(module)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
 class ModelSerializer(Serializer):
     """`keras.Model`: functional, ``Sequential`` and subclassed models (with ``get_config``), as ``model.keras``.
 
@@ -73,12 +64,7 @@ class ModelSerializer(Serializer):
         cls = type(value)
         meta: dict[str, Any] = {"keras_version": keras.__version__, "backend": keras.backend.backend()}
         if not cls.__module__.startswith("keras."):
-            if "<locals>" in cls.__qualname__ or cls.__module__ == "__main__":
-                raise MisenError(
-                    f"the Keras model class {cls.__qualname__} is defined in {cls.__module__} and could not be "
-                    "imported to load the result; define it in an importable module"
-                )
-            meta["class"] = f"{cls.__module__}:{cls.__qualname__}"
+            meta["class"] = class_reference(value, what="Keras model class")
         path = directory / MODEL_FILE
         value.save(path)
         normalize_archive(path)
@@ -93,13 +79,11 @@ class ModelSerializer(Serializer):
 
         custom: dict[str, Any] = {}
         if meta.get("class"):
-            try:
-                cls = _import(meta["class"])
-            except (ImportError, AttributeError) as exc:
-                raise MisenError(
-                    f"this result is a Keras model of class {meta['class']}, which cannot be imported here ({exc}); "
-                    "make the class importable where the result is loaded"
-                ) from None
+            cls = import_reference(
+                meta["class"],
+                what="Keras model of class",
+                advice="make the class importable where the result is loaded",
+            )
             custom[cls.__name__] = cls
             custom[keras.saving.get_registered_name(cls)] = cls
         try:

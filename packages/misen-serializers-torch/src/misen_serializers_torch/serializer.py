@@ -11,8 +11,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from misen.errors import MisenError
-from misen.serializer import LoadContext, SaveContext, Serializer
+from misen.serializer import LoadContext, SaveContext, Serializer, import_reference
 
 __all__ = ["CheckpointSerializer", "ModuleSerializer", "TensorSerializer", "place"]
 
@@ -234,19 +233,14 @@ class ModuleSerializer(Serializer):
         return {"class": f"{cls.__module__}:{cls.__qualname__}", "engine": engine, "devices": devices}
 
     def load(self, directory: Path, meta: dict[str, Any], ctx: LoadContext) -> Any:
-        import importlib
-
-        module_name, _, qualname = meta.get("class", ":").partition(":")
-        if meta.get("engine") != "dill" and "<locals>" not in qualname:
-            try:
-                obj: Any = importlib.import_module(module_name)
-                for part in qualname.split("."):
-                    obj = getattr(obj, part)
-            except (ImportError, AttributeError) as exc:
-                raise MisenError(
-                    f"this result is a whole torch module of class {module_name}.{qualname}, which cannot be imported "
-                    f"here ({exc}); make the class importable, or have the task return its state_dict()"
-                ) from None
+        name = str(meta.get("class", ""))
+        qualname = name.partition(":")[2]
+        if name and meta.get("engine") != "dill" and "<locals>" not in qualname:
+            import_reference(
+                name,
+                what="whole torch module of class",
+                advice="make the class importable, or have the task return its state_dict()",
+            )
         kwargs: dict[str, Any] = {}
         if meta.get("engine") == "dill":
             import dill
