@@ -63,3 +63,9 @@ def test_a_missing_attribute_gives_what_and_advice() -> None:
     )
     assert "NoSuchDict" in message.split("(", 1)[1]
     assert message.endswith("); make the class importable")
+
+
+@pytest.mark.parametrize("name", [":Net", "..models:Net"])
+def test_a_damaged_name_is_refused_with_the_same_message(name: str) -> None:
+    with pytest.raises(MisenError, match="which cannot be imported here"):
+        import_reference(name)

@@ -170,7 +170,7 @@ def import_reference(name: str, *, what: str = "", advice: str = "") -> Any:
         obj: Any = importlib.import_module(module)
         for part in qualname.split("."):
             obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
+    except (ImportError, AttributeError, ValueError, TypeError) as exc:  # the last two: an empty or relative name
         named = f"{what} {module}.{qualname}" if what else f"{module}.{qualname}"
         tail = f"; {advice}" if advice else ""
         raise MisenError(f"this result is a {named}, which cannot be imported here ({exc}){tail}") from None
