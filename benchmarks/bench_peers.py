@@ -6,7 +6,9 @@ the median of ``repeat`` rounds; in each round every contender runs once, one af
 shared machine falls on all of them alike. Every other round runs the peers first, and the disk is synced
 (untimed) before each step: on a virtual disk a process that follows another's thousands of small writes pays
 for their write-back, which a fixed order would charge to whoever always runs second. Every round's files stay
-until the last round is done: the disk works on thousands of deletions long after they return.
+until the last round is done: the disk works on thousands of deletions long after they return. One warm-up
+round runs before the counted ones and is only reported (``"warmup"``; ``--no-warmup`` leaves it out): on these
+machines every step of the first round ran slower, the bare-Python floor too, up to twice as slow.
 
 ``--dir /dev/shm`` runs everything on a RAM disk, where making a file costs next to nothing: what remains is each
 contender's CPU per task and its start-up, the comparison a fast local SSD comes close to. On a slow or busy disk
@@ -175,9 +177,11 @@ def bench_peers(
     local: bool = True,
     baseline: Path | None = None,
     directory: str | None = None,
+    warmup_round: bool = True,
 ) -> dict[str, Any]:
     """Medians over ``repeat`` rounds of every figure (seconds), the per-round figures, and the ratios; every
-    contender's files go under ``directory`` (default: the system's temporary folder)."""
+    contender's files go under ``directory`` (default: the system's temporary folder). ``warmup_round``: run one
+    round before them and only report it (``"warmup"``)."""
     rounds = []
     base = _baseline_path(baseline) if baseline is not None else ""
     # Every round's files stay until the last round is done: deleting thousands of files is slow work for the
@@ -185,12 +189,15 @@ def bench_peers(
     # first step.
     tmp = Path(tempfile.mkdtemp(prefix="misen-peers-", dir=directory))
     try:
+        # A warm-up round first, not counted: on these machines every step of the first round ran slower, the
+        # bare-Python floor included (up to 2×), and whichever contender went first paid the most.
+        warmup = _round(n, jobs, tmp / "warmup", local, base) if warmup_round else {}
         for i in range(repeat):
             figures = _round(n, jobs, tmp / str(i), local, base, flip=i % 2 == 1)
             rounds.append({"load": os.getloadavg()[0], "peers_first": i % 2 == 1, **figures})
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    out: dict[str, Any] = {"n": n, "repeat": repeat, "jobs": jobs, "rounds": rounds}
+    out: dict[str, Any] = {"n": n, "repeat": repeat, "jobs": jobs, "rounds": rounds, "warmup": warmup}
     for key in rounds[0]:
         if not isinstance(rounds[0][key], bool):
             out[key] = statistics.median(r[key] for r in rounds)
@@ -315,9 +322,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-local", action="store_true", help="leave out the local executor")
     parser.add_argument("--baseline", type=Path, help="also run misen from this checkout's sources, each round")
     parser.add_argument("--dir", help="where the contenders' files go (e.g. /dev/shm: CPU and start-up only)")
+    parser.add_argument("--no-warmup", action="store_true", help="count the first round too (no warm-up round)")
     args = parser.parse_args(argv)
     figures = bench_peers(
-        args.n, args.repeat, args.jobs, local=not args.no_local, baseline=args.baseline, directory=args.dir
+        args.n,
+        args.repeat,
+        args.jobs,
+        local=not args.no_local,
+        baseline=args.baseline,
+        directory=args.dir,
+        warmup_round=not args.no_warmup,
     )
     print(json.dumps({"directory": args.dir, **figures}))
     return 0
