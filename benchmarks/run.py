@@ -346,7 +346,7 @@ def bench_jax() -> list[Row]:
     """A 1 GiB float32 JAX array: store ≤ 1.3× `np.save`+fsync, load ≤ 1.3× `device_put(np.load)` (bench_heavy.py)."""
     from bench_heavy import bench_heavy as measure
 
-    f = measure("jax", 1.0, repeat=5)  # an odd count: the ratio is the median of the rounds'
+    f = measure("jax", 1.0, repeat=5)  # an odd count for the median of the rounds' ratios
     return _store_load_rows("jax", "a 1 GiB float32 `jax.Array` (CPU)", f, "`np.save(np.asarray(x))` + fsync",
                             "`jax.device_put(np.load(...))`")
 

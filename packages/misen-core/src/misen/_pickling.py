@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["function_reference", "module_name_of", "resolve_function"]
+__all__ = ["function_reference", "lookup", "module_name_of", "resolve_function"]
 
 
 def module_name_of(fn: Any) -> str | None:
@@ -24,7 +24,9 @@ def module_name_of(fn: Any) -> str | None:
     return mod
 
 
-def _lookup(module: str, qualname: str) -> Any:
+def lookup(module: str, qualname: str) -> Any:
+    """The object named ``qualname`` (dotted, for nested classes) in ``module``, imported; raises what the import
+    or the attribute lookup raises."""
     obj: Any = importlib.import_module(module)
     for part in qualname.split("."):
         obj = getattr(obj, part)
@@ -36,7 +38,7 @@ def function_reference(fn: Callable[..., Any]) -> tuple[str, ...]:
     mod = module_name_of(fn)
     if mod and "<locals>" not in qualname and "<lambda>" not in qualname:
         try:
-            if _lookup(mod, qualname) is fn or getattr(fn, "__module__", None) == "__main__":
+            if lookup(mod, qualname) is fn or getattr(fn, "__module__", None) == "__main__":
                 return ("ref", mod, qualname)
         except Exception:
             pass
@@ -47,7 +49,7 @@ def function_reference(fn: Callable[..., Any]) -> tuple[str, ...]:
 
 def resolve_function(ref: tuple[Any, ...]) -> Callable[..., Any]:
     if ref[0] == "ref":
-        return _lookup(ref[1], ref[2])  # type: ignore[no-any-return]
+        return lookup(ref[1], ref[2])  # type: ignore[no-any-return]
     import dill
 
     return dill.loads(ref[1])  # type: ignore[no-any-return]

@@ -9,13 +9,13 @@ detected on load.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
 from pathlib import Path
 from typing import Any, ClassVar
 
 from misen import preview as _preview
+from misen._pickling import lookup
 from misen.errors import MisenError, PluginNotFoundError, ResultCorruptedError, SerializerMissingError
 from misen.integrity import (
     ALWAYS_CHECK_BYTES,
@@ -167,14 +167,11 @@ def import_reference(name: str, *, what: str = "", advice: str = "") -> Any:
     """
     module, _, qualname = name.partition(":")
     try:
-        obj: Any = importlib.import_module(module)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
+        return lookup(module, qualname)
     except (ImportError, AttributeError, ValueError, TypeError) as exc:  # the last two: an empty or relative name
         named = f"{what} {module}.{qualname}" if what else f"{module}.{qualname}"
         tail = f"; {advice}" if advice else ""
         raise MisenError(f"this result is a {named}, which cannot be imported here ({exc}){tail}") from None
-    return obj
 
 
 def _load_tables() -> tuple[dict[str, Serializer], dict[str, list[Serializer]]]:

@@ -10,11 +10,11 @@ pickle); the rest stays JSON.
 from __future__ import annotations
 
 import functools
-import importlib
 import json
 from pathlib import Path
 from typing import Any, ClassVar
 
+from misen._pickling import lookup
 from misen.errors import ResultCorruptedError
 from misen.hookspecs import hookimpl
 from misen.serializer import LoadContext, SaveContext, Serializer
@@ -45,9 +45,7 @@ def class_name(cls: type) -> str | None:
 def import_class(name: str) -> type:
     """The class named ``"module:Qualified.Name"``."""
     module, _, qual = name.partition(":")
-    obj: Any = importlib.import_module(module)
-    for part in qual.split("."):
-        obj = getattr(obj, part)
+    obj = lookup(module, qual)
     if not isinstance(obj, type):
         raise TypeError(f"{name} is not a class")
     return obj
